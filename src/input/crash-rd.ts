@@ -1,0 +1,126 @@
+/**
+ * crash `rd -64` (with or without the ASCII column) and `rd -S` text. Lines are
+ * `ADDR:  WORD WORD   ASCII` with words at fixed columns (crash's memory.c display_memory); `rd -S`
+ * prints symbols (`demo_conn_ops`, `sym+24`) and slab pointers (`[kmalloc-64]`) instead of the hex.
+ * Concatenated dumps are fine: every line carries its own address.
+ */
+import { MemleakError } from '../errors.js';
+import { SparseMemory } from '../memory.js';
+
+/** Values written for rd -S words until symbols are resolved; see scan/tokens.ts for how they score. */
+export const OPAQUE_SLAB_POINTER_HI = 0x0bad5aab;
+export const OPAQUE_SYMBOL_HI = 0x0bad5ab1;
+
+export interface RdParseStats {
+  lines: number;
+  words: number;
+  symbolicWords: number;
+  slabPointerWords: number;
+}
+
+const HEX16 = /^[0-9a-f]{16}$/;
+const LINE = /^\s*([0-9a-f]{1,16}):\s(.*)$/;
+const SYMBOL_WORD = /^[A-Za-z_.$][A-Za-z0-9_.$]*(\+\d+)?$/;
+const SLAB_WORD = /^\[[^\]\s]+\]$/;
+
+function otherWidth(tok: string): number | null {
+  if (/^[0-9a-f]{8}$/.test(tok)) return 32;
+  if (/^[0-9a-f]{4}$/.test(tok)) return 16;
+  if (/^[0-9a-f]{2}$/.test(tok)) return 8;
+  return null;
+}
+
+/** True when the text looks like crash rd output (first meaningful line). */
+export function looksLikeRd(text: string): boolean {
+  for (const line of text.split('\n', 20)) {
+    if (line.trim() === '' || line.startsWith('crash>')) continue;
+    return LINE.test(line);
+  }
+  return false;
+}
+
+export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdParseStats {
+  const stats: RdParseStats = { lines: 0, words: 0, symbolicWords: 0, slabPointerWords: 0 };
+  const opaqueIds = new Map<string, number>();
+  const opaque = (hi: number, text: string): bigint => {
+    let id = opaqueIds.get(text);
+    if (id === undefined) {
+      id = opaqueIds.size + 1;
+      opaqueIds.set(text, id);
+    }
+    return (BigInt(hi) << 32n) | BigInt(id);
+  };
+  let lineNo = 0;
+  let pos = 0;
+  while (pos < text.length) {
+    let end = text.indexOf('\n', pos);
+    if (end < 0) end = text.length;
+    const line = text.slice(pos, end).replace(/\r$/, '');
+    pos = end + 1;
+    lineNo++;
+    if (line.trim() === '' || line.startsWith('crash>')) continue;
+    const m = LINE.exec(line);
+    if (!m) throw new MemleakError('E_FORMAT', `not a crash rd line: ${JSON.stringify(line.slice(0, 60))}`, { file, line: lineNo });
+    const addr = BigInt('0x' + m[1]);
+    if (addr & 7n) throw new MemleakError('E_FORMAT', `rd address ${m[1]} is not 8-byte aligned (use rd -64)`, { file, line: lineNo });
+    const rest = m[2].replace(/^ /, '');
+    const words = splitWords(rest);
+    if (words.length === 0 || words[0] === '') throw new MemleakError('E_FORMAT', 'rd line has no words (truncated?)', { file, line: lineNo });
+    if (words.length > 2) throw new MemleakError('E_FORMAT', `rd line has ${words.length} words; rd -64 prints two`, { file, line: lineNo });
+    for (let i = 0; i < words.length; i++) {
+      const w = words[i];
+      const a = addr + BigInt(i * 8);
+      if (HEX16.test(w)) {
+        mem.writeWord(a, BigInt('0x' + w));
+      } else if (SLAB_WORD.test(w)) {
+        mem.writeWord(a, opaque(OPAQUE_SLAB_POINTER_HI, w));
+        mem.symbolic.set(a, w);
+        stats.slabPointerWords++;
+      } else if (SYMBOL_WORD.test(w) && !/^[0-9a-f]+$/.test(w)) {
+        mem.writeWord(a, opaque(OPAQUE_SYMBOL_HI, w));
+        mem.symbolic.set(a, w);
+        stats.symbolicWords++;
+      } else {
+        const width = otherWidth(w);
+        if (width !== null && i === 0) {
+          throw new MemleakError('E_FORMAT', `crash rd -${width} output is not supported: dump the pages again with rd -64`, { file, line: lineNo });
+        }
+        if (/^[0-9a-f]+$/.test(w)) {
+          throw new MemleakError('E_FORMAT', `truncated rd word ${JSON.stringify(w)} (expected 16 hex digits)`, { file, line: lineNo });
+        }
+        throw new MemleakError('E_FORMAT', `not a memory word: ${JSON.stringify(w)}`, { file, line: lineNo });
+      }
+      stats.words++;
+    }
+    stats.lines++;
+  }
+  if (stats.lines === 0) throw new MemleakError('E_FORMAT', 'no rd lines in file', { file });
+  return stats;
+}
+
+/**
+ * The words of one line. rd -64 puts two 16-digit words at fixed columns and then, after two more
+ * spaces, 16 ASCII characters that may themselves contain spaces and hex digits, so the ASCII column is
+ * cut off by position, never by splitting on white space. rd -S has no ASCII column.
+ */
+function splitWords(rest: string): string[] {
+  const first = rest.slice(0, 16);
+  if (HEX16.test(first)) {
+    const words = [first];
+    const second = rest.slice(17, 33);
+    if (rest[16] !== undefined && rest[16] !== ' ') return [rest.split(/\s+/)[0]]; // word longer than 16: bad
+    if (HEX16.test(second)) {
+      words.push(second);
+      const tail = rest.slice(33);
+      // rd -64: "   ASCII"; rd -S: trailing space only.
+      if (tail.trim() !== '' && !tail.startsWith('   ')) return [...words, tail.trim().split(/\s+/)[0]];
+      return words;
+    }
+    if (second.trim() === '') return words; // short last line: one word, padding, maybe ASCII
+    // rd -S: the second word is a symbol or [cache]; no ASCII column follows.
+    const t = rest.slice(17).trim().split(/\s+/);
+    return [...words, ...t];
+  }
+  // rd -S line that starts with a symbol or [cache] word, or a malformed line.
+  return rest.trim().split(/\s+/);
+}

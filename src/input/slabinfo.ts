@@ -1,0 +1,50 @@
+/** /proc/slabinfo (version 2.1): per cache active/total objects, stride (s->size), objects per slab, pages per slab. */
+import { MemleakError } from '../errors.js';
+
+export interface SlabinfoRow {
+  name: string;
+  activeObjs: number;
+  numObjs: number;
+  objectSize: number; // s->size: the stride between objects
+  objsPerSlab: number;
+  pagesPerSlab: number;
+  activeSlabs: number;
+  numSlabs: number;
+}
+
+export function looksLikeSlabinfo(text: string): boolean {
+  return text.startsWith('slabinfo - version:');
+}
+
+export function parseSlabinfo(text: string, file: string): Map<string, SlabinfoRow> {
+  const lines = text.split('\n');
+  if (!lines[0].startsWith('slabinfo - version: 2.')) {
+    throw new MemleakError('E_FORMAT', 'not /proc/slabinfo version 2.x', { file, line: 1 });
+  }
+  const rows = new Map<string, SlabinfoRow>();
+  for (let i = 1; i < lines.length; i++) {
+    const l = lines[i].trim();
+    if (l === '' || l.startsWith('#')) continue;
+    const f = l.split(/\s+/);
+    // name active num objsize objperslab pagesperslab : tunables l b s : slabdata active num shared
+    if (f.length < 16 || f[6] !== ':' || f[10] !== ':') {
+      throw new MemleakError('E_FORMAT', `malformed slabinfo line: ${JSON.stringify(l.slice(0, 60))}`, { file, line: i + 1 });
+    }
+    const n = (k: number) => {
+      const v = Number(f[k]);
+      if (!Number.isInteger(v)) throw new MemleakError('E_FORMAT', `slabinfo field ${k} is not a number: ${f[k]}`, { file, line: i + 1 });
+      return v;
+    };
+    rows.set(f[0], {
+      name: f[0],
+      activeObjs: n(1),
+      numObjs: n(2),
+      objectSize: n(3),
+      objsPerSlab: n(4),
+      pagesPerSlab: n(5),
+      activeSlabs: n(13),
+      numSlabs: n(14),
+    });
+  }
+  return rows;
+}

@@ -1,0 +1,55 @@
+/**
+ * x86_64 kernel address-space layout (Documentation/x86/x86_64/mm.rst). With KASLR (CONFIG_RANDOMIZE_MEMORY,
+ * since 4.8) page_offset_base, vmalloc_base and vmemmap_base are variables; a dump tells them exactly.
+ * Text dumps do not: then the direct map is bounded from the slab addresses we did see, which is safe
+ * because KASLR puts at least 10 TiB of padding (CONFIG_RANDOMIZE_MEMORY_PHYSICAL_PADDING) between the
+ * end of the direct map and vmalloc, and without KASLR the direct map spans 64 TiB.
+ */
+import type { TokenSpace } from '../scan/tokens.js';
+
+export const DEFAULT_PAGE_OFFSET_BASE = 0xffff888000000000n;
+const DIRECT_MAP_REGION_START_HI = 0xffff8880;
+const DISABLED = { lo: 1, hi: 0 };
+
+export interface AddressSpace {
+  /** Where the bounds come from: 'vmcore', 'kcore', or 'estimated from slab addresses'. */
+  source: string;
+  directMap: { lo: bigint; hi: bigint };
+  vmalloc: { lo: bigint; hi: bigint } | null;
+  vmemmap: { lo: bigint; hi: bigint } | null;
+}
+
+export function estimateAddressSpace(slabAddrs: bigint[]): AddressSpace {
+  let min = slabAddrs.length ? slabAddrs[0] : DEFAULT_PAGE_OFFSET_BASE;
+  let max = min;
+  for (const a of slabAddrs) {
+    if (a < min) min = a;
+    if (a > max) max = a;
+  }
+  const lo = BigInt(DIRECT_MAP_REGION_START_HI) << 32n;
+  const hi = max + (4n << 40n); // 4 TiB above the highest slab seen
+  return { source: 'estimated from slab addresses', directMap: { lo: lo < min ? lo : min, hi }, vmalloc: null, vmemmap: null };
+}
+
+function hiRange(r: { lo: bigint; hi: bigint } | null): { lo: number; hi: number } {
+  if (!r) return DISABLED;
+  return { lo: Number(r.lo >> 32n), hi: Number((r.hi - 1n) >> 32n) };
+}
+
+/** The u32 high-half bounds the hot loop compares against. */
+export function tokenSpaceOf(as: AddressSpace): TokenSpace {
+  const d = hiRange(as.directMap);
+  const v = hiRange(as.vmalloc);
+  const m = hiRange(as.vmemmap);
+  return { heapLo: d.lo, heapHi: d.hi, vmallocLo: v.lo, vmallocHi: v.hi, vmemmapLo: m.lo, vmemmapHi: m.hi };
+}
+
+export type AddressClass = 'direct-map' | 'vmalloc' | 'vmemmap' | 'kernel' | 'user-or-data';
+
+export function classifyAddress(as: AddressSpace, v: bigint): AddressClass {
+  if (v >= 0xffffffff80000000n) return 'kernel';
+  if (v >= as.directMap.lo && v < as.directMap.hi) return 'direct-map';
+  if (as.vmalloc && v >= as.vmalloc.lo && v < as.vmalloc.hi) return 'vmalloc';
+  if (as.vmemmap && v >= as.vmemmap.lo && v < as.vmemmap.hi) return 'vmemmap';
+  return 'user-or-data';
+}

@@ -1,0 +1,98 @@
+/**
+ * Memory the analysis can read. Readers only register segments here (drgn's Program over memory
+ * segments); the analysis asks `read(addr, len)` and never learns which file the bytes came from.
+ */
+
+export interface MemoryReader {
+  /** The bytes at [addr, addr+len), or null if any of them is not in the source. */
+  read(addr: bigint, len: number): Uint8Array | null;
+  /** What the bytes are: 'crash rd text', 'raw dump', 'vmcore', 'kcore' ... for reports. */
+  readonly description: string;
+}
+
+const PAGE = 4096;
+const PAGE_B = 4096n;
+
+/**
+ * Sparse, word-granular memory built from text dumps (crash rd) and small raw dumps. Every 8-byte word
+ * has a "known" bit, so a partly dumped page never reads as zeros.
+ */
+export class SparseMemory implements MemoryReader {
+  readonly description: string;
+  private readonly pages = new Map<bigint, { data: Uint8Array; known: Uint8Array }>();
+  /** Words whose value is not in the dump but a symbolic stand-in (crash rd -S): addr -> text. */
+  readonly symbolic = new Map<bigint, string>();
+
+  constructor(description: string) {
+    this.description = description;
+  }
+
+  private page(base: bigint) {
+    let p = this.pages.get(base);
+    if (!p) {
+      p = { data: new Uint8Array(PAGE), known: new Uint8Array(PAGE / 8) };
+      this.pages.set(base, p);
+    }
+    return p;
+  }
+
+  /** Writes whole 8-byte words; addr must be 8-aligned. */
+  writeWord(addr: bigint, value: bigint): void {
+    const base = addr & ~(PAGE_B - 1n);
+    const off = Number(addr - base);
+    const p = this.page(base);
+    new DataView(p.data.buffer, p.data.byteOffset).setBigUint64(off, value, true);
+    p.known[off >> 3] = 1;
+  }
+
+  write(addr: bigint, bytes: Uint8Array): void {
+    let done = 0;
+    while (done < bytes.length) {
+      const a = addr + BigInt(done);
+      const base = a & ~(PAGE_B - 1n);
+      const off = Number(a - base);
+      const n = Math.min(PAGE - off, bytes.length - done);
+      const p = this.page(base);
+      p.data.set(bytes.subarray(done, done + n), off);
+      p.known.fill(1, off >> 3, (off + n + 7) >> 3);
+      done += n;
+    }
+  }
+
+  read(addr: bigint, len: number): Uint8Array | null {
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = addr + BigInt(done);
+      const base = a & ~(PAGE_B - 1n);
+      const off = Number(a - base);
+      const n = Math.min(PAGE - off, len - done);
+      const p = this.pages.get(base);
+      if (!p) return null;
+      for (let w = off >> 3; w < (off + n + 7) >> 3; w++) if (!p.known[w]) return null;
+      out.set(p.data.subarray(off, off + n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Page-aligned addresses of every page that holds at least one known word, ascending. */
+  pageAddresses(): bigint[] {
+    return [...this.pages.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  }
+
+  get pageCount(): number {
+    return this.pages.size;
+  }
+
+  /** Number of known bytes in [addr, addr+len). */
+  knownBytes(addr: bigint, len: number): number {
+    let n = 0;
+    for (let a = addr; a < addr + BigInt(len); a += 8n) {
+      const base = a & ~(PAGE_B - 1n);
+      const p = this.pages.get(base);
+      if (p && p.known[Number(a - base) >> 3]) n += 8;
+    }
+    return n;
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Which tokens repeat at each offset ("heavy" tokens). Learned once, on the main thread, from a sample
+ * spread over the whole input, so that every worker derives the same template from the same object
+ * (single- and multi-threaded runs give the same clusters).
+ */
+import { TOK_VAR, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
+
+/** Heavy tokens per position: vals[start[p] .. start[p+1]). */
+export interface HeavyTable {
+  nU32: number;
+  start: Int32Array;
+  vals: Uint32Array;
+}
+
+export interface LearnOptions {
+  /** A token is heavy at a position when it is at least this share of the sample... */
+  minShare: number;
+  /** ...and at least this many objects. */
+  minCount: number;
+  /** At most this many heavy tokens per position (the most frequent), which bounds the template count. */
+  maxPerPosition: number;
+}
+
+export const DEFAULT_LEARN: LearnOptions = { minShare: 0.0005, minCount: 4, maxPerPosition: 16 };
+
+export class HeavyLearner {
+  private readonly counts: Map<number, number>[];
+  private readonly tokens: Uint32Array;
+  sampled = 0;
+  constructor(readonly nU32: number, readonly stride: number, readonly space: TokenSpace) {
+    this.counts = Array.from({ length: nU32 }, () => new Map<number, number>());
+    this.tokens = new Uint32Array(nU32);
+  }
+
+  add(words: Uint32Array, w0: number, objLo: number, objHi: number): void {
+    tokenizeObject(words, w0, this.nU32, objLo, objHi, this.stride, this.space, this.tokens);
+    for (let p = 0; p < this.nU32; p++) {
+      const m = this.counts[p];
+      const t = this.tokens[p];
+      m.set(t, (m.get(t) ?? 0) + 1);
+    }
+    this.sampled++;
+  }
+
+  finish(opts: LearnOptions = DEFAULT_LEARN): HeavyTable {
+    const min = Math.max(opts.minCount, Math.ceil(this.sampled * opts.minShare));
+    const start = new Int32Array(this.nU32 + 1);
+    const all: number[] = [];
+    for (let p = 0; p < this.nU32; p++) {
+      start[p] = all.length;
+      const heavy = [...this.counts[p].entries()]
+        .filter(([, c]) => c >= min)
+        .sort((a, b) => b[1] - a[1] || a[0] - b[0])
+        .slice(0, opts.maxPerPosition);
+      for (const [t] of heavy) all.push(t);
+    }
+    start[this.nU32] = all.length;
+    return { nU32: this.nU32, start, vals: Uint32Array.from(all) };
+  }
+}
+
+/** Replaces every token that is not heavy at its position by VAR|class, in place. */
+export function templateInPlace(tok: Uint32Array, heavy: HeavyTable): void {
+  const { start, vals } = heavy;
+  for (let p = 0; p < heavy.nU32; p++) {
+    const t = tok[p];
+    let found = false;
+    for (let i = start[p], e = start[p + 1]; i < e; i++) {
+      if (vals[i] === t) {
+        found = true;
+        break;
+      }
+    }
+    if (!found) tok[p] = (TOK_VAR | varClassOf(t)) >>> 0;
+  }
+}
+
+/** 53-bit key of a template: two independent 32-bit mixes (murmur3 finalizer style). */
+export function templateKey(tpl: Uint32Array, n: number): number {
+  let h1 = 0x9747b28c;
+  let h2 = 0x85ebca6b;
+  for (let p = 0; p < n; p++) {
+    let k = tpl[p];
+    k = Math.imul(k, 0xcc9e2d51);
+    k = (k << 15) | (k >>> 17);
+    k = Math.imul(k, 0x1b873593);
+    h1 ^= k;
+    h1 = (h1 << 13) | (h1 >>> 19);
+    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+    h2 = Math.imul(h2 ^ tpl[p], 0x01000193) ^ (h2 >>> 15);
+  }
+  h1 ^= n;
+  h1 ^= h1 >>> 16;
+  h1 = Math.imul(h1, 0x85ebca6b);
+  h1 ^= h1 >>> 13;
+  h1 = Math.imul(h1, 0xc2b2ae35);
+  h1 ^= h1 >>> 16;
+  h2 ^= h2 >>> 13;
+  h2 = Math.imul(h2, 0x27d4eb2f);
+  h2 ^= h2 >>> 16;
+  return (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
+}

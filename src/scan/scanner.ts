@@ -1,0 +1,199 @@
+/**
+ * Scan orchestration: learn heavy tokens from a sample, cut the slabs into chunks in SharedArrayBuffers,
+ * run scanChunk on piscina workers (or in this thread), merge the template counts, cluster them.
+ * The main thread reads and merges; workers get offsets into shared memory, not copies.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { availableParallelism } from 'node:os';
+import { Piscina } from 'piscina';
+import { MemleakError, isPlainError, type PlainError } from '../errors.js';
+import { tokenSpaceOf } from '../kernel/address-space.js';
+import { HeavyLearner, type HeavyTable } from './heavy.js';
+import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } from './clusters.js';
+import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
+import type { SlabSet } from './slab-set.js';
+import type { TokenSpace } from './tokens.js';
+
+export interface ScanOptions {
+  /** 0: scan in this thread; N: N piscina workers. */
+  workers: number;
+  /** Objects sampled to learn heavy tokens. */
+  sampleObjects: number;
+  /** Bytes of slab memory per chunk handed to a worker. */
+  chunkBytes: number;
+  /** Distinct templates a worker keeps before counting the rest as overflow. */
+  maxTemplates: number;
+  cluster: ClusterOptions;
+}
+
+export const DEFAULT_SCAN: ScanOptions = {
+  workers: Math.max(1, Math.min(availableParallelism(), 8)),
+  sampleObjects: 1 << 16,
+  chunkBytes: 4 << 20,
+  maxTemplates: 1 << 16,
+  cluster: DEFAULT_CLUSTER,
+};
+
+export interface ScanStats {
+  slabs: number;
+  objectsScanned: number;
+  objectsFree: number;
+  objectsUnreadable: number;
+  overflowObjects: number;
+  rareObjects: number;
+  templates: number;
+  sampled: number;
+  workers: number;
+  elapsedMs: number;
+}
+
+export interface ScanResult {
+  clusters: Cluster[];
+  heavy: HeavyTable;
+  space: TokenSpace;
+  stats: ScanStats;
+}
+
+export function workerPath(name: string): string {
+  // Compiled layout: dist/src/scan/scanner.js -> dist/workers/NAME.js. Under vitest the source runs
+  // from src/scan/scanner.ts, and the compiled worker is under dist/.
+  for (const rel of [`../../workers/${name}.js`, `../../dist/workers/${name}.js`]) {
+    const p = fileURLToPath(new URL(rel, import.meta.url));
+    if (existsSync(p)) return p;
+  }
+  throw new MemleakError('E_INTERNAL', `worker ${name}.js not found: run "npm run build" first`);
+}
+
+interface PreparedChunk {
+  job: ChunkJob;
+  unreadable: number;
+}
+
+/** Reads slabs [from, to) into a fresh shared buffer with their allocation states. */
+function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable, space: TokenSpace, maxTemplates: number): PreparedChunk {
+  const { stride, objsPerSlab } = set.cache;
+  const slabBytes = stride * objsPerSlab;
+  const n = to - from;
+  const buffer = new SharedArrayBuffer(n * slabBytes);
+  const bytes = new Uint8Array(buffer);
+  const slabAddrs = new Uint32Array(2 * n);
+  const state = new Uint8Array(n * objsPerSlab);
+  let unreadable = 0;
+  for (let i = 0; i < n; i++) {
+    const base = set.slabs[from + i];
+    slabAddrs[2 * i] = Number(base & 0xffffffffn);
+    slabAddrs[2 * i + 1] = Number(base >> 32n);
+    const whole = set.memory.read(base, slabBytes);
+    if (whole) bytes.set(whole, i * slabBytes);
+    for (let j = 0; j < objsPerSlab; j++) {
+      const addr = base + BigInt(j * stride);
+      let data = whole ? null : set.memory.read(addr, stride);
+      if (!whole) {
+        if (!data) {
+          unreadable++;
+          continue; // state stays 0: not counted
+        }
+        bytes.set(data, i * slabBytes + j * stride);
+      }
+      state[i * objsPerSlab + j] = set.allocated(addr) === false ? 0 : 1;
+    }
+  }
+  return { job: { buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates }, unreadable };
+}
+
+function learn(set: SlabSet, space: TokenSpace, sampleObjects: number): HeavyLearner {
+  const { stride, objsPerSlab } = set.cache;
+  const learner = new HeavyLearner(stride >>> 2, stride, space);
+  const total = set.slabs.length * objsPerSlab;
+  const step = Math.max(1, Math.floor(total / sampleObjects));
+  const words = new Uint32Array(stride >>> 2);
+  const wordBytes = new Uint8Array(words.buffer);
+  for (let k = 0; k < total; k += step) {
+    const s = Math.floor(k / objsPerSlab);
+    const j = k % objsPerSlab;
+    const addr = set.slabs[s] + BigInt(j * stride);
+    if (set.allocated(addr) === false) continue;
+    const data = set.memory.read(addr, stride);
+    if (!data) continue;
+    wordBytes.set(data);
+    learner.add(words, 0, Number(addr & 0xffffffffn), Number(addr >> 32n));
+  }
+  return learner;
+}
+
+export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): Promise<ScanResult> {
+  const o: ScanOptions = { ...DEFAULT_SCAN, ...opts, cluster: { ...DEFAULT_SCAN.cluster, ...(opts.cluster ?? {}) } };
+  const t0 = performance.now();
+  const { stride, objsPerSlab } = set.cache;
+  if (stride % 8 !== 0 || stride <= 0) {
+    throw new MemleakError('E_GEOMETRY', `object size ${stride} is not a positive multiple of 8`);
+  }
+  if (set.slabs.length === 0) throw new MemleakError('E_NO_DATA', `no slab pages of ${set.cache.name} to scan`);
+  const space = tokenSpaceOf(set.addressSpace);
+  const learner = learn(set, space, o.sampleObjects);
+  const heavy = learner.finish();
+
+  const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / (stride * objsPerSlab)));
+  const merged = new Map<number, TemplateCount>();
+  let objects = 0;
+  let skipped = 0;
+  let unreadable = 0;
+  let overflow = 0;
+  const mergeCap = o.maxTemplates * 4;
+
+  const absorb = (r: ChunkResult | { error: PlainError }) => {
+    if ('error' in r) throw MemleakError.fromPlain(r.error);
+    objects += r.objects;
+    skipped += r.skipped;
+    overflow += mergeChunkResults(merged, r, mergeCap);
+  };
+
+  if (o.workers <= 0) {
+    for (let s = 0; s < set.slabs.length; s += slabsPerChunk) {
+      const c = prepareChunk(set, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates);
+      unreadable += c.unreadable;
+      absorb(scanChunk(c.job));
+    }
+  } else {
+    const pool = new Piscina({ filename: workerPath('scan-worker'), minThreads: o.workers, maxThreads: o.workers });
+    try {
+      const pending: Promise<void>[] = [];
+      for (let s = 0; s < set.slabs.length; s += slabsPerChunk) {
+        const c = prepareChunk(set, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates);
+        unreadable += c.unreadable;
+        pending.push(
+          pool.run(c.job).then(
+            (r: unknown) => absorb(r as ChunkResult | { error: PlainError }),
+            (e: unknown) => {
+              throw isPlainError(e) ? MemleakError.fromPlain(e) : new MemleakError('E_WORKER', `scan worker failed: ${(e as Error).message}`);
+            },
+          ),
+        );
+        // Bounded memory: never more chunks in flight than twice the workers.
+        if (pending.length >= 2 * o.workers) await pending.shift();
+      }
+      await Promise.all(pending);
+    } finally {
+      await pool.destroy();
+    }
+  }
+  const { clusters, rareObjects } = buildClusters(merged.values(), o.cluster);
+  return {
+    clusters,
+    heavy,
+    space,
+    stats: {
+      slabs: set.slabs.length,
+      objectsScanned: objects,
+      objectsFree: skipped - unreadable,
+      objectsUnreadable: unreadable,
+      overflowObjects: overflow,
+      rareObjects,
+      templates: merged.size,
+      sampled: learner.sampled,
+      workers: o.workers,
+      elapsedMs: performance.now() - t0,
+    },
+  };
+}

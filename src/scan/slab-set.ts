@@ -1,0 +1,30 @@
+/** What the scanner needs to know about one cache: its geometry, its slabs, and where to read them. */
+import type { MemoryReader } from '../memory.js';
+import type { AddressSpace } from '../kernel/address-space.js';
+
+export interface CacheGeometry {
+  name: string;
+  /** Distance between objects (SLUB s->size). */
+  stride: number;
+  objsPerSlab: number;
+  /** Bytes per slab (PAGE_SIZE << order). */
+  slabSize: number;
+  /** Allocated objects of the whole cache as the source says (kmem -s, slabinfo, freelists), if known. */
+  allocated: number | null;
+  /** Where the geometry came from, for the report. */
+  source: string;
+}
+
+/** Allocation state of an object: true allocated, false free, null unknown (assumed allocated). */
+export type AllocationOracle = (objAddr: bigint) => boolean | null;
+
+export interface SlabSet {
+  cache: CacheGeometry;
+  /** Slab base addresses (first object), ascending. */
+  slabs: bigint[];
+  memory: MemoryReader;
+  allocated: AllocationOracle;
+  addressSpace: AddressSpace;
+  /** How the allocation state is known: 'kmem -S markers', 'freelists', 'none'. */
+  freeSource: string;
+}
