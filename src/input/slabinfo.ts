@@ -27,7 +27,7 @@ export function parseSlabinfo(text: string, file: string): Map<string, SlabinfoR
     if (l === '' || l.startsWith('#')) continue;
     const f = l.split(/\s+/);
     // name active num objsize objperslab pagesperslab : tunables l b s : slabdata active num shared
-    if (f.length < 16 || f[6] !== ':' || f[10] !== ':') {
+    if (f.length < 16 || f[6] !== ':' || f[11] !== ':') {
       throw new MemleakError('E_FORMAT', `malformed slabinfo line: ${JSON.stringify(l.slice(0, 60))}`, { file, line: i + 1 });
     }
     const n = (k: number) => {

@@ -55,6 +55,8 @@ export const DEFAULT_CLUSTER: ClusterOptions = { mergeThreshold: 0.75, maxTempla
 
 export interface ClusterResult {
   clusters: Cluster[];
+  /** Every clustered template key -> index into clusters. */
+  clusterOfTemplate: Map<number, number>;
   /** Objects in templates beyond maxTemplates. */
   rareObjects: number;
 }
@@ -69,17 +71,22 @@ export function buildClusters(templates: Iterable<TemplateCount>, opts: ClusterO
   let rareObjects = 0;
   for (let i = opts.maxTemplates; i < sorted.length; i++) rareObjects += sorted[i].count;
   const clusters: Cluster[] = [];
+  const owner = new Map<number, number>();
   for (const t of head) {
     let best: Cluster | null = null;
+    let bestIdx = -1;
     let bestSim = opts.mergeThreshold;
-    for (const c of clusters) {
+    for (let ci = 0; ci < clusters.length; ci++) {
+      const c = clusters[ci];
       const s = templateSimilarity(t.tokens, c.members[0].tokens);
       if (s >= bestSim) {
         best = c;
+        bestIdx = ci;
         bestSim = s;
         if (s === 1) break;
       }
     }
+    owner.set(t.key, best ? bestIdx : clusters.length);
     if (best) {
       best.count += t.count;
       best.similarity += t.count * bestSim;
@@ -89,8 +96,12 @@ export function buildClusters(templates: Iterable<TemplateCount>, opts: ClusterO
     }
   }
   for (const c of clusters) c.similarity = c.similarity / c.count;
-  clusters.sort((a, b) => b.count - a.count || a.repHi - b.repHi || a.repLo - b.repLo);
-  return { clusters, rareObjects };
+  const order = clusters.map((c, i) => ({ c, i })).sort((a, b) => b.c.count - a.c.count || a.c.repHi - b.c.repHi || a.c.repLo - b.c.repLo);
+  const newIndex = new Map<number, number>();
+  order.forEach((o, k) => newIndex.set(o.i, k));
+  const clusterOfTemplate = new Map<number, number>();
+  for (const [key, i] of owner) clusterOfTemplate.set(key, newIndex.get(i)!);
+  return { clusters: order.map((o) => o.c), clusterOfTemplate, rareObjects };
 }
 
 /** Best similarity of a template to any member of the cluster. */

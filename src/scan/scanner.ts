@@ -50,6 +50,7 @@ export interface ScanStats {
 
 export interface ScanResult {
   clusters: Cluster[];
+  clusterOfTemplate: Map<number, number>;
   heavy: HeavyTable;
   space: TokenSpace;
   stats: ScanStats;
@@ -178,9 +179,10 @@ export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): 
       await pool.destroy();
     }
   }
-  const { clusters, rareObjects } = buildClusters(merged.values(), o.cluster);
+  const { clusters, clusterOfTemplate, rareObjects } = buildClusters(merged.values(), o.cluster);
   return {
     clusters,
+    clusterOfTemplate,
     heavy,
     space,
     stats: {

@@ -1,0 +1,271 @@
+/**
+ * The analysis library's entry point: inputs in, a Report (plain data) out. It never prints or exits;
+ * the CLI renders the report and maps errors to exit codes.
+ */
+import { MemleakError } from './errors.js';
+import { hex } from './hex.js';
+import { SparseMemory, type MemoryReader } from './memory.js';
+import { Kallsyms } from './kernel/kallsyms.js';
+import { estimateAddressSpace } from './kernel/address-space.js';
+import { parseCrashRd } from './input/crash-rd.js';
+import { parseCrashKmem, type KmemReport } from './input/crash-kmem.js';
+import { parseSlabinfo, type SlabinfoRow } from './input/slabinfo.js';
+import { RawFileMemory } from './input/raw.js';
+import { expectKind, findRecording, readText } from './sources/files.js';
+import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory, type GeometryHints } from './sources/crash-text.js';
+import { scanSlabs, type ScanOptions, type ScanResult, type ScanStats } from './scan/scanner.js';
+import type { SlabSet } from './scan/slab-set.js';
+import { isVar } from './scan/tokens.js';
+import { describeObject, type WordInfo } from './symbolize.js';
+import { parseFtrace, type TraceStats } from './trace/ftrace.js';
+import { outstandingSlab } from './trace/outstanding.js';
+import { DEFAULT_MARK, markAllocations, type MarkOptions } from './trace/mark.js';
+import { callSiteRows, chooseVerdict, DEFAULT_VERDICT, type CallSiteRow, type VerdictRules } from './trace/verdict.js';
+
+export const REPORT_SCHEMA = 'sysak-memleak/1';
+
+export interface AnalyzeRequest {
+  rd: string[];
+  kmem: string | null;
+  kallsyms: string | null;
+  slabinfo: string | null;
+  raw: { file: string; base: bigint } | null;
+  trace: string | null;
+  geometry: GeometryHints;
+  scan: Partial<ScanOptions>;
+  freeOnlyPct: number;
+  /** Drop young allocations as the original does instead of keeping the marked ones. */
+  strictFreeOnly: boolean;
+  mark: MarkOptions;
+  verdict: VerdictRules;
+  /** Clusters in the report. */
+  top: number;
+}
+
+export function defaultRequest(): AnalyzeRequest {
+  return {
+    rd: [], kmem: null, kallsyms: null, slabinfo: null, raw: null, trace: null, geometry: {}, scan: {},
+    freeOnlyPct: 20, strictFreeOnly: false, mark: { ...DEFAULT_MARK }, verdict: { ...DEFAULT_VERDICT }, top: 5,
+  };
+}
+
+/** Fills a request from a recording directory (../shared/recordings layout); explicit fields win. */
+export function requestFromRecording(dir: string, base: AnalyzeRequest = defaultRequest()): AnalyzeRequest {
+  const r = findRecording(dir);
+  if (r.rd.length === 0 && base.rd.length === 0 && !base.raw) {
+    throw new MemleakError('E_NO_DATA', 'no memory in this directory (crash/rd64_pages.txt, crash/rdS_pages.txt); vmcores are read with --vmcore', { file: dir });
+  }
+  return {
+    ...base,
+    rd: base.rd.length ? base.rd : r.rd,
+    kmem: base.kmem ?? r.kmem,
+    kallsyms: base.kallsyms ?? r.kallsyms,
+    slabinfo: base.slabinfo ?? r.slabinfo,
+    trace: base.trace ?? r.trace,
+    geometry: { cache: base.geometry.cache ?? r.cache ?? undefined, ...base.geometry },
+  };
+}
+
+export interface ClusterReport {
+  rank: number;
+  count: number;
+  similarity: number;
+  object: string;
+  /** Byte offsets whose value differs between objects of the cluster. */
+  varyingOffsets: number[];
+  words: WordInfo[] | null;
+}
+
+export interface CallSiteReport extends CallSiteRow {}
+
+export interface UnfreedReport {
+  comm: string;
+  pid: number;
+  function: string;
+  ptr: string;
+  marked: boolean;
+  readable: boolean;
+  similarity: number;
+  age: number;
+  young: boolean;
+  stack: string[] | null;
+}
+
+export interface Report {
+  schema: typeof REPORT_SCHEMA;
+  source: { memory: string; freeState: string; addressSpace: string; kallsyms: string | null };
+  cache: { name: string; objectSize: number; objectsPerSlab: number; slabSize: number; allocated: number | null; geometrySource: string };
+  scan: ScanStats;
+  clusters: ClusterReport[];
+  trace: null | {
+    file: string;
+    stats: TraceStats;
+    window: { start: number; end: number; allocCutoff: number; freeOnlyPct: number };
+    allocsSeen: number;
+    freesSeen: number;
+    reallocWithoutFree: number;
+    /** Young (free-only window) unfreed allocations that did not match a hot cluster: not counted. */
+    youngSetAside: number;
+    strictFreeOnly: boolean;
+  };
+  callSites: CallSiteReport[];
+  unfreed: UnfreedReport[];
+  verdict: null | {
+    type: 'slab';
+    cache: string;
+    function: string;
+    object: string;
+    similarObjects: number;
+    unfreed: number;
+    marked: number;
+  };
+  verdictReason: string;
+  warnings: string[];
+  elapsedMs: number;
+}
+
+interface Loaded {
+  set: SlabSet;
+  kallsyms: Kallsyms | null;
+}
+
+function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
+  const kallsyms = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
+  let kmem: KmemReport | null = null;
+  if (req.kmem) {
+    const text = readText(req.kmem);
+    expectKind(req.kmem, text, ['kmem']);
+    kmem = parseCrashKmem(text, req.kmem);
+  }
+  let slabinfo: Map<string, SlabinfoRow> | null = null;
+  if (req.slabinfo) {
+    const text = readText(req.slabinfo);
+    expectKind(req.slabinfo, text, ['slabinfo']);
+    slabinfo = parseSlabinfo(text, req.slabinfo);
+  }
+  const geometry = resolveGeometry(req.geometry, kmem, slabinfo);
+  if (req.raw) {
+    if (req.rd.length) throw new MemleakError('E_USAGE', '--raw and --rd are different memory sources: give one');
+    const mem = new RawFileMemory(req.raw.file, req.raw.base);
+    const { slabs, trailingBytes } = mem.slabs(geometry.slabSize);
+    if (slabs.length === 0) throw new MemleakError('E_NO_DATA', `raw dump is smaller than one ${geometry.slabSize}-byte slab`, { file: req.raw.file });
+    if (trailingBytes) warnings.push(`${req.raw.file}: ${trailingBytes} bytes after the last whole slab were not scanned`);
+    return {
+      set: {
+        cache: geometry, slabs, memory: mem, allocated: (a) => kmem?.objects.get(a) ?? null,
+        addressSpace: estimateAddressSpace(slabs), freeSource: kmem ? 'crash kmem -S object markers' : 'none (all objects counted)',
+      },
+      kallsyms,
+    };
+  }
+  if (req.rd.length === 0) throw new MemleakError('E_USAGE', 'no memory source: give --rd FILE (crash rd -64 text), --raw FILE --base ADDR, or --from DIR');
+  const mem = new SparseMemory(`crash rd text (${req.rd.join(', ')})`);
+  for (const f of req.rd) {
+    const text = readText(f);
+    expectKind(f, text, ['rd']);
+    parseCrashRd(text, f, mem);
+  }
+  const sym = resolveSymbolicWords(mem, kallsyms);
+  if (sym.unresolved) warnings.push(`${sym.unresolved} rd -S symbol words did not resolve${kallsyms ? ' in kallsyms' : ': give --kallsyms'}`);
+  return { set: slabSetFromMemory(mem, geometry, kmem), kallsyms };
+}
+
+function clusterReports(scan: ScanResult, set: SlabSet, kallsyms: Kallsyms | null, top: number): ClusterReport[] {
+  return scan.clusters.slice(0, top).map((c, i) => {
+    const rep = (BigInt(c.repHi) << 32n) | BigInt(c.repLo);
+    const toks = c.members[0].tokens;
+    const varying: number[] = [];
+    const variesWord: boolean[] = [];
+    for (let p = 0; p < toks.length; p += 2) {
+      const v = isVar(toks[p]) || isVar(toks[p + 1]);
+      variesWord.push(v);
+      if (v) varying.push(p * 4);
+    }
+    return {
+      rank: i + 1,
+      count: c.count,
+      similarity: Math.round(c.similarity * 1000) / 1000,
+      object: hex(rep),
+      varyingOffsets: varying,
+      words: describeObject(rep, set.cache.stride, { kallsyms, addressSpace: set.addressSpace, memory: set.memory }, true, variesWord),
+    };
+  });
+}
+
+export async function analyze(req: AnalyzeRequest): Promise<Report> {
+  const t0 = performance.now();
+  const warnings: string[] = [];
+  const { set, kallsyms } = loadMemory(req, warnings);
+  // Parse the trace before the scan: a bad trace should fail fast.
+  const trace = req.trace ? parseFtrace(readText(req.trace), req.trace, kallsyms) : null;
+  if (trace) {
+    expectTraceMatchesKallsyms(trace.events.map((e) => e.callSite), kallsyms, req.trace!);
+    if (trace.stats.badLines) warnings.push(`${req.trace}: ${trace.stats.badLines} lines could not be read (first: line ${trace.stats.firstBadLine})`);
+    if (trace.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: unfreed counts may include objects whose free was lost; enlarge the trace buffer`);
+  }
+  const scan = await scanSlabs(set, req.scan);
+  if (scan.stats.overflowObjects) warnings.push(`${scan.stats.overflowObjects} objects had rarer shapes than the ${scan.stats.templates} kept templates and are not in any cluster`);
+  const clusters = clusterReports(scan, set, kallsyms, req.top);
+
+  let callSites: CallSiteRow[] = [];
+  let unfreed: UnfreedReport[] = [];
+  let verdict: Report['verdict'] = null;
+  let verdictReason = 'no trace given: clusters only (give --trace to name the leaking function)';
+  let traceReport: Report['trace'] = null;
+  if (trace) {
+    const out = outstandingSlab(trace, { freeOnlyPct: req.freeOnlyPct, bytesAlloc: set.cache.stride, cacheName: set.cache.name, strict: req.strictFreeOnly });
+    const marked = markAllocations(out.allocs, scan, set.memory, set.cache.stride, req.mark);
+    callSites = callSiteRows(marked);
+    const youngAside = marked.filter((m) => m.young && m.cluster === null).length;
+    unfreed = marked.filter((m) => !(m.young && m.cluster === null)).map((m) => ({
+      comm: m.comm, pid: m.pid, function: m.callSite, ptr: hex(m.ptr), marked: m.cluster !== null, readable: m.readable,
+      similarity: Math.round(m.similarity * 1000) / 1000, age: Math.round(m.age * 1e6) / 1e6, young: m.young, stack: m.stack,
+    }));
+    const unreadable = unfreed.filter((m) => !m.readable).length;
+    if (unreadable) warnings.push(`${unreadable} of ${unfreed.length} unfreed objects are not in the memory source (${set.memory.description}) and could not be marked`);
+    const v = chooseVerdict(callSites, req.verdict);
+    verdictReason = v.reason;
+    if (v.row && v.row.cluster !== null) {
+      const c = scan.clusters[v.row.cluster];
+      verdict = {
+        type: 'slab', cache: set.cache.name, function: v.row.function, object: hex((BigInt(c.repHi) << 32n) | BigInt(c.repLo)),
+        similarObjects: c.count, unfreed: v.row.unfreed, marked: v.row.marked,
+      };
+    }
+    traceReport = {
+      file: trace.file, stats: trace.stats, window: { ...out.window, freeOnlyPct: req.freeOnlyPct },
+      allocsSeen: out.allocsSeen, freesSeen: out.freesSeen, reallocWithoutFree: out.reallocWithoutFree,
+      youngSetAside: youngAside, strictFreeOnly: req.strictFreeOnly,
+    };
+  }
+  return {
+    schema: REPORT_SCHEMA,
+    source: { memory: set.memory.description, freeState: set.freeSource, addressSpace: set.addressSpace.source, kallsyms: kallsyms?.source ?? null },
+    cache: { name: set.cache.name, objectSize: set.cache.stride, objectsPerSlab: set.cache.objsPerSlab, slabSize: set.cache.slabSize, allocated: set.cache.allocated, geometrySource: set.cache.source },
+    scan: scan.stats,
+    clusters,
+    trace: traceReport,
+    callSites,
+    unfreed,
+    verdict,
+    verdictReason,
+    warnings,
+    elapsedMs: Math.round(performance.now() - t0),
+  };
+}
+
+/** A symbolic trace from another kernel build names functions this kallsyms does not have. */
+function expectTraceMatchesKallsyms(sites: (string | null)[], ks: Kallsyms | null, file: string): void {
+  if (!ks) return;
+  const names = new Set<string>();
+  for (const s of sites) {
+    if (s && !s.startsWith('0x')) names.add(s.replace(/\+.*$/, ''));
+    if (names.size >= 200) break;
+  }
+  if (names.size === 0) return;
+  let found = 0;
+  for (const n of names) if (ks.addressOf(n) !== null) found++;
+  if (found / names.size < 0.5) {
+    throw new MemleakError('E_KALLSYMS', `only ${found} of ${names.size} trace call-site functions are in ${ks.source}: the trace and the kallsyms are from different kernels`, { file });
+  }
+}

@@ -1,0 +1,25 @@
+/** The one place where errors become exit codes and a single line on stderr. */
+import { MemleakError, type ErrorCode } from '../errors.js';
+
+export const EXIT: Record<ErrorCode, number> = {
+  E_USAGE: 2,
+  E_IO: 3,
+  E_FORMAT: 4,
+  E_GEOMETRY: 4,
+  E_KALLSYMS: 4,
+  E_TRACE: 4,
+  E_NO_DATA: 5,
+  E_WORKER: 70,
+  E_INTERNAL: 70,
+};
+
+export function reportError(e: unknown): number {
+  if (e instanceof MemleakError) {
+    process.stderr.write(`sysak memleak: ${e.where()}\n`);
+    return EXIT[e.code];
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  process.stderr.write(`sysak memleak: internal error: ${msg} (set SYSAK_DEBUG=1 for a stack trace)\n`);
+  if (process.env.SYSAK_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+  return 70;
+}

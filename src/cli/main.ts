@@ -1,0 +1,138 @@
+#!/usr/bin/env node
+/**
+ * `sysak memleak`: a thin layer over analyze(): flags -> request, report -> text/sysak/JSON, errors ->
+ * exit codes (cli/exit.ts). Defaults sit next to their flags.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { MemleakError } from '../errors.js';
+import { parseHex, parseSize } from '../hex.js';
+import { analyze, defaultRequest, requestFromRecording, type AnalyzeRequest } from '../analyze.js';
+import { DEFAULT_MARK } from '../trace/mark.js';
+import { DEFAULT_SCAN } from '../scan/scanner.js';
+import { renderText } from '../report/text.js';
+import { renderSysak } from '../report/sysak.js';
+import { reportError } from './exit.js';
+
+function int(name: string, min: number, max: number) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function size(name: string) {
+  return (v: string) => {
+    const n = parseSize(v);
+    if (n === null || n <= 0) throw new InvalidArgumentError(`${name} must be a size such as 64, 4096 or 8k`);
+    return n;
+  };
+}
+
+function fraction(name: string) {
+  return (v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number in (0, 1]`);
+    return n;
+  };
+}
+
+function collect(v: string, prev: string[]) {
+  return [...prev, v];
+}
+
+interface MemleakFlags {
+  from?: string;
+  rd: string[];
+  kmem?: string;
+  kallsyms?: string;
+  slabinfo?: string;
+  raw?: string;
+  base?: string;
+  trace?: string;
+  cache?: string;
+  objectSize?: number;
+  slabSize?: number;
+  objectsPerSlab?: number;
+  freeOnly: number;
+  strictFreeOnly?: boolean;
+  threshold: number;
+  workers: number;
+  top: number;
+  json?: boolean;
+  format: 'text' | 'sysak' | 'json';
+}
+
+export function buildProgram(): Command {
+  const program = new Command('sysak').description('system analysis kit: kernel memory-leak finder').showHelpAfterError();
+  program
+    .command('memleak')
+    .description('find the kernel function that leaks slab memory, from crash text, raw dumps or a recording directory')
+    .option('--from <dir>', 'a recording directory (guest/trace.txt, guest/kallsyms.txt, crash/*.txt)')
+    .option('--rd <file>', 'crash `rd -64` or `rd -S` text of slab pages (repeatable)', collect, [])
+    .option('--kmem <file>', 'crash `kmem -S CACHE` (or `kmem -s`) text: geometry and free objects')
+    .option('--kallsyms <file>', '/proc/kallsyms of the same boot')
+    .option('--slabinfo <file>', '/proc/slabinfo: cache geometry')
+    .option('--raw <file>', 'raw bytes of contiguous slab pages (with --base)')
+    .option('--base <hexaddr>', 'kernel virtual address of the first byte of --raw')
+    .option('--trace <file>', 'ftrace text of kmem events (kmalloc, kfree, kmem_cache_alloc, kmem_cache_free)')
+    .option('-n, --cache <name>', 'slab cache to analyse (any cache, not only kmalloc-*)')
+    .option('--object-size <bytes>', 'object stride when no kmem/slabinfo says it', size('--object-size'))
+    .option('--slab-size <bytes>', 'slab size (PAGE_SIZE << order)', size('--slab-size'))
+    .option('--objects-per-slab <n>', 'objects per slab when the object size leaves bytes over', int('--objects-per-slab', 1, 1 << 20))
+    .option('-r, --free-only <pct>', 'percent of the trace window at its end in which allocations are not counted', int('--free-only', 0, 99), 20)
+    .option('--strict-free-only', 'drop allocations of the free-only window, as the original (default: keep those that match a hot cluster)')
+    .option('--threshold <0..1>', 'similarity to a hot cluster at which an unfreed object is marked', fraction('--threshold'), DEFAULT_MARK.threshold)
+    .option('--workers <n>', 'scan worker threads (0: scan in the main thread)', int('--workers', 0, 64), DEFAULT_SCAN.workers)
+    .option('--top <n>', 'clusters to report', int('--top', 1, 1000), 5)
+    .option('--json', 'JSON report (same as --format json)')
+    .addOption(new Option('--format <fmt>', 'report format').choices(['text', 'sysak', 'json']).default('text'))
+    .action(async (flags: MemleakFlags) => {
+      process.exitCode = await runMemleak(flags);
+    });
+  return program;
+}
+
+export function requestFromFlags(f: MemleakFlags): AnalyzeRequest {
+  let req = defaultRequest();
+  req.rd = f.rd;
+  req.kmem = f.kmem ?? null;
+  req.kallsyms = f.kallsyms ?? null;
+  req.slabinfo = f.slabinfo ?? null;
+  req.trace = f.trace ?? null;
+  req.geometry = { cache: f.cache, objectSize: f.objectSize, slabSize: f.slabSize, objectsPerSlab: f.objectsPerSlab };
+  for (const k of Object.keys(req.geometry) as (keyof typeof req.geometry)[]) if (req.geometry[k] === undefined) delete req.geometry[k];
+  if (f.raw !== undefined) {
+    if (f.base === undefined) throw new MemleakError('E_USAGE', '--raw needs --base ADDR (the kernel address of its first byte)');
+    const base = parseHex(f.base);
+    if (base === null) throw new MemleakError('E_USAGE', `--base ${f.base} is not a hex address`);
+    req.raw = { file: f.raw, base };
+  } else if (f.base !== undefined) throw new MemleakError('E_USAGE', '--base goes with --raw');
+  req.freeOnlyPct = f.freeOnly;
+  req.strictFreeOnly = f.strictFreeOnly === true;
+  req.mark.threshold = f.threshold;
+  req.scan = { workers: f.workers };
+  req.top = f.top;
+  if (f.from) req = requestFromRecording(f.from, req);
+  return req;
+}
+
+async function runMemleak(f: MemleakFlags): Promise<number> {
+  try {
+    const req = requestFromFlags(f);
+    const report = await analyze(req);
+    const format = f.json ? 'json' : f.format;
+    // Render fully before writing anything: a failure never leaves half a report.
+    const out = format === 'json' ? JSON.stringify(report, null, 2) + '\n' : format === 'sysak' ? renderSysak(report) : renderText(report);
+    process.stdout.write(out);
+    return 0;
+  } catch (e) {
+    return reportError(e);
+  }
+}
+
+buildProgram()
+  .parseAsync(process.argv)
+  .catch((e) => {
+    process.exitCode = reportError(e);
+  });

@@ -1,0 +1,94 @@
+/** Reading input files with errors that name the file; content sniffing so flags need not match names. */
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { MemleakError } from '../errors.js';
+import { looksLikeRd } from '../input/crash-rd.js';
+import { looksLikeKmem } from '../input/crash-kmem.js';
+import { looksLikeSlabinfo } from '../input/slabinfo.js';
+import { looksLikeTrace } from '../trace/ftrace.js';
+
+export function readText(file: string): string {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
+    throw new MemleakError('E_IO', `cannot read: ${why}`, { file });
+  }
+  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+    try {
+      buf = gunzipSync(buf);
+    } catch {
+      throw new MemleakError('E_FORMAT', 'corrupt gzip data', { file });
+    }
+  }
+  if (buf.includes(0)) throw new MemleakError('E_FORMAT', 'binary file where text was expected (use --raw or --vmcore for memory images)', { file });
+  return buf.toString('utf8');
+}
+
+export type TextKind = 'rd' | 'kmem' | 'slabinfo' | 'kallsyms' | 'trace';
+
+export function sniffText(text: string): TextKind | null {
+  if (looksLikeSlabinfo(text)) return 'slabinfo';
+  if (looksLikeKmem(text)) return 'kmem';
+  const first = text.split('\n', 1)[0];
+  if (/^[0-9a-f]{16} [A-Za-z] \S/.test(first)) return 'kallsyms';
+  if (looksLikeRd(text)) return 'rd';
+  if (looksLikeTrace(text)) return 'trace';
+  return null;
+}
+
+export function expectKind(file: string, text: string, want: TextKind[]): TextKind {
+  const k = sniffText(text);
+  if (k === null) {
+    throw new MemleakError('E_FORMAT', `not a format sysak memleak reads (crash rd/kmem text, /proc/slabinfo, /proc/kallsyms, ftrace text)`, { file, line: 1 });
+  }
+  if (!want.includes(k)) throw new MemleakError('E_FORMAT', `this is ${k} output, expected ${want.join(' or ')}`, { file });
+  return k;
+}
+
+/** Files of a recording directory laid out as ../shared/recordings (and samples/). */
+export interface RecordingFiles {
+  dir: string;
+  trace: string | null;
+  kallsyms: string | null;
+  slabinfo: string | null;
+  slabinfoBefore: string | null;
+  meminfoBefore: string | null;
+  meminfoAfter: string | null;
+  kmem: string | null;
+  rd: string[];
+  vmcore: string | null;
+  cache: string | null;
+}
+
+export function findRecording(dir: string): RecordingFiles {
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new MemleakError('E_IO', 'not a directory', { file: dir });
+  const pick = (...names: string[]) => {
+    for (const n of names) {
+      const p = join(dir, n);
+      if (existsSync(p)) return p;
+    }
+    return null;
+  };
+  const crashDir = join(dir, 'crash');
+  const crashFiles = existsSync(crashDir) ? readdirSync(crashDir) : [];
+  const kmemName = crashFiles.find((f) => /^kmem_S_.+\.txt(\.gz)?$/.test(f)) ?? null;
+  const cache = kmemName ? kmemName.replace(/^kmem_S_/, '').replace(/\.txt(\.gz)?$/, '') : null;
+  const rd = pick('crash/rd64_pages.txt', 'crash/rd64_pages.txt.gz', 'crash/rdS_pages.txt', 'crash/rdS_pages.txt.gz');
+  return {
+    dir,
+    trace: pick('guest/trace.txt', 'guest/trace.txt.gz', 'trace.txt'),
+    kallsyms: pick('guest/kallsyms.txt', 'guest/kallsyms.txt.gz', 'kallsyms.txt'),
+    slabinfo: pick('guest/slabinfo.after', 'slabinfo.after', 'slabinfo'),
+    slabinfoBefore: pick('guest/slabinfo.before', 'slabinfo.before'),
+    meminfoBefore: pick('guest/meminfo.before', 'meminfo.before'),
+    meminfoAfter: pick('guest/meminfo.after', 'meminfo.after'),
+    kmem: kmemName ? join(crashDir, kmemName) : null,
+    rd: rd ? [rd] : [],
+    vmcore: pick('vmcore.kdump', 'vmcore.extract', 'vmcore.elf', 'vmcore'),
+    cache,
+  };
+}
