@@ -66,12 +66,19 @@ export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdP
     const rest = m[2].replace(/^ /, '');
     const words = splitWords(rest);
     if (words.length === 0 || words[0] === '') throw new MemleakError('E_FORMAT', 'rd line has no words (truncated?)', { file, line: lineNo });
+    const width = otherWidth(words[0]);
+    if (width !== null) {
+      throw new MemleakError('E_FORMAT', `crash rd -${width} output is not supported: dump the pages again with rd -64`, { file, line: lineNo });
+    }
     if (words.length > 2) throw new MemleakError('E_FORMAT', `rd line has ${words.length} words; rd -64 prints two`, { file, line: lineNo });
     for (let i = 0; i < words.length; i++) {
       const w = words[i];
       const a = addr + BigInt(i * 8);
       if (HEX16.test(w)) {
         mem.writeWord(a, BigInt('0x' + w));
+      } else if (/^[0-9A-Za-z]{16}$/.test(w)) {
+        // 16 characters in a word column without an underscore: a damaged hex word, not a symbol.
+        throw new MemleakError('E_FORMAT', `not a hex word: ${JSON.stringify(w)}`, { file, line: lineNo });
       } else if (SLAB_WORD.test(w)) {
         mem.writeWord(a, opaque(OPAQUE_SLAB_POINTER_HI, w));
         mem.symbolic.set(a, w);
@@ -81,10 +88,6 @@ export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdP
         mem.symbolic.set(a, w);
         stats.symbolicWords++;
       } else {
-        const width = otherWidth(w);
-        if (width !== null && i === 0) {
-          throw new MemleakError('E_FORMAT', `crash rd -${width} output is not supported: dump the pages again with rd -64`, { file, line: lineNo });
-        }
         if (/^[0-9a-f]+$/.test(w)) {
           throw new MemleakError('E_FORMAT', `truncated rd word ${JSON.stringify(w)} (expected 16 hex digits)`, { file, line: lineNo });
         }
