@@ -66,8 +66,9 @@ export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdP
     const rest = m[2].replace(/^ /, '');
     const words = splitWords(rest);
     if (words.length === 0 || words[0] === '') throw new MemleakError('E_FORMAT', 'rd line has no words (truncated?)', { file, line: lineNo });
+    // rd -32/-16/-8 print 4/8/16 narrow words a line; a lone short word is a truncated -64 line.
     const width = otherWidth(words[0]);
-    if (width !== null) {
+    if (width !== null && words.length >= 2 && otherWidth(words[1]) === width) {
       throw new MemleakError('E_FORMAT', `crash rd -${width} output is not supported: dump the pages again with rd -64`, { file, line: lineNo });
     }
     if (words.length > 2) throw new MemleakError('E_FORMAT', `rd line has ${words.length} words; rd -64 prints two`, { file, line: lineNo });
