@@ -19,7 +19,7 @@ export interface MarkOptions {
   hotMinShare: number;
 }
 
-/** 0.75: demo_conn objects score 1.0, unrelated kmalloc-64 shapes at most 0.6 on the recordings (see README). */
+/** 0.75: leaked demo_conn objects score 1.0, the other outstanding objects of the recordings at most 0.2 (README, Calibration). */
 export const DEFAULT_MARK: MarkOptions = { threshold: 0.75, hotClusters: 3, hotMinShare: 0.05 };
 
 export interface MarkedAlloc extends OutstandingAlloc {
