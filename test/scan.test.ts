@@ -54,6 +54,12 @@ describe('slab scan on demo-kmalloc64 (200 real slab pages)', () => {
     const r2 = await scanSlabs(set, { workers: 2, ...small });
     expect(summary(r1)).toEqual(summary(r0));
     expect(summary(r2)).toEqual(summary(r0));
+    expect(r2.stats.memoryDigest).toBe(r0.stats.memoryDigest);
+    expect(r0.stats.memoryDigest).toMatch(/^[0-9a-f]{16}$/);
+    // One changed word changes the digest of the memory read.
+    const { mem, set: set2 } = load('demo-kmalloc64');
+    mem.writeWord(set2.slabs[7] + 0x20n, 0x1234n);
+    expect((await scanSlabs(set2, { workers: 0 })).stats.memoryDigest).not.toBe(r0.stats.memoryDigest);
   });
 
   it('finds the same shape from rd -S text (symbols and [kmalloc-64] words)', async () => {
