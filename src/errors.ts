@@ -59,7 +59,3 @@ export function isPlainError(x: unknown): x is PlainError {
   return typeof x === 'object' && x !== null && typeof (x as PlainError).code === 'string' &&
     typeof (x as PlainError).message === 'string';
 }
-
-export function formatError(code: ErrorCode, message: string, context: ErrorContext = {}): never {
-  throw new MemleakError(code, message, context);
-}

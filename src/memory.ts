@@ -80,19 +80,4 @@ export class SparseMemory implements MemoryReader {
   pageAddresses(): bigint[] {
     return [...this.pages.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   }
-
-  get pageCount(): number {
-    return this.pages.size;
-  }
-
-  /** Number of known bytes in [addr, addr+len). */
-  knownBytes(addr: bigint, len: number): number {
-    let n = 0;
-    for (let a = addr; a < addr + BigInt(len); a += 8n) {
-      const base = a & ~(PAGE_B - 1n);
-      const p = this.pages.get(base);
-      if (p && p.known[Number(a - base) >> 3]) n += 8;
-    }
-    return n;
-  }
 }

@@ -5,7 +5,6 @@ import { gunzipSync } from 'node:zlib';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const SAMPLES = join(ROOT, 'samples');
-export const RECORDINGS = join(ROOT, '..', 'shared', 'recordings');
 
 export function sample(rel: string): string {
   return join(SAMPLES, rel);

@@ -5,8 +5,6 @@ import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { analyze, requestFromRecording } from '../src/analyze.js';
 import { expected, sample, sampleText } from './helpers.js';
 
-const L = (s: string) => s;
-
 describe('ftrace text', () => {
   it('reads the recorded trace: events by type, markers, %pS call sites', () => {
     const t = parseFtrace(sampleText('demo-kmalloc64/guest/trace.txt.gz'), 'trace.txt');
@@ -62,7 +60,7 @@ describe('ftrace text', () => {
   });
 
   it('counts broken lines and names the first one', () => {
-    const t = parseFtrace(L('  a-1  [000] .....  3.10: kfree: call_site=f+0x1/0x10 ptr=ffff8eadc3d02000\ngarbage here\n  a-1  [000] .....  3.20: kfree: call_site=f ptr=zz\n'), 'b.txt');
+    const t = parseFtrace(('  a-1  [000] .....  3.10: kfree: call_site=f+0x1/0x10 ptr=ffff8eadc3d02000\ngarbage here\n  a-1  [000] .....  3.20: kfree: call_site=f ptr=zz\n'), 'b.txt');
     expect(t.stats.badLines).toBe(2);
     expect(t.stats.firstBadLine).toBe(2);
     expect(() => parseFtrace('just\ngarbage\n', 'g.txt')).toThrowError(/no kmem trace events/);

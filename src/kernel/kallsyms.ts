@@ -188,11 +188,6 @@ export class Kallsyms {
     return i === undefined ? null : this.addrs[i];
   }
 
-  /** Address range of kernel text + modules, used to tell symbol pointers from heap pointers. */
-  get textRange(): { lo: bigint; hi: bigint } {
-    return { lo: this.addrs[0], hi: this.addrs[this.addrs.length - 1] };
-  }
-
   /** `func+0x24/0x140 [mod]`, the kernel's %pS form. */
   static format(s: ResolvedSymbol): string {
     return `${s.name}+${hex(s.offset)}/${hex(s.size)}${s.module ? ` [${s.module}]` : ''}`;
