@@ -70,7 +70,8 @@ export function describeWord(v: bigint, offset: number, objAddr: bigint, size: n
   if (v >= 0xffff800000000000n) {
     if (v >= objAddr && v < objAddr + BigInt(size)) {
       const off = Number(v - objAddr);
-      return w('self', off === offset ? `&self+${hex(off)} (empty list_head)` : off + 8 === offset ? `&self+${hex(off)} (empty list_head)` : `&self+${hex(off)}`);
+      const emptyListHead = off === offset || off + 8 === offset; // next or prev of a list_head pointing at itself
+      return w('self', `&self+${hex(off)}${emptyListHead ? ' (empty list_head)' : ''}`);
     }
     const cls = classifyAddress(ctx.addressSpace, v);
     if (cls === 'kernel') {

@@ -8,6 +8,7 @@ import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from '../src/sources/crash-text.js';
 import { scanSlabs, type ScanResult } from '../src/scan/scanner.js';
+import { clusterAddress } from '../src/scan/clusters.js';
 import { analyze, defaultRequest, requestFromRecording } from '../src/analyze.js';
 import { expected, sample, sampleText } from './helpers.js';
 
@@ -23,7 +24,7 @@ function load(rec: string, rd = 'rd64_pages.txt.gz', withKallsyms = false) {
 
 function firstWord(mem: SparseMemory, r: ScanResult, i: number): bigint {
   const c = r.clusters[i];
-  const b = mem.read((BigInt(c.repHi) << 32n) | BigInt(c.repLo), 8)!;
+  const b = mem.read(clusterAddress(c), 8)!;
   return new DataView(b.buffer).getBigUint64(0, true);
 }
 
@@ -92,7 +93,7 @@ describe('slab scan on demo-kmalloc64 (200 real slab pages)', () => {
     const req = { ...defaultRequest(), raw: { file, base: best[0] }, geometry: { objectSize: 64 }, scan: { workers: 0 } };
     const rep = await analyze(req);
     expect(rep.clusters[0].count).toBe(a.clusters[0].count);
-    expect(rep.clusters[0].object).toBe('0x' + ((BigInt(a.clusters[0].repHi) << 32n) | BigInt(a.clusters[0].repLo)).toString(16));
+    expect(rep.clusters[0].object).toBe('0x' + clusterAddress(a.clusters[0]).toString(16));
   });
 
   it('symbolizes the representative: cookie, demo_conn_ops [memdemo], list poison, varying counter', async () => {

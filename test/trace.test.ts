@@ -54,6 +54,13 @@ describe('ftrace text', () => {
     );
   });
 
+  it('refuses a symbolic trace whose functions this kallsyms does not have', () => {
+    const ks = Kallsyms.parse('ffffffff81000000 T _stext\nffffffff81000100 T other_fn\n', 'k.txt');
+    const line = '  a-1  [000] .....  3.10: kmalloc: call_site=demo_conn_add+0x24/0x140 [memdemo] ptr=ffff8eadc3d02000 bytes_req=40 bytes_alloc=64';
+    expect(() => parseFtrace(line, 'sym.txt', ks)).toThrowError(/only 0 of 1 trace call-site functions are in k\.txt/);
+    expect(parseFtrace(line.replace('demo_conn_add+0x24/0x140 [memdemo]', 'other_fn+0x4/0x10'), 'sym.txt', ks).events).toHaveLength(1);
+  });
+
   it('refuses hashed pointers with the way out', () => {
     const lines = Array.from({ length: 10 }, (_, i) => `  a-1  [000] .....  3.${10 + i}: kmalloc: call_site=f+0x1/0x10 ptr=00000000e70e10e${i} bytes_req=40 bytes_alloc=64`);
     expect(() => parseFtrace(lines.join('\n'), 'h.txt')).toThrowError(/hashed.*no_hash_pointers/);

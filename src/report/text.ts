@@ -9,12 +9,10 @@ function pct(n: number, d: number): string {
 function wordLine(w: WordInfo, indent: string): string[] {
   const text = w.kind === 'zero' ? '' : w.text;
   const lines = [`${indent}+0x${w.offset.toString(16).padStart(2, '0')}  ${w.value.slice(2)}  ${text}${w.varies ? '  (varies)' : ''}`.trimEnd()];
-  if (w.target) {
-    const shown = w.target.filter((t) => t.kind !== 'zero');
-    if (shown.length) {
-      lines.push(`${indent}        -> points to:`);
-      for (const t of w.target) if (t.kind !== 'zero') lines.push(`${indent}           +0x${t.offset.toString(16).padStart(2, '0')}  ${t.value.slice(2)}  ${t.text}`);
-    }
+  const shown = w.target?.filter((t) => t.kind !== 'zero') ?? [];
+  if (shown.length) {
+    lines.push(`${indent}        -> points to:`);
+    for (const t of shown) lines.push(`${indent}           +0x${t.offset.toString(16).padStart(2, '0')}  ${t.value.slice(2)}  ${t.text}`);
   }
   return lines;
 }

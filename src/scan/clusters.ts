@@ -18,6 +18,11 @@ export interface Cluster {
   repHi: number;
 }
 
+/** Address of the cluster's representative object. */
+export function clusterAddress(c: { repLo: number; repHi: number }): bigint {
+  return (BigInt(c.repHi) << 32n) | BigInt(c.repLo);
+}
+
 export function templateSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let num = 0;
   let den = 0;

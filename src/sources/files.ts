@@ -49,6 +49,13 @@ export function expectKind(file: string, text: string, want: TextKind[]): TextKi
   return k;
 }
 
+/** Reads a text file that must be of the given kind (sniffed from its content). */
+export function readAs(file: string, kind: TextKind): string {
+  const text = readText(file);
+  expectKind(file, text, [kind]);
+  return text;
+}
+
 /** Files of a recording directory laid out as ../shared/recordings (and samples/). */
 export interface RecordingFiles {
   dir: string;

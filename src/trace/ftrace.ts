@@ -7,7 +7,7 @@
  * put another CPU's event in between, so stacks attach to the last event of the same CPU and pid.
  */
 import { MemleakError } from '../errors.js';
-import type { Kallsyms } from '../kernel/kallsyms.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
 
 export type EventKind = 'alloc' | 'free' | 'page_alloc' | 'page_free';
 
@@ -178,7 +178,7 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
         let r = resolved.get(raw);
         if (r === undefined) {
           const s = ks?.lookup(BigInt('0x' + raw)) ?? null;
-          r = s ? `${s.name}+0x${s.offset.toString(16)}/0x${s.size.toString(16)}${s.module ? ` [${s.module}]` : ''}` : `0x${raw}`;
+          r = s ? Kallsyms.format(s) : `0x${raw}`;
           resolved.set(raw, r);
         }
         callSite = r;
@@ -215,10 +215,29 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
     throw new MemleakError('E_FORMAT', `no kmem trace events; first unreadable line: ${JSON.stringify(stats.firstBadText)}`, { file, line: stats.firstBadLine ?? undefined });
   }
   checkPointersNotHashed(events, file);
-  if (hexSites > 0 && ks !== null && [...resolved.values()].every((r) => r.startsWith('0x'))) {
+  if (ks !== null) expectTraceMatchesKallsyms(events, hexSites > 0 && [...resolved.values()].every((r) => r.startsWith('0x')), ks, file);
+  return { file, events, stats };
+}
+
+/**
+ * A trace from another boot or build: hex call sites that all fail to resolve (other KASLR offset), or
+ * symbolic call sites naming functions this kallsyms does not have (other kernel).
+ */
+function expectTraceMatchesKallsyms(events: TraceEvent[], noHexResolves: boolean, ks: Kallsyms, file: string): void {
+  if (noHexResolves) {
     throw new MemleakError('E_KALLSYMS', `no trace call site resolves through ${ks.source}: the kallsyms file is not from the traced kernel (KASLR offsets differ)`, { file });
   }
-  return { file, events, stats };
+  const names = new Set<string>();
+  for (const e of events) {
+    if (e.callSite && !e.callSite.startsWith('0x')) names.add(e.callSite.replace(/\+.*$/, ''));
+    if (names.size >= 200) break;
+  }
+  if (names.size === 0) return;
+  let found = 0;
+  for (const n of names) if (ks.addressOf(n) !== null) found++;
+  if (found / names.size < 0.5) {
+    throw new MemleakError('E_KALLSYMS', `only ${found} of ${names.size} trace call-site functions are in ${ks.source}: the trace and the kallsyms are from different kernels`, { file });
+  }
 }
 
 /**

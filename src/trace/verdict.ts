@@ -19,11 +19,18 @@ export interface VerdictRules {
 
 export const DEFAULT_VERDICT: VerdictRules = { minMarked: 5, minMarkedShare: 0.5 };
 
-/** Sorted as the original's summary: by marked, then unfreed (then name, so the order is stable). */
+/** A young allocation (free-only window) that looks like nothing hot: presumed in flight, not evidence. */
+export function presumedInFlight(a: MarkedAlloc): boolean {
+  return a.young && a.cluster === null;
+}
+
+/**
+ * Per call site, sorted as the original's summary: by marked, then unfreed (then name, so the order is
+ * stable). Takes the allocations that count, i.e. without the ones presumedInFlight.
+ */
 export function callSiteRows(marked: MarkedAlloc[]): CallSiteRow[] {
   const rows = new Map<string, CallSiteRow & { byCluster: Map<number, number> }>();
   for (const a of marked) {
-    if (a.young && a.cluster === null) continue; // presumed in flight, not evidence
     let r = rows.get(a.callSite);
     if (!r) {
       r = { function: a.callSite, unfreed: 0, marked: 0, unreadable: 0, cluster: null, byCluster: new Map() };
