@@ -57,6 +57,12 @@ describe('crash rd', () => {
     expect(e.message).toMatch(/rd -32 output is not supported/);
     e = errorOf(() => parseCrashRd('ffff8eadc3d02000:  6d656d64656d6f31 zzzzzzzzzzzzzzzz\n', 'z.txt', new SparseMemory('x')));
     expect(e.where()).toMatch(/^z\.txt:1: not a hex word/);
+    // Cut inside the ASCII column (the file ends mid-line): the words are whole, the line is not.
+    e = errorOf(() => parseCrashRd(ok + 'ffff8eadc3d02010:  6d656d64656d6f31 ffffffffc0614b60   1omedmem`', 'cut.txt', new SparseMemory('x')));
+    expect(e.where()).toMatch(/^cut\.txt:2: the ASCII column ends after 9 of 16 characters: truncated line/);
+    // One flipped hex digit disagrees with the ASCII crash printed from the real bytes.
+    e = errorOf(() => parseCrashRd('ffff8eadc3d02000:  6d656d64656d6f32 ffffffffc0614b60   1omedmem`Ka.....\n', 'flip.txt', new SparseMemory('x')));
+    expect(e.where()).toMatch(/^flip\.txt:1: the ASCII column "1omedmem`Ka\.\.\.\.\." does not match the words/);
     e = errorOf(() => parseCrashRd(ok + 'ffff8eadc3d02010:  dead000000000100 ffffffffc06g4b60\n', 'h.txt', new SparseMemory('x')));
     expect(e.where()).toMatch(/^h\.txt:2: not a hex word: "ffffffffc06g4b60"/);
   });

@@ -64,7 +64,7 @@ export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdP
     const addr = BigInt('0x' + m[1]);
     if (addr & 7n) throw new MemleakError('E_FORMAT', `rd address ${m[1]} is not 8-byte aligned (use rd -64)`, { file, line: lineNo });
     const rest = m[2].replace(/^ /, '');
-    const words = splitWords(rest);
+    const { words, ascii } = splitWords(rest);
     if (words.length === 0 || words[0] === '') throw new MemleakError('E_FORMAT', 'rd line has no words (truncated?)', { file, line: lineNo });
     // rd -32/-16/-8 print 4/8/16 narrow words a line; a lone short word is a truncated -64 line.
     const width = otherWidth(words[0]);
@@ -72,6 +72,7 @@ export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdP
       throw new MemleakError('E_FORMAT', `crash rd -${width} output is not supported: dump the pages again with rd -64`, { file, line: lineNo });
     }
     if (words.length > 2) throw new MemleakError('E_FORMAT', `rd line has ${words.length} words; rd -64 prints two`, { file, line: lineNo });
+    if (ascii !== null) checkAscii(words, ascii, file, lineNo);
     for (let i = 0; i < words.length; i++) {
       const w = words[i];
       const a = addr + BigInt(i * 8);
@@ -107,24 +108,50 @@ export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdP
  * spaces, 16 ASCII characters that may themselves contain spaces and hex digits, so the ASCII column is
  * cut off by position, never by splitting on white space. rd -S has no ASCII column.
  */
-function splitWords(rest: string): string[] {
+function splitWords(rest: string): { words: string[]; ascii: string | null } {
   const first = rest.slice(0, 16);
   if (HEX16.test(first)) {
     const words = [first];
     const second = rest.slice(17, 33);
-    if (rest[16] !== undefined && rest[16] !== ' ') return [rest.split(/\s+/)[0]]; // word longer than 16: bad
+    if (rest[16] !== undefined && rest[16] !== ' ') return { words: [rest.split(/\s+/)[0]], ascii: null }; // word longer than 16: bad
     if (HEX16.test(second)) {
       words.push(second);
       const tail = rest.slice(33);
       // rd -64: "   ASCII"; rd -S: trailing space only.
-      if (tail.trim() !== '' && !tail.startsWith('   ')) return [...words, tail.trim().split(/\s+/)[0]];
-      return words;
+      if (tail.trim() === '') return { words, ascii: null };
+      if (!tail.startsWith('   ')) return { words: [...words, tail.trim().split(/\s+/)[0]], ascii: null };
+      return { words, ascii: tail.slice(3) };
     }
-    if (second.trim() === '') return words; // short last line: one word, padding, maybe ASCII
+    if (second.trim() === '') return { words, ascii: null }; // short last line: one word, padding, maybe ASCII
     // rd -S: the second word is a symbol or [cache]; no ASCII column follows.
-    const t = rest.slice(17).trim().split(/\s+/);
-    return [...words, ...t];
+    return { words: [...words, ...rest.slice(17).trim().split(/\s+/)], ascii: null };
   }
   // rd -S line that starts with a symbol or [cache] word, or a malformed line.
-  return rest.trim().split(/\s+/);
+  return { words: rest.trim().split(/\s+/), ascii: null };
+}
+
+/** The ASCII column crash prints for these words: bytes in memory order, '.' for non-printables. */
+function asciiOf(words: string[]): string {
+  let s = '';
+  for (const w of words) {
+    for (let i = 7; i >= 0; i--) {
+      const b = parseInt(w.slice(2 * i, 2 * i + 2), 16);
+      s += b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : '.';
+    }
+  }
+  return s;
+}
+
+/**
+ * crash renders the ASCII column from the same bytes, so it must agree with the words: a mismatch is a
+ * damaged line, a shorter column a truncated one (unless only spaces are missing, which editors trim).
+ */
+function checkAscii(words: string[], ascii: string, file: string, line: number): void {
+  const want = asciiOf(words);
+  if (ascii.length > want.length || want.slice(0, ascii.length) !== ascii) {
+    throw new MemleakError('E_FORMAT', `the ASCII column ${JSON.stringify(ascii)} does not match the words (expected ${JSON.stringify(want)}): damaged line`, { file, line });
+  }
+  if (want.slice(ascii.length).trim() !== '') {
+    throw new MemleakError('E_FORMAT', `the ASCII column ends after ${ascii.length} of ${want.length} characters: truncated line`, { file, line });
+  }
 }
