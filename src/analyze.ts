@@ -18,6 +18,8 @@ import type { SlabSet } from './scan/slab-set.js';
 import { isVar } from './scan/tokens.js';
 import { clusterAddress } from './scan/clusters.js';
 import { describeObject, type WordInfo } from './symbolize.js';
+import { chooseSuspectCache, openVmcore, slabSetFromWalk, summarizeCaches, walkCache, type OpenVmcore } from './sources/vmcore.js';
+import { findSlabCache, type KmemCache } from './kernel/slub.js';
 import { parseFtrace, type TraceStats } from './trace/ftrace.js';
 import { outstandingSlab } from './trace/outstanding.js';
 import { DEFAULT_MARK, markAllocations, type MarkOptions } from './trace/mark.js';
@@ -26,6 +28,10 @@ import { callSiteRows, chooseVerdict, DEFAULT_VERDICT, presumedInFlight, type Ca
 export const REPORT_SCHEMA = 'sysak-memleak/1';
 
 export interface AnalyzeRequest {
+  /** A vmcore, kcore or extract: the whole offline analysis from one file. */
+  vmcore: string | null;
+  /** BTF for the vmcore (else the dump's own .BTF). */
+  btf: string | null;
   rd: string[];
   kmem: string | null;
   kallsyms: string | null;
@@ -45,7 +51,7 @@ export interface AnalyzeRequest {
 
 export function defaultRequest(): AnalyzeRequest {
   return {
-    rd: [], kmem: null, kallsyms: null, slabinfo: null, raw: null, trace: null, geometry: {}, scan: {},
+    vmcore: null, btf: null, rd: [], kmem: null, kallsyms: null, slabinfo: null, raw: null, trace: null, geometry: {}, scan: {},
     freeOnlyPct: 20, strictFreeOnly: false, mark: { ...DEFAULT_MARK }, verdict: { ...DEFAULT_VERDICT }, top: 5,
   };
 }
@@ -53,8 +59,13 @@ export function defaultRequest(): AnalyzeRequest {
 /** Fills a request from a recording directory (../shared/recordings layout); explicit fields win. */
 export function requestFromRecording(dir: string, base: AnalyzeRequest = defaultRequest()): AnalyzeRequest {
   const r = findRecording(dir);
-  if (r.rd.length === 0 && base.rd.length === 0 && !base.raw) {
-    throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected crash/rd64_pages.txt or crash/rdS_pages.txt (or give --rd / --raw)', { file: dir });
+  const explicitMemory = base.vmcore !== null || base.rd.length > 0 || base.raw !== null;
+  if (!explicitMemory && r.vmcore) {
+    // A dump is the complete source (every slab, exact free objects): it wins over crash text.
+    return { ...base, vmcore: r.vmcore, kallsyms: base.kallsyms, trace: base.trace ?? r.trace, geometry: { cache: base.geometry.cache ?? r.cache ?? undefined, ...base.geometry } };
+  }
+  if (r.rd.length === 0 && !explicitMemory) {
+    throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: dir });
   }
   return {
     ...base,
@@ -92,9 +103,23 @@ export interface UnfreedReport {
   stack: string[] | null;
 }
 
+export interface DumpReport {
+  file: string;
+  format: string;
+  live: boolean;
+  osrelease: string | null;
+  kaslrOffset: string;
+  physBase: string;
+  pageOffsetBase: string;
+  types: string;
+  /** Pages the analysis asked for that the dump does not hold (filtered out by makedumpfile). */
+  excludedPages: number;
+  corruptPages: number;
+}
+
 export interface Report {
   schema: typeof REPORT_SCHEMA;
-  source: { memory: string; freeState: string; addressSpace: string; kallsyms: string | null };
+  source: { memory: string; freeState: string; addressSpace: string; kallsyms: string | null; dump: DumpReport | null };
   cache: { name: string; objectSize: number; objectsPerSlab: number; slabSize: number; allocated: number | null; geometrySource: string };
   scan: ScanStats;
   clusters: ClusterReport[];
@@ -128,9 +153,49 @@ export interface Report {
 interface Loaded {
   set: SlabSet;
   kallsyms: Kallsyms | null;
+  vmcore: OpenVmcore | null;
+}
+
+function loadVmcore(req: AnalyzeRequest, warnings: string[]): Loaded {
+  if (req.rd.length || req.raw || req.kmem) throw new MemleakError('E_USAGE', '--vmcore is a complete memory source: do not combine it with --rd, --raw or --kmem');
+  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, btf: req.btf });
+  try {
+    warnings.push(...v.warnings);
+    let cache: KmemCache;
+    if (req.geometry.cache) cache = findSlabCache(v, req.geometry.cache);
+    else {
+      const suspect = chooseSuspectCache(summarizeCaches(v));
+      if (!suspect) throw new MemleakError('E_NO_DATA', 'the dump has no unreclaimable slab cache with objects', { file: v.dump.path });
+      cache = suspect.cache;
+      warnings.push(`no --cache given: analysing ${cache.name}, the unreclaimable cache with the most allocated bytes in the dump`);
+    }
+    const walk = walkCache(v, cache);
+    warnings.push(...walk.warnings);
+    return { set: slabSetFromWalk(v, walk), kallsyms: v.syms, vmcore: v };
+  } catch (e) {
+    v.close();
+    throw e;
+  }
+}
+
+function dumpReport(v: OpenVmcore): DumpReport {
+  return {
+    file: v.dump.path,
+    format: v.dump.format,
+    live: v.dump.live,
+    osrelease: v.prog.info.osrelease,
+    kaslrOffset: hex(v.prog.kaslrOffset),
+    physBase: hex(v.prog.physBase),
+    pageOffsetBase: hex(v.prog.bases!.pageOffsetBase),
+    types: v.typesSource,
+    excludedPages: v.dump.stats.excludedPages,
+    corruptPages: v.dump.stats.corruptPages,
+  };
 }
 
 function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
+  if (req.vmcore) return loadVmcore(req, warnings);
+  if (req.btf) throw new MemleakError('E_USAGE', '--btf goes with --vmcore');
   const kallsyms = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
   let kmem: KmemReport | null = null;
   if (req.kmem) kmem = parseCrashKmem(readAs(req.kmem, 'kmem'), req.kmem);
@@ -149,6 +214,7 @@ function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
         addressSpace: estimateAddressSpace(slabs), freeSource: kmem ? 'crash kmem -S object markers' : 'none (all objects counted)',
       },
       kallsyms,
+      vmcore: null,
     };
   }
   if (req.rd.length === 0) throw new MemleakError('E_USAGE', 'no memory source: give --rd FILE (crash rd -64 text), --raw FILE --base ADDR, or --from DIR');
@@ -156,7 +222,7 @@ function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
   for (const f of req.rd) parseCrashRd(readAs(f, 'rd'), f, mem);
   const sym = resolveSymbolicWords(mem, kallsyms);
   if (sym.unresolved) warnings.push(`${sym.unresolved} rd -S symbol words did not resolve${kallsyms ? ' in kallsyms' : ': give --kallsyms'}`);
-  return { set: slabSetFromMemory(mem, geometry, kmem), kallsyms };
+  return { set: slabSetFromMemory(mem, geometry, kmem), kallsyms, vmcore: null };
 }
 
 function clusterReports(scan: ScanResult, set: SlabSet, kallsyms: Kallsyms | null, top: number): ClusterReport[] {
@@ -184,7 +250,16 @@ function clusterReports(scan: ScanResult, set: SlabSet, kallsyms: Kallsyms | nul
 export async function analyze(req: AnalyzeRequest): Promise<Report> {
   const t0 = performance.now();
   const warnings: string[] = [];
-  const { set, kallsyms } = loadMemory(req, warnings);
+  const loaded = loadMemory(req, warnings);
+  try {
+    return await analyzeLoaded(req, loaded, warnings, t0);
+  } finally {
+    loaded.vmcore?.close();
+  }
+}
+
+async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: string[], t0: number): Promise<Report> {
+  const { set, kallsyms } = loaded;
   // Parse the trace before the scan: a bad trace should fail fast.
   const trace = req.trace ? parseFtrace(readText(req.trace), req.trace, kallsyms) : null;
   if (trace) {
@@ -227,9 +302,18 @@ export async function analyze(req: AnalyzeRequest): Promise<Report> {
       youngSetAside: youngAside, strictFreeOnly: req.strictFreeOnly,
     };
   }
+  const v = loaded.vmcore;
+  if (v) {
+    const st = v.dump.stats;
+    if (st.excludedPages) warnings.push(`${st.excludedPages} page reads hit pages the dump does not hold (filtered out by makedumpfile -d, or not RAM): those bytes were not analysed`);
+    if (st.firstCorrupt) warnings.push(`${st.corruptPages} pages of ${v.dump.path} are corrupt (first: pfn ${st.firstCorrupt.pfn} at file offset ${st.firstCorrupt.offset}: ${st.firstCorrupt.why}); they were skipped`);
+  }
   return {
     schema: REPORT_SCHEMA,
-    source: { memory: set.memory.description, freeState: set.freeSource, addressSpace: set.addressSpace.source, kallsyms: kallsyms?.source ?? null },
+    source: {
+      memory: set.memory.description, freeState: set.freeSource, addressSpace: set.addressSpace.source,
+      kallsyms: v ? v.symbolsSource : kallsyms?.source ?? null, dump: v ? dumpReport(v) : null,
+    },
     cache: { name: set.cache.name, objectSize: set.cache.stride, objectsPerSlab: set.cache.objsPerSlab, slabSize: set.cache.slabSize, allocated: set.cache.allocated, geometrySource: set.cache.source },
     scan: scan.stats,
     clusters,

@@ -43,6 +43,8 @@ function collect(v: string, prev: string[]) {
 
 interface MemleakFlags {
   from?: string;
+  vmcore?: string;
+  btf?: string;
   rd: string[];
   kmem?: string;
   kallsyms?: string;
@@ -69,9 +71,11 @@ export function buildProgram(): Command {
     .command('memleak')
     .description('find the kernel function that leaks slab memory, from crash text, raw dumps or a recording directory')
     .option('--from <dir>', 'a recording directory (guest/trace.txt, guest/kallsyms.txt, crash/*.txt)')
+    .option('--vmcore <file>', 'a vmcore (kdump-compressed, flattened or ELF), /proc/kcore, or an extract: the whole offline analysis')
+    .option('--btf <file>', 'BTF of the dumped kernel (a copy of /sys/kernel/btf/vmlinux); default: the dump\'s own .BTF')
     .option('--rd <file>', 'crash `rd -64` or `rd -S` text of slab pages (repeatable)', collect, [])
     .option('--kmem <file>', 'crash `kmem -S CACHE` (or `kmem -s`) text: geometry and free objects')
-    .option('--kallsyms <file>', '/proc/kallsyms of the same boot')
+    .option('--kallsyms <file>', '/proc/kallsyms of the same boot (with --vmcore: optional, checked against the dump)')
     .option('--slabinfo <file>', '/proc/slabinfo: cache geometry')
     .option('--raw <file>', 'raw bytes of contiguous slab pages (with --base)')
     .option('--base <hexaddr>', 'kernel virtual address of the first byte of --raw')
@@ -95,6 +99,8 @@ export function buildProgram(): Command {
 
 export function requestFromFlags(f: MemleakFlags): AnalyzeRequest {
   let req = defaultRequest();
+  req.vmcore = f.vmcore ?? null;
+  req.btf = f.btf ?? null;
   req.rd = f.rd;
   req.kmem = f.kmem ?? null;
   req.kallsyms = f.kallsyms ?? null;

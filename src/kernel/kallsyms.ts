@@ -37,6 +37,14 @@ function kindOf(type: string): SymbolKind {
   }
 }
 
+/** One symbol: address, kallsyms type letter, name, module (null for the kernel). */
+export interface KallsymsRow {
+  a: bigint;
+  t: string;
+  n: string;
+  m: string | null;
+}
+
 export class Kallsyms {
   private readonly addrs: BigUint64Array;
   private readonly names: string[];
@@ -58,7 +66,7 @@ export class Kallsyms {
   }
 
   static parse(text: string, source = 'kallsyms'): Kallsyms {
-    const rows: { a: bigint; t: string; n: string; m: string | null }[] = [];
+    const rows: KallsymsRow[] = [];
     let nonZero = 0;
     let lineNo = 0;
     let start = 0;
@@ -105,6 +113,11 @@ export class Kallsyms {
         { file: source },
       );
     }
+    return Kallsyms.fromRows(rows, source);
+  }
+
+  /** A table from symbols already decoded (from a dump's own kallsyms tables and module symtabs). */
+  static fromRows(rows: KallsymsRow[], source: string): Kallsyms {
     rows.sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : 0));
     const addrs = new BigUint64Array(rows.length);
     const names = new Array<string>(rows.length);
@@ -186,6 +199,16 @@ export class Kallsyms {
     }
     const i = this.byName.get(name);
     return i === undefined ? null : this.addrs[i];
+  }
+
+  /** Every symbol of a module (or of the kernel for null), for cross-checks. */
+  *symbolsOf(module: string | null): Generator<{ name: string; address: bigint }> {
+    for (let i = 0; i < this.names.length; i++) if (this.modules[i] === module) yield { name: this.names[i], address: this.addrs[i] };
+  }
+
+  /** Module names present in the table. */
+  moduleNames(): string[] {
+    return [...new Set(this.modules.filter((m): m is string => m !== null))].sort();
   }
 
   /** `func+0x24/0x140 [mod]`, the kernel's %pS form. */

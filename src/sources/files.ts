@@ -8,7 +8,8 @@ import { looksLikeKmem } from '../input/crash-kmem.js';
 import { looksLikeSlabinfo } from '../input/slabinfo.js';
 import { looksLikeTrace } from '../trace/ftrace.js';
 
-export function readText(file: string): string {
+/** A whole (small) file, gunzipped if it is gzip data. */
+export function readBinary(file: string): Buffer {
   let buf: Buffer;
   try {
     buf = readFileSync(file);
@@ -24,6 +25,11 @@ export function readText(file: string): string {
       throw new MemleakError('E_FORMAT', 'corrupt gzip data', { file });
     }
   }
+  return buf;
+}
+
+export function readText(file: string): string {
+  const buf = readBinary(file);
   if (buf.includes(0)) throw new MemleakError('E_FORMAT', 'binary file where text was expected (use --raw or --vmcore for memory images)', { file });
   return buf.toString('utf8');
 }

@@ -1,0 +1,47 @@
+/**
+ * What every dump reader registers: physical memory (pages by physical address), optionally virtual
+ * segments (/proc/kcore maps kernel virtual addresses directly), and the VMCOREINFO text. The
+ * translation layer (kernel/program.ts) sits on top and never learns which format the bytes came from.
+ */
+
+/** Pages the reader could not give, counted by cause; never turned into zeros. */
+export interface DumpStats {
+  /** Pages a read asked for that the dump filtered out (makedumpfile -d) or never had. */
+  excludedPages: number;
+  /** Pages whose data is damaged (bad compression, short data); the first one is named. */
+  corruptPages: number;
+  firstCorrupt: { pfn: number; offset: number; why: string } | null;
+}
+
+export interface PhysicalMemory {
+  /** The bytes at physical [paddr, paddr+len), or null if any page is not in the dump. */
+  readPhys(paddr: number, len: number): Uint8Array | null;
+  /** Highest physical address + 1 the dump describes. */
+  readonly physEnd: number;
+}
+
+export interface VirtualSegments {
+  /** The bytes at kernel virtual [vaddr, vaddr+len) if one segment holds all of them, else null. */
+  readVirt(vaddr: bigint, len: number): Uint8Array | null;
+  /** True if some segment covers vaddr (so a null read is a hole, not "ask the page tables"). */
+  covers(vaddr: bigint): boolean;
+}
+
+export interface Dump {
+  path: string;
+  /** 'kdump-compressed (flattened, zlib)', 'ELF core (QEMU, physical)', '/proc/kcore' ... */
+  format: string;
+  /** True for /proc/kcore: memory changes under us, results are labelled live. */
+  live: boolean;
+  vmcoreinfo: string | null;
+  phys: PhysicalMemory | null;
+  virt: VirtualSegments | null;
+  stats: DumpStats;
+  /** phys_base from the kdump sub-header, when the format carries it (VMCOREINFO wins if both). */
+  headerPhysBase: bigint | null;
+  close(): void;
+}
+
+export function newStats(): DumpStats {
+  return { excludedPages: 0, corruptPages: 0, firstCorrupt: null };
+}

@@ -1,0 +1,179 @@
+/**
+ * ELF cores: QEMU `dump-guest-memory` (PT_LOAD with physical addresses only), kdump's /proc/vmcore
+ * (virtual direct-map addresses and valid p_paddr), makedumpfile ELF output (p_filesz < p_memsz: the
+ * rest of the segment was zero pages it left out), and /proc/kcore (virtual addresses; p_paddr valid
+ * for RAM and text since v4.11, "proc/kcore: update physical address for kcore ram and text", else -1). Notes: VMCOREINFO (name "VMCOREINFO"), everything else ignored.
+ */
+import { MemleakError } from '../errors.js';
+import type { ByteSource } from './byte-source.js';
+import { newStats, type Dump, type PhysicalMemory, type VirtualSegments } from './dump.js';
+
+const PT_LOAD = 1;
+const PT_NOTE = 4;
+const ET_CORE = 4;
+const EM_X86_64 = 62;
+const NO_PADDR = 0xffffffffffffffffn;
+
+interface Segment {
+  vaddr: bigint;
+  paddr: bigint;
+  fileOff: number;
+  fileSz: number;
+  memSz: number;
+}
+
+export function isElf(src: ByteSource): boolean {
+  if (src.size < 64) return false;
+  const h = src.read(0, 4);
+  return h[0] === 0x7f && h[1] === 0x45 && h[2] === 0x4c && h[3] === 0x46;
+}
+
+function fail(src: ByteSource, offset: number, msg: string): never {
+  throw new MemleakError('E_FORMAT', msg, { file: src.path, offset });
+}
+
+export interface ElfNote {
+  name: string;
+  type: number;
+  desc: Uint8Array;
+}
+
+export function parseNotes(bytes: Uint8Array, src: ByteSource, baseOffset: number): ElfNote[] {
+  const notes: ElfNote[] = [];
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let p = 0;
+  while (p + 12 <= bytes.length) {
+    const namesz = dv.getUint32(p, true);
+    const descsz = dv.getUint32(p + 4, true);
+    const type = dv.getUint32(p + 8, true);
+    if (namesz === 0 && descsz === 0 && type === 0) break; // zero padding at the end of the note segment
+    const nameOff = p + 12;
+    const descOff = nameOff + ((namesz + 3) & ~3);
+    const next = descOff + ((descsz + 3) & ~3);
+    if (next > bytes.length + 3) fail(src, baseOffset + p, `ELF note of ${namesz}+${descsz} bytes runs past its PT_NOTE segment`);
+    const name = new TextDecoder().decode(bytes.subarray(nameOff, nameOff + namesz)).replace(/\0+$/, '');
+    notes.push({ name, type, desc: bytes.subarray(descOff, Math.min(bytes.length, descOff + descsz)) });
+    p = next;
+  }
+  return notes;
+}
+
+export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
+  const h = src.read(0, 64);
+  const dv = new DataView(h.buffer);
+  if (h[4] !== 2) fail(src, 4, 'ELF class is not 64-bit: only x86_64 vmcores are supported');
+  if (h[5] !== 1) fail(src, 5, 'ELF data is not little-endian: only x86_64 vmcores are supported');
+  const type = dv.getUint16(16, true);
+  if (type !== ET_CORE) fail(src, 16, `ELF type ${type} is not ET_CORE (4): this is not a core dump`);
+  const machine = dv.getUint16(18, true);
+  if (machine !== EM_X86_64) fail(src, 18, `ELF machine ${machine} is not x86_64 (62)`);
+  const phoff = Number(dv.getBigUint64(32, true));
+  const phentsize = dv.getUint16(54, true);
+  let phnum = dv.getUint16(56, true);
+  if (phnum === 0xffff) {
+    // PN_XNUM: the real count is in section header 0's sh_info (large QEMU dumps).
+    const shoff = Number(dv.getBigUint64(40, true));
+    const sh0 = new DataView(src.read(shoff, 64).buffer);
+    phnum = sh0.getUint32(44, true);
+  }
+  if (phentsize !== 56) fail(src, 54, `ELF program header size ${phentsize} is not 56`);
+  const ph = src.read(phoff, phnum * phentsize);
+  const pdv = new DataView(ph.buffer);
+  const loads: Segment[] = [];
+  let vmcoreinfo: string | null = null;
+  for (let i = 0; i < phnum; i++) {
+    const o = i * phentsize;
+    const ptype = pdv.getUint32(o, true);
+    const fileOff = Number(pdv.getBigUint64(o + 8, true));
+    const vaddr = pdv.getBigUint64(o + 16, true);
+    const paddr = pdv.getBigUint64(o + 24, true);
+    const fileSz = Number(pdv.getBigUint64(o + 32, true));
+    const memSz = Number(pdv.getBigUint64(o + 40, true));
+    if (ptype === PT_NOTE) {
+      if (fileOff + fileSz > src.size) fail(src, phoff + o, `PT_NOTE at ${fileOff}+${fileSz} runs past the end of the file (${src.size}): truncated`);
+      for (const n of parseNotes(src.read(fileOff, fileSz), src, fileOff)) {
+        if (n.name === 'VMCOREINFO') vmcoreinfo = new TextDecoder().decode(n.desc).replace(/\0+$/, '');
+      }
+    } else if (ptype === PT_LOAD) {
+      if (fileSz > memSz) fail(src, phoff + o, `PT_LOAD ${i} has p_filesz ${fileSz} > p_memsz ${memSz}`);
+      // kcore's size is not its file size: segments are read on demand and checked there.
+      if (!opts.kcore && fileOff + fileSz > src.size) {
+        fail(src, phoff + o, `PT_LOAD ${i} (file offset ${fileOff}, ${fileSz} bytes) runs past the end of the file (${src.size}): truncated dump`);
+      }
+      loads.push({ vaddr, paddr, fileOff, fileSz, memSz });
+    }
+  }
+  if (loads.length === 0) fail(src, phoff, 'ELF core has no PT_LOAD segments: no memory in it');
+
+  const stats = newStats();
+  // Physical view: every segment with a usable p_paddr. QEMU writes vaddr 0 (or vaddr == paddr).
+  const physSegs = loads.filter((s) => s.paddr !== NO_PADDR && !(opts.kcore && s.vaddr < 0xffff800000000000n))
+    .map((s) => ({ ...s, p: Number(s.paddr) }))
+    .sort((a, b) => a.p - b.p);
+  const phys: PhysicalMemory | null = physSegs.length === 0 ? null : {
+    physEnd: Math.max(...physSegs.map((s) => s.p + s.memSz)),
+    readPhys(paddr: number, len: number): Uint8Array | null {
+      const out = new Uint8Array(len);
+      let done = 0;
+      while (done < len) {
+        const a = paddr + done;
+        const seg = findSeg(physSegs, a);
+        if (!seg) {
+          stats.excludedPages++;
+          return null;
+        }
+        const off = a - seg.p;
+        const n = Math.min(len - done, seg.memSz - off);
+        const inFile = Math.max(0, Math.min(n, seg.fileSz - off));
+        if (inFile > 0) out.set(src.read(seg.fileOff + off, inFile), done);
+        // p_filesz < p_memsz: makedumpfile dropped zero pages from the end of the segment.
+        done += n;
+      }
+      return out;
+    },
+  };
+  let virt: VirtualSegments | null = null;
+  if (opts.kcore) {
+    const vsegs = loads.map((s) => ({ ...s, v: s.vaddr })).sort((a, b) => (a.v < b.v ? -1 : 1));
+    const findV = (v: bigint) => vsegs.find((s) => v >= s.v && v < s.v + BigInt(s.memSz));
+    virt = {
+      covers: (v) => findV(v) !== undefined,
+      readVirt(v: bigint, len: number): Uint8Array | null {
+        const seg = findV(v);
+        if (!seg) return null;
+        const off = Number(v - seg.v);
+        if (off + len > seg.memSz) return null;
+        try {
+          return src.read(seg.fileOff + off, len);
+        } catch {
+          return null; // an unmapped hole inside a kcore segment reads as an I/O error
+        }
+      },
+    };
+  }
+  const qemu = loads.every((s) => s.vaddr === 0n || s.vaddr === s.paddr);
+  return {
+    path: src.path,
+    format: opts.kcore ? '/proc/kcore' : qemu ? 'ELF core (physical PT_LOADs)' : 'ELF core (kdump /proc/vmcore layout)',
+    live: opts.kcore,
+    vmcoreinfo,
+    phys,
+    virt,
+    stats,
+    headerPhysBase: null,
+    close: () => src.close(),
+  };
+}
+
+function findSeg<T extends { p: number; memSz: number }>(segs: T[], a: number): T | null {
+  let lo = 0;
+  let hi = segs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const s = segs[mid];
+    if (a < s.p) hi = mid - 1;
+    else if (a >= s.p + s.memSz) lo = mid + 1;
+    else return s;
+  }
+  return null;
+}

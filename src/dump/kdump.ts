@@ -1,0 +1,198 @@
+/**
+ * kdump-compressed dumps ("KDUMP   ", makedumpfile's diskdump format; QEMU `dump-guest-memory -z`).
+ * Layout (makedumpfile diskdump_mod.h): block 0 disk_dump_header, block 1.. kdump_sub_header, then two
+ * bitmaps (present / dumped), then one page_desc per dumped page, then page data. Pages are read on
+ * demand with a small cache of decompressed pages; a page that is filtered out is counted as excluded,
+ * a page whose data is damaged is counted as corrupt with its file offset, and neither becomes zeros.
+ */
+import { MemleakError } from '../errors.js';
+import type { ByteSource } from './byte-source.js';
+import { decompressLzo1x, decompressSnappy, decompressZstd, inflateZlib, type Compression } from './decompress.js';
+import { newStats, type Dump, type PhysicalMemory } from './dump.js';
+
+export const KDUMP_SIGNATURE = 'KDUMP   ';
+const DUMP_DH_COMPRESSED_ZLIB = 0x1;
+const DUMP_DH_COMPRESSED_LZO = 0x2;
+const DUMP_DH_COMPRESSED_SNAPPY = 0x4;
+const DUMP_DH_COMPRESSED_ZSTD = 0x20;
+const PAGE_DESC_SIZE = 24;
+const DESC_BATCH = 1024;
+const CACHE_PAGES = 2048;
+
+export function isKdump(src: ByteSource): boolean {
+  if (src.size < 8) return false;
+  return new TextDecoder().decode(src.read(0, 8)) === KDUMP_SIGNATURE;
+}
+
+function fail(src: ByteSource, offset: number, msg: string): never {
+  throw new MemleakError('E_FORMAT', msg, { file: src.path, offset });
+}
+
+function popcount32(x: number): number {
+  x = x - ((x >>> 1) & 0x55555555);
+  x = (x & 0x33333333) + ((x >>> 2) & 0x33333333);
+  return (((x + (x >>> 4)) & 0x0f0f0f0f) * 0x01010101) >>> 24;
+}
+
+export function openKdump(src: ByteSource, formatPrefix: string): Dump {
+  const hdr = src.read(0, 464);
+  const dv = new DataView(hdr.buffer);
+  const headerVersion = dv.getInt32(8, true);
+  const blockSize = dv.getInt32(428, true);
+  const subHdrSize = dv.getInt32(432, true);
+  const bitmapBlocks = dv.getInt32(436, true);
+  let maxMapnr = dv.getUint32(440, true);
+  if (blockSize < 4096 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0) {
+    fail(src, 428, `kdump header block_size ${blockSize} is not a page size: corrupt header`);
+  }
+  if (subHdrSize < 1 || bitmapBlocks < 2 || bitmapBlocks % 2 !== 0) {
+    fail(src, 432, `kdump header sub_hdr_size ${subHdrSize} / bitmap_blocks ${bitmapBlocks} are impossible: corrupt header`);
+  }
+  const sub = new DataView(src.read(blockSize, 104).buffer);
+  const physBase = sub.getBigUint64(0, true);
+  const offVmcoreinfo = Number(sub.getBigUint64(32, true));
+  const sizeVmcoreinfo = Number(sub.getBigUint64(40, true));
+  // header_version >= 6 carries 64-bit max_mapnr (makedumpfile 1.5.x, for > 16 TiB machines).
+  if (headerVersion >= 6) {
+    const mm64 = sub.getBigUint64(96, true);
+    if (mm64 > 0n) maxMapnr = Number(mm64);
+  }
+  let vmcoreinfo: string | null = null;
+  if (sizeVmcoreinfo > 0) {
+    if (offVmcoreinfo + sizeVmcoreinfo > src.size) {
+      fail(src, blockSize + 32, `VMCOREINFO at offset ${offVmcoreinfo} (+${sizeVmcoreinfo}) lies past the end of the dump: truncated`);
+    }
+    vmcoreinfo = new TextDecoder().decode(src.read(offVmcoreinfo, sizeVmcoreinfo)).replace(/\0+$/, '');
+  }
+
+  const bitmapOff = blockSize * (1 + subHdrSize);
+  const bitmapLen = (bitmapBlocks / 2) * blockSize;
+  if (bitmapOff + 2 * bitmapLen > src.size) fail(src, bitmapOff, `bitmaps (${2 * bitmapLen} bytes) run past the end of the dump (${src.size}): truncated`);
+  if (Math.ceil(maxMapnr / 8) > bitmapLen) fail(src, 440, `max_mapnr ${maxMapnr} needs a bitmap larger than the ${bitmapLen} bytes the header gives: corrupt header`);
+  const words = Math.ceil(maxMapnr / 32);
+  const toWords = (b: Uint8Array) => {
+    const w = new Uint32Array(words);
+    new Uint8Array(w.buffer).set(b.subarray(0, Math.min(b.length, words * 4)));
+    return w;
+  };
+  const present = toWords(src.read(bitmapOff, bitmapLen));
+  const dumped = toWords(src.read(bitmapOff + bitmapLen, bitmapLen));
+  // rank[i] = number of dumped pfns before word i: the page_desc index of a pfn.
+  const rank = new Uint32Array(words + 1);
+  for (let i = 0; i < words; i++) {
+    const stray = dumped[i] & ~present[i];
+    if (stray !== 0) {
+      const pfn = i * 32 + 31 - Math.clz32(stray & -stray);
+      fail(src, bitmapOff + bitmapLen + i * 4, `bitmap says pfn ${pfn} is dumped but not present: corrupt bitmap`);
+    }
+    rank[i + 1] = rank[i] + popcount32(dumped[i]);
+  }
+  const nDumped = rank[words];
+  const descOff = blockSize * (1 + subHdrSize + bitmapBlocks);
+  const descEnd = descOff + nDumped * PAGE_DESC_SIZE;
+  if (descEnd > src.size) fail(src, descOff, `${nDumped} page descriptors run past the end of the dump (${src.size}): truncated or corrupt bitmap`);
+
+  let compressions = 0;
+  const readDesc = (idx: number) => {
+    const d = new DataView(src.read(descOff + idx * PAGE_DESC_SIZE, PAGE_DESC_SIZE).buffer);
+    return { offset: Number(d.getBigInt64(0, true)), size: d.getUint32(8, true), flags: d.getUint32(12, true) };
+  };
+  if (nDumped > 0) {
+    // Cheap whole-file checks: the first page's data must follow the descriptor table (else the bitmap
+    // claims more pages than were written), and the last page's data must be inside the file.
+    const first = readDesc(0);
+    if (first.offset < descEnd) fail(src, descOff, `first page data at offset ${first.offset} lies inside the descriptor table (ends ${descEnd}): corrupt bitmap or descriptors`);
+    const last = readDesc(nDumped - 1);
+    if (last.offset + last.size > src.size) {
+      fail(src, descOff + (nDumped - 1) * PAGE_DESC_SIZE, `last page's data (offset ${last.offset}, ${last.size} bytes) lies past the end of the dump (${src.size}): truncated dump`);
+    }
+    compressions |= first.flags | last.flags;
+  }
+
+  const stats = newStats();
+  const cache = new Map<number, Uint8Array>();
+  let descCacheStart = -1;
+  let descCache: DataView | null = null;
+  const corrupt = (pfn: number, offset: number, why: string) => {
+    stats.corruptPages++;
+    if (!stats.firstCorrupt) stats.firstCorrupt = { pfn, offset, why };
+    return null;
+  };
+  const readPage = (pfn: number): Uint8Array | null => {
+    const hit = cache.get(pfn);
+    if (hit) return hit;
+    if (pfn >= maxMapnr || ((dumped[pfn >>> 5] >>> (pfn & 31)) & 1) === 0) {
+      stats.excludedPages++;
+      return null;
+    }
+    const w = pfn >>> 5;
+    const idx = rank[w] + popcount32(dumped[w] & ((1 << (pfn & 31)) - 1));
+    if (!descCache || idx < descCacheStart || idx >= descCacheStart + DESC_BATCH) {
+      descCacheStart = idx;
+      const n = Math.min(DESC_BATCH, nDumped - idx);
+      const b = src.read(descOff + idx * PAGE_DESC_SIZE, n * PAGE_DESC_SIZE);
+      descCache = new DataView(b.buffer);
+    }
+    const o = (idx - descCacheStart) * PAGE_DESC_SIZE;
+    const offset = Number(descCache.getBigInt64(o, true));
+    const size = descCache.getUint32(o + 8, true);
+    const flags = descCache.getUint32(o + 12, true);
+    if (size === 0 || size > blockSize || offset < descEnd || offset + size > src.size) {
+      return corrupt(pfn, descOff + idx * PAGE_DESC_SIZE, `page descriptor says ${size} bytes at offset ${offset}`);
+    }
+    const raw = src.read(offset, size);
+    let page: Uint8Array;
+    let kind: Compression = 'none';
+    try {
+      if (size === blockSize && (flags & 0x27) === 0) page = raw;
+      else if (flags & DUMP_DH_COMPRESSED_ZLIB) (kind = 'zlib'), (page = inflateZlib(raw, blockSize));
+      else if (flags & DUMP_DH_COMPRESSED_LZO) (kind = 'lzo'), (page = decompressLzo1x(raw, blockSize));
+      else if (flags & DUMP_DH_COMPRESSED_SNAPPY) (kind = 'snappy'), (page = decompressSnappy(raw, blockSize));
+      else if (flags & DUMP_DH_COMPRESSED_ZSTD) (kind = 'zstd'), (page = decompressZstd(raw, blockSize));
+      else if (size === blockSize) page = raw;
+      else return corrupt(pfn, offset, `page of ${size} bytes with no compression flag (flags ${flags})`);
+    } catch (err) {
+      return corrupt(pfn, offset, `${kind} data does not decompress: ${(err as Error).message}`);
+    }
+    if (page.length !== blockSize) return corrupt(pfn, offset, `${kind} data gives ${page.length} bytes, not ${blockSize}`);
+    if (cache.size >= CACHE_PAGES) cache.delete(cache.keys().next().value as number);
+    cache.set(pfn, page);
+    return page;
+  };
+
+  const phys: PhysicalMemory = {
+    physEnd: maxMapnr * blockSize,
+    readPhys(paddr: number, len: number): Uint8Array | null {
+      const out = new Uint8Array(len);
+      let done = 0;
+      while (done < len) {
+        const a = paddr + done;
+        const pfn = Math.floor(a / blockSize);
+        const off = a - pfn * blockSize;
+        const n = Math.min(blockSize - off, len - done);
+        const page = readPage(pfn);
+        if (!page) return null;
+        out.set(page.subarray(off, off + n), done);
+        done += n;
+      }
+      return out;
+    },
+  };
+  const comp = [
+    compressions & DUMP_DH_COMPRESSED_ZLIB ? 'zlib' : '',
+    compressions & DUMP_DH_COMPRESSED_LZO ? 'lzo' : '',
+    compressions & DUMP_DH_COMPRESSED_SNAPPY ? 'snappy' : '',
+    compressions & DUMP_DH_COMPRESSED_ZSTD ? 'zstd' : '',
+  ].filter(Boolean).join('+') || 'uncompressed';
+  return {
+    path: src.path,
+    format: `kdump-compressed (${formatPrefix}${comp}, ${nDumped} of ${maxMapnr} pages dumped)`,
+    live: false,
+    vmcoreinfo,
+    phys,
+    virt: null,
+    stats,
+    headerPhysBase: physBase,
+    close: () => src.close(),
+  };
+}

@@ -1,0 +1,61 @@
+/**
+ * Which reader owns a file: each probe looks at the first bytes and says "mine" or "not mine"
+ * (Volatility's layer stacking). Order: flattened stream (then the kdump inside it), kdump, ELF.
+ */
+import { MemleakError } from '../errors.js';
+import { gunzipSync } from 'node:zlib';
+import { BufferSource, FileSource, FlattenedSource, isFlattened, type ByteSource } from './byte-source.js';
+import type { Dump } from './dump.js';
+import { isElf, openElfCore } from './elf-core.js';
+import { isKdump, openKdump } from './kdump.js';
+
+export function openDumpSource(src: ByteSource, opts: { kcore?: boolean } = {}): Dump {
+  if (src.size === 0) throw new MemleakError('E_FORMAT', 'dump file is empty', { file: src.path, offset: 0 });
+  if (isFlattened(src)) {
+    const flat = new FlattenedSource(src);
+    if (!isKdump(flat)) {
+      throw new MemleakError('E_FORMAT', 'flattened makedumpfile stream does not hold a "KDUMP   " header at logical offset 0', { file: src.path, offset: 4096 });
+    }
+    return openKdump(flat, 'flattened, ');
+  }
+  if (isKdump(src)) return openKdump(src, '');
+  if (isElf(src)) return openElfCore(src, { kcore: opts.kcore ?? false });
+  const head = src.read(0, Math.min(8, src.size));
+  const shown = [...head].map((b) => b.toString(16).padStart(2, '0')).join(' ');
+  throw new MemleakError(
+    'E_FORMAT',
+    `not a vmcore: bytes ${shown} at offset 0 are no known magic (expected ELF core, "KDUMP   " or a makedumpfile flattened stream)`,
+    { file: src.path, offset: 0 },
+  );
+}
+
+/** Compressed extracts (`extract -o x.gz`) are inflated in memory; whole vmcores never are. */
+const MAX_GZIP_DUMP = 512 << 20;
+
+export function openDump(path: string): Dump {
+  let src: ByteSource = new FileSource(path);
+  if (src.size >= 2) {
+    const m = src.read(0, 2);
+    if (m[0] === 0x1f && m[1] === 0x8b) {
+      if (src.size > MAX_GZIP_DUMP) {
+        src.close();
+        throw new MemleakError('E_FORMAT', `gzip-compressed dump of ${src.size} bytes: decompress it first (only small extracts are read compressed)`, { file: path, offset: 0 });
+      }
+      const gz = src.read(0, src.size);
+      src.close();
+      let raw: Uint8Array;
+      try {
+        raw = gunzipSync(gz);
+      } catch {
+        throw new MemleakError('E_FORMAT', 'corrupt gzip data', { file: path, offset: 0 });
+      }
+      src = new BufferSource(path, raw);
+    }
+  }
+  try {
+    return openDumpSource(src, { kcore: path === '/proc/kcore' });
+  } catch (err) {
+    src.close();
+    throw err;
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * BTF (Documentation/bpf/btf.rst): the kernel's own type information, from a file,
+ * /sys/kernel/btf/vmlinux, or the dump's .BTF section (__start_BTF .. __stop_BTF). Only what the
+ * analysis asks is decoded: struct members (through anonymous unions/structs) and type sizes.
+ */
+import { MemleakError } from '../errors.js';
+
+const BTF_MAGIC = 0xeb9f;
+const KIND = {
+  INT: 1, PTR: 2, ARRAY: 3, STRUCT: 4, UNION: 5, ENUM: 6, FWD: 7, TYPEDEF: 8, VOLATILE: 9, CONST: 10,
+  RESTRICT: 11, FUNC: 12, FUNC_PROTO: 13, VAR: 14, DATASEC: 15, FLOAT: 16, DECL_TAG: 17, TYPE_TAG: 18, ENUM64: 19,
+} as const;
+
+interface BtfType {
+  name: string;
+  kind: number;
+  vlen: number;
+  kflag: boolean;
+  /** size for INT/STRUCT/UNION/ENUM/FLOAT/DATASEC, referenced type otherwise. */
+  sizeOrType: number;
+  /** Offset of the type's trailing data (members, array info) in the type section. */
+  extra: number;
+}
+
+export interface BtfMember {
+  name: string;
+  typeId: number;
+  /** Bits from the start of the outermost struct. */
+  bitOffset: number;
+  /** Non-zero for bitfields. */
+  bitSize: number;
+}
+
+export class Btf {
+  private readonly types: (BtfType | null)[] = [null];
+  private readonly byName = new Map<string, number[]>();
+  private readonly tv: DataView;
+
+  private constructor(readonly source: string, bytes: Uint8Array) {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    if (bytes.length < 24 || dv.getUint16(0, true) !== BTF_MAGIC) {
+      throw new MemleakError('E_FORMAT', 'not BTF: magic 0xeb9f missing at offset 0', { file: source, offset: 0 });
+    }
+    const hdrLen = dv.getUint32(4, true);
+    const typeOff = dv.getUint32(8, true);
+    const typeLen = dv.getUint32(12, true);
+    const strOff = dv.getUint32(16, true);
+    const strLen = dv.getUint32(20, true);
+    if (hdrLen + typeOff + typeLen > bytes.length || hdrLen + strOff + strLen > bytes.length) {
+      throw new MemleakError('E_FORMAT', `BTF sections (types ${typeLen} B, strings ${strLen} B) run past the ${bytes.length} bytes given: truncated`, {
+        file: source,
+        offset: 8,
+      });
+    }
+    const strs = bytes.subarray(hdrLen + strOff, hdrLen + strOff + strLen);
+    const dec = new TextDecoder();
+    const str = (off: number) => {
+      const end = strs.indexOf(0, off);
+      return dec.decode(strs.subarray(off, end < 0 ? strs.length : end));
+    };
+    this.tv = new DataView(bytes.buffer, bytes.byteOffset + hdrLen + typeOff, typeLen);
+    const tv = this.tv;
+    let p = 0;
+    while (p < typeLen) {
+      if (p + 12 > typeLen) throw new MemleakError('E_FORMAT', 'BTF type section ends inside a type', { file: source, offset: hdrLen + typeOff + p });
+      const nameOff = tv.getUint32(p, true);
+      const info = tv.getUint32(p + 4, true);
+      const sizeOrType = tv.getUint32(p + 8, true);
+      const kind = (info >>> 24) & 0x1f;
+      const vlen = info & 0xffff;
+      const extra = p + 12;
+      let extraLen: number;
+      switch (kind) {
+        case KIND.INT: case KIND.VAR: case KIND.DECL_TAG: extraLen = 4; break;
+        case KIND.ARRAY: extraLen = 12; break;
+        case KIND.STRUCT: case KIND.UNION: case KIND.DATASEC: case KIND.ENUM64: extraLen = vlen * 12; break;
+        case KIND.ENUM: case KIND.FUNC_PROTO: extraLen = vlen * 8; break;
+        case KIND.PTR: case KIND.FWD: case KIND.TYPEDEF: case KIND.VOLATILE: case KIND.CONST: case KIND.RESTRICT:
+        case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: extraLen = 0; break;
+        default:
+          throw new MemleakError('E_FORMAT', `unknown BTF kind ${kind} (type ${this.types.length})`, { file: source, offset: hdrLen + typeOff + p });
+      }
+      const name = nameOff ? str(nameOff) : '';
+      const id = this.types.length;
+      this.types.push({ name, kind, vlen, kflag: info >>> 31 === 1, sizeOrType, extra });
+      if (name && (kind === KIND.STRUCT || kind === KIND.UNION || kind === KIND.TYPEDEF)) {
+        const l = this.byName.get(name);
+        if (l) l.push(id);
+        else this.byName.set(name, [id]);
+      }
+      p = extra + extraLen;
+    }
+    this.memberNames = (t) => {
+      const out: { name: string; typeId: number; offset: number; bitSize: number }[] = [];
+      for (let i = 0; i < t.vlen; i++) {
+        const o = t.extra + i * 12;
+        const n = tv.getUint32(o, true);
+        const off = tv.getUint32(o + 8, true);
+        out.push({
+          name: n ? str(n) : '',
+          typeId: tv.getUint32(o + 4, true),
+          offset: t.kflag ? off & 0xffffff : off,
+          bitSize: t.kflag ? off >>> 24 : 0,
+        });
+      }
+      return out;
+    };
+  }
+
+  private readonly memberNames: (t: BtfType) => { name: string; typeId: number; offset: number; bitSize: number }[];
+
+  static parse(bytes: Uint8Array, source: string): Btf {
+    return new Btf(source, bytes);
+  }
+
+  get typeCount(): number {
+    return this.types.length - 1;
+  }
+
+  /** A struct (or union) by name; the complete definition wins over forward declarations. */
+  structId(name: string): number | null {
+    for (const id of this.byName.get(name) ?? []) {
+      const t = this.types[id]!;
+      if ((t.kind === KIND.STRUCT || t.kind === KIND.UNION) && (t.vlen > 0 || t.sizeOrType > 0)) return id;
+    }
+    return null;
+  }
+
+  /** Skips typedef/const/volatile/restrict/type_tag. */
+  private resolve(id: number): number {
+    for (let guard = 0; guard < 64; guard++) {
+      const t = this.types[id];
+      if (!t) return id;
+      if (t.kind === KIND.TYPEDEF || t.kind === KIND.VOLATILE || t.kind === KIND.CONST || t.kind === KIND.RESTRICT || t.kind === KIND.TYPE_TAG) {
+        id = t.sizeOrType;
+      } else return id;
+    }
+    return id;
+  }
+
+  sizeOfId(id: number): number {
+    id = this.resolve(id);
+    const t = this.types[id];
+    if (!t) return 0;
+    switch (t.kind) {
+      case KIND.PTR: return 8;
+      case KIND.ARRAY: {
+        const elem = this.tv.getUint32(t.extra, true);
+        const n = this.tv.getUint32(t.extra + 8, true);
+        return this.sizeOfId(elem) * n;
+      }
+      case KIND.INT: case KIND.STRUCT: case KIND.UNION: case KIND.ENUM: case KIND.ENUM64: case KIND.FLOAT: return t.sizeOrType;
+      default: return 0;
+    }
+  }
+
+  sizeOf(structName: string): number | null {
+    const id = this.structId(structName);
+    return id === null ? null : this.types[id]!.sizeOrType;
+  }
+
+  /**
+   * A member by name, looking through anonymous unions/structs as C does; `a.b` descends into a
+   * named member's struct.
+   */
+  member(structName: string, path: string): BtfMember | null {
+    const id = this.structId(structName);
+    if (id === null) return null;
+    let cur: BtfMember | null = null;
+    let typeId = id;
+    let base = 0;
+    for (const part of path.split('.')) {
+      const found = this.findMember(this.resolve(typeId), part, base);
+      if (!found) return null;
+      cur = found;
+      typeId = found.typeId;
+      base = found.bitOffset;
+    }
+    return cur;
+  }
+
+  private findMember(id: number, name: string, base: number): BtfMember | null {
+    const t = this.types[id];
+    if (!t || (t.kind !== KIND.STRUCT && t.kind !== KIND.UNION)) return null;
+    const members = this.memberNames(t);
+    for (const m of members) if (m.name === name) return { name, typeId: m.typeId, bitOffset: base + m.offset, bitSize: m.bitSize };
+    for (const m of members) {
+      if (m.name !== '') continue;
+      const inner = this.findMember(this.resolve(m.typeId), name, base + m.offset);
+      if (inner) return inner;
+    }
+    return null;
+  }
+
+  /** Element count of an array member's type, or null if it is not an array. */
+  arrayLength(typeId: number): number | null {
+    const t = this.types[this.resolve(typeId)];
+    if (!t || t.kind !== KIND.ARRAY) return null;
+    return this.tv.getUint32(t.extra + 8, true);
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * Symbols and types from the dump itself, so that a vmcore alone is enough:
+ * - kallsyms rebuilt from the kernel's compressed tables, whose addresses VMCOREINFO exports since 6.0
+ *   (v6.0: "vmcoreinfo: include kallsyms symbols" and f09bddbd8661 "vmcoreinfo: add
+ *   kallsyms_num_syms symbol");
+ * - module symbols from each `struct module`'s kallsyms symtab (the `modules` list);
+ * - BTF from the image's .BTF section (__start_BTF .. __stop_BTF).
+ */
+import { MemleakError } from '../errors.js';
+import { hex } from '../hex.js';
+import { Btf } from './btf.js';
+import { Kallsyms, type KallsymsRow } from './kallsyms.js';
+import type { Program } from './program.js';
+import type { KernelTypes } from './types.js';
+
+const KALLSYMS_SYMBOLS = ['kallsyms_names', 'kallsyms_num_syms', 'kallsyms_token_table', 'kallsyms_token_index', 'kallsyms_offsets', 'kallsyms_relative_base'];
+const NAMES_CHUNK = 1 << 16;
+
+export function dumpHasKallsyms(prog: Program): boolean {
+  return KALLSYMS_SYMBOLS.every((s) => prog.vmcoreSymbol(s) !== null);
+}
+
+/** The kernel's own symbols (not modules) from the compressed kallsyms tables. */
+export function kernelSymbolsFromDump(prog: Program): KallsymsRow[] {
+  const sym = (n: string) => prog.vmcoreSymbol(n)!;
+  if (!dumpHasKallsyms(prog)) {
+    throw new MemleakError(
+      'E_KALLSYMS',
+      'this dump has no kallsyms tables in VMCOREINFO (kernels before 6.0): pass --kallsyms FILE, a copy of the machine\'s /proc/kallsyms',
+      { file: prog.dump.path },
+    );
+  }
+  const num = prog.u32(sym('kallsyms_num_syms'), 'kallsyms_num_syms');
+  if (num === 0 || num > 4_000_000) throw new MemleakError('E_FORMAT', `kallsyms_num_syms is ${num}: not a kernel symbol table`, { file: prog.dump.path });
+  const tokenIndex = prog.mustRead(sym('kallsyms_token_index'), 512, 'kallsyms_token_index');
+  const tiv = new DataView(tokenIndex.buffer, tokenIndex.byteOffset);
+  let maxTok = 0;
+  for (let i = 0; i < 256; i++) maxTok = Math.max(maxTok, tiv.getUint16(i * 2, true));
+  const tokenTable = prog.mustRead(sym('kallsyms_token_table'), maxTok + 64, 'kallsyms_token_table');
+  const dec = new TextDecoder('latin1');
+  const tokens: string[] = [];
+  for (let i = 0; i < 256; i++) {
+    const o = tiv.getUint16(i * 2, true);
+    const z = tokenTable.indexOf(0, o);
+    tokens.push(dec.decode(tokenTable.subarray(o, z < 0 ? tokenTable.length : z)));
+  }
+  const offsets = prog.mustRead(sym('kallsyms_offsets'), num * 4, 'kallsyms_offsets');
+  const ov = new DataView(offsets.buffer, offsets.byteOffset);
+  const relBase = prog.u64(sym('kallsyms_relative_base'), 'kallsyms_relative_base');
+
+  // Names: [len][token bytes]...; since v6.1 ("kallsyms: support "big" kernel symbols", from the
+  // Rust series) a length with bit 7 set takes a second byte (ULEB128).
+  const namesAddr = sym('kallsyms_names');
+  let chunk: Uint8Array = new Uint8Array(0);
+  let chunkStart = 0;
+  let pos = 0;
+  const byte = (p: number): number => {
+    if (p < chunkStart || p >= chunkStart + chunk.length) {
+      chunkStart = p;
+      chunk = prog.read(namesAddr + BigInt(p), NAMES_CHUNK) ?? prog.mustRead(namesAddr + BigInt(p), 4096 - Number((namesAddr + BigInt(p)) & 0xfffn), 'kallsyms_names');
+    }
+    return chunk[p - chunkStart];
+  };
+  const names: string[] = new Array(num);
+  for (let i = 0; i < num; i++) {
+    let len = byte(pos++);
+    if (len & 0x80) len = (len & 0x7f) | (byte(pos++) << 7);
+    let s = '';
+    for (let k = 0; k < len; k++) s += tokens[byte(pos++)];
+    names[i] = s;
+  }
+
+  // Addresses: with CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86_64 SMP) non-negative offsets are absolute
+  // (per-CPU symbols) and negative ones count down from relative_base - 1; without it every offset is
+  // an unsigned distance from relative_base. Which one this kernel uses is decided by _stext, which
+  // VMCOREINFO gives independently.
+  const absPercpu = (i: number) => {
+    const o = ov.getInt32(i * 4, true);
+    return o >= 0 ? BigInt(o) : relBase - 1n - BigInt(o);
+  };
+  const relative = (i: number) => relBase + BigInt(ov.getUint32(i * 4, true));
+  const stext = prog.vmcoreSymbol('_stext');
+  const stextIdx = names.findIndex((n) => n.slice(1) === '_stext');
+  let addrOf = absPercpu;
+  if (stext !== null && stextIdx >= 0) {
+    if (absPercpu(stextIdx) === stext) addrOf = absPercpu;
+    else if (relative(stextIdx) === stext) addrOf = relative;
+    else {
+      throw new MemleakError('E_FORMAT', `kallsyms tables in the dump decode _stext to ${hex(absPercpu(stextIdx))}, VMCOREINFO says ${hex(stext)}: tables damaged`, {
+        file: prog.dump.path,
+      });
+    }
+  }
+  const rows: KallsymsRow[] = [];
+  for (let i = 0; i < num; i++) {
+    const t = names[i][0];
+    const a = addrOf(i);
+    // /proc/kallsyms shows per-CPU symbols as 'A' (absolute); like Kallsyms.parse, they are not addresses.
+    if (t === 'A' || t === 'a' || a < 0xffff800000000000n) continue;
+    rows.push({ a, t, n: names[i].slice(1), m: null });
+  }
+  return rows;
+}
+
+/** Walks `modules` and reads every module's symtab (struct mod_kallsyms). Needs BTF for struct module. */
+export function moduleSymbolsFromDump(prog: Program, kernel: Kallsyms, types: KernelTypes): { rows: KallsymsRow[]; warnings: string[] } {
+  const rows: KallsymsRow[] = [];
+  const warnings: string[] = [];
+  const head = kernel.addressOf('modules');
+  if (head === null) return { rows, warnings: ['no `modules` symbol: module symbols not loaded'] };
+  if (!types.btf) return { rows, warnings: ['no BTF: module symbols cannot be read from the dump (pass --kallsyms or --btf)'] };
+  const offList = types.offsetOf('module', 'list');
+  const offName = types.offsetOf('module', 'name');
+  const offKallsyms = types.offsetOf('module', 'kallsyms');
+  const offSymtab = types.offsetOf('mod_kallsyms', 'symtab');
+  const offNum = types.offsetOf('mod_kallsyms', 'num_symtab');
+  const offStrtab = types.offsetOf('mod_kallsyms', 'strtab');
+  // typetab since v5.2 ("kallsyms: store type information in its own array"); before it the type
+  // letter is derived from st_info as a fallback.
+  const offTypetab = types.tryOffsetOf('mod_kallsyms', 'typetab');
+  let node = prog.u64(head, 'modules list');
+  for (let guard = 0; node !== head; guard++) {
+    if (guard > 10000) {
+      warnings.push('the modules list does not end: stopped after 10000 entries');
+      break;
+    }
+    const mod = node - BigInt(offList);
+    const name = prog.cString(mod + BigInt(offName), 56, 'module name');
+    const ks = prog.read(mod + BigInt(offKallsyms), 8);
+    const next = prog.read(node, 8);
+    if (!ks || !next) {
+      warnings.push(`module ${name || hex(mod)}: struct module not in the dump, its symbols are missing`);
+      break;
+    }
+    const ksAddr = new DataView(ks.buffer).getBigUint64(0, true);
+    const hdr = prog.read(ksAddr, Math.max(offSymtab, offNum, offStrtab, offTypetab ?? 0) + 8);
+    if (!hdr) {
+      warnings.push(`module ${name}: its kallsyms are not in the dump`);
+    } else {
+      const hv = new DataView(hdr.buffer);
+      const symtab = hv.getBigUint64(offSymtab, true);
+      const n = hv.getUint32(offNum, true);
+      const strtab = hv.getBigUint64(offStrtab, true);
+      const typetab = offTypetab !== null ? hv.getBigUint64(offTypetab, true) : 0n;
+      const syms = n > 0 && n < 1_000_000 ? prog.read(symtab, n * 24) : null;
+      const types_ = typetab ? prog.read(typetab, n) : null;
+      if (!syms) warnings.push(`module ${name}: symtab (${n} symbols) not in the dump`);
+      else {
+        const sv = new DataView(syms.buffer);
+        let strBuf: Uint8Array | null = null;
+        let maxName = 0;
+        for (let i = 0; i < n; i++) maxName = Math.max(maxName, sv.getUint32(i * 24, true));
+        strBuf = prog.read(strtab, maxName + 256) ?? prog.read(strtab, maxName + 1);
+        if (!strBuf) warnings.push(`module ${name}: strtab not in the dump`);
+        else {
+          const dec = new TextDecoder('latin1');
+          for (let i = 0; i < n; i++) {
+            const st = sv.getUint32(i * 24, true);
+            const info = syms[i * 24 + 4];
+            const shndx = sv.getUint16(i * 24 + 6, true);
+            const value = sv.getBigUint64(i * 24 + 8, true);
+            if (st === 0 || shndx === 0 || value === 0n) continue;
+            const z = strBuf.indexOf(0, st);
+            const symName = dec.decode(strBuf.subarray(st, z < 0 ? strBuf.length : z));
+            if (!symName) continue;
+            // STT_FUNC (2) is text, STT_OBJECT (1) data; typetab, when present, is what /proc/kallsyms prints.
+            const t = types_ ? String.fromCharCode(types_[i]) : (info & 0xf) === 2 ? 't' : 'd';
+            if (t === 'a' || t === 'A' || t === 'U') continue;
+            rows.push({ a: value, t, n: symName, m: name });
+          }
+        }
+      }
+    }
+    node = new DataView(next.buffer).getBigUint64(0, true);
+  }
+  return { rows, warnings };
+}
+
+/** The dump's own .BTF section, or null if the symbols or pages are missing. */
+export function btfFromDump(prog: Program, kernel: Kallsyms): Btf | null {
+  const start = kernel.addressOf('__start_BTF');
+  const stop = kernel.addressOf('__stop_BTF');
+  if (start === null || stop === null || stop <= start || stop - start > 64n << 20n) return null;
+  const bytes = prog.read(start, Number(stop - start));
+  if (!bytes) return null;
+  return Btf.parse(bytes, `${prog.dump.path} (.BTF at ${hex(start)})`);
+}
+
+/**
+ * A kallsyms file must describe this dump's kernel: symbols the dump knows independently (VMCOREINFO,
+ * or its own tables) must sit at the same addresses.
+ */
+export function checkKallsymsAgainstDump(prog: Program, file: Kallsyms, fromDump: Kallsyms | null): void {
+  const checks: [string, bigint, string][] = [];
+  for (const n of ['_stext', 'init_top_pgt', 'vmap_area_list', 'init_uts_ns']) {
+    const v = prog.vmcoreSymbol(n);
+    if (v !== null) checks.push([n, v, 'VMCOREINFO']);
+  }
+  if (fromDump) {
+    for (const n of ['slab_caches', 'modules', 'page_offset_base', 'kmalloc_caches', '__per_cpu_offset']) {
+      const v = fromDump.addressOf(n);
+      if (v !== null) checks.push([n, v, 'the dump\'s kallsyms tables']);
+    }
+  }
+  for (const [name, want, where] of checks) {
+    const got = file.addressOf(name);
+    if (got !== null && got !== want) {
+      throw new MemleakError(
+        'E_KALLSYMS',
+        `wrong kallsyms for this dump: ${name} is ${hex(got)} in the file but ${hex(want)} in ${where} (another boot or another kernel)`,
+        { file: file.source },
+      );
+    }
+  }
+}

@@ -1,0 +1,173 @@
+/**
+ * One Program over a dump's memory (drgn's model): kernel virtual addresses are translated to physical
+ * ones through the direct map, the kernel-image mapping, or a walk of the kernel page tables
+ * (init_top_pgt), then read from the dump's physical segments. /proc/kcore gives virtual segments,
+ * which are read directly. Analysis code only ever calls read(addr, len).
+ */
+import { MemleakError } from '../errors.js';
+import { hex } from '../hex.js';
+import type { MemoryReader } from '../memory.js';
+import type { Dump } from '../dump/dump.js';
+import { parseVmcoreinfo, type VmcoreInfo } from './vmcoreinfo.js';
+
+const U64 = (1n << 64n) - 1n;
+/** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h). */
+export const START_KERNEL_MAP = 0xffffffff80000000n;
+/** The kernel image mapping spans KERNEL_IMAGE_SIZE (1 GiB with KASLR); modules follow it. */
+const KERNEL_IMAGE_END = 0xffffffffc0000000n;
+const PTE_PRESENT = 1n;
+const PTE_PSE = 1n << 7n;
+/** Physical address bits of a page-table entry (bits 12..51). */
+const PTE_PFN_MASK = 0x000ffffffffff000n;
+
+export interface ProgramBases {
+  pageOffsetBase: bigint;
+  vmallocBase: bigint;
+  vmemmapBase: bigint;
+}
+
+export class Program implements MemoryReader {
+  readonly description: string;
+  readonly info: VmcoreInfo;
+  readonly kaslrOffset: bigint;
+  readonly physBase: bigint;
+  readonly pgtableL5: boolean;
+  readonly pageSize: number;
+  /** Set once kallsyms is known (the bases are variables in the kernel image). */
+  bases: ProgramBases | null = null;
+  /** Physical pages read so far (page numbers), for `extract`. Off unless tracking is on. */
+  touchedPfns: Set<number> | null = null;
+  private readonly tlb = new Map<bigint, number>();
+  private readonly topPgt: bigint;
+  private readonly smeMask: bigint;
+
+  constructor(readonly dump: Dump) {
+    if (!dump.vmcoreinfo) {
+      throw new MemleakError(
+        'E_FORMAT',
+        'the dump has no VMCOREINFO note: cannot find KASLR offset and page tables (QEMU needs `-device vmcoreinfo` in the guest, kdump always writes it)',
+        { file: dump.path },
+      );
+    }
+    this.info = parseVmcoreinfo(dump.vmcoreinfo, `${dump.path} (VMCOREINFO)`);
+    this.description = dump.format;
+    this.pageSize = this.info.pageSize;
+    this.kaslrOffset = this.info.kernelOffset ?? 0n;
+    const pb = this.info.numbers.get('phys_base');
+    this.physBase = pb !== undefined ? pb & U64 : (dump.headerPhysBase ?? 0n);
+    this.pgtableL5 = (this.info.numbers.get('pgtable_l5_enabled') ?? 0n) !== 0n;
+    this.smeMask = this.info.numbers.get('sme_mask') ?? 0n;
+    const top = this.info.symbols.get('init_top_pgt') ?? this.info.symbols.get('swapper_pg_dir');
+    if (top === undefined) throw new MemleakError('E_FORMAT', 'VMCOREINFO has no SYMBOL(init_top_pgt): cannot walk page tables', { file: dump.path });
+    this.topPgt = top;
+  }
+
+  /** Physical address of a kernel-image virtual address (phys_base accounts for where it was loaded). */
+  private kernelImagePhys(v: bigint): number {
+    return Number((v - START_KERNEL_MAP + this.physBase) & U64);
+  }
+
+  private readPhysU64(paddr: number): bigint | null {
+    const b = this.readPhys(paddr, 8);
+    return b ? new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) : null;
+  }
+
+  private readPhys(paddr: number, len: number): Uint8Array | null {
+    if (!this.dump.phys) return null;
+    if (this.touchedPfns) {
+      const ps = this.pageSize;
+      for (let p = Math.floor(paddr / ps); p * ps < paddr + len; p++) this.touchedPfns.add(p);
+    }
+    return this.dump.phys.readPhys(paddr, len);
+  }
+
+  /** x86_64 4- or 5-level walk from init_top_pgt; handles 1 GiB and 2 MiB pages. Null if not mapped. */
+  walkPageTables(v: bigint): number | null {
+    const mask = PTE_PFN_MASK & ~this.smeMask;
+    let table = BigInt(this.kernelImagePhys(this.topPgt));
+    const shifts = this.pgtableL5 ? [48n, 39n, 30n, 21n, 12n] : [39n, 30n, 21n, 12n];
+    for (let level = 0; level < shifts.length; level++) {
+      const shift = shifts[level];
+      const idx = (v >> shift) & 0x1ffn;
+      const e = this.readPhysU64(Number(table + idx * 8n));
+      if (e === null || (e & PTE_PRESENT) === 0n) return null;
+      const last = level === shifts.length - 1;
+      // PSE at the PUD (1 GiB) or PMD (2 MiB) level maps a huge page.
+      if (!last && (e & PTE_PSE) !== 0n && (shift === 30n || shift === 21n)) {
+        const pageMask = (1n << shift) - 1n;
+        return Number(((e & mask) & ~pageMask) | (v & pageMask));
+      }
+      table = e & mask;
+      if (last) return Number(table | (v & 0xfffn));
+    }
+    return null;
+  }
+
+  /** Physical address of a kernel virtual address, or null if it is not mapped. */
+  translate(v: bigint): number | null {
+    if (v >= START_KERNEL_MAP && v < KERNEL_IMAGE_END) return this.kernelImagePhys(v);
+    const b = this.bases;
+    if (b && v >= b.pageOffsetBase && v - b.pageOffsetBase < BigInt(this.dump.phys?.physEnd ?? 0)) return Number(v - b.pageOffsetBase);
+    const page = v & ~0xfffn;
+    let p = this.tlb.get(page);
+    if (p === undefined) {
+      const t = this.walkPageTables(page);
+      if (t === null) return null;
+      p = t;
+      if (this.tlb.size > 1 << 16) this.tlb.clear();
+      this.tlb.set(page, p);
+    }
+    return p + Number(v & 0xfffn);
+  }
+
+  read(addr: bigint, len: number): Uint8Array | null {
+    const virt = this.dump.virt;
+    if (virt && virt.covers(addr)) return virt.readVirt(addr, len);
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = addr + BigInt(done);
+      const inPage = this.pageSize - Number(a & BigInt(this.pageSize - 1));
+      const n = Math.min(inPage, len - done);
+      const p = this.translate(a);
+      if (p === null) return null;
+      const bytes = this.readPhys(p, n);
+      if (!bytes) return null;
+      out.set(bytes, done);
+      done += n;
+    }
+    return out;
+  }
+
+  /** Reads that must succeed: a missing page here means the dump cannot be analysed. */
+  mustRead(addr: bigint, len: number, what: string): Uint8Array {
+    const b = this.read(addr, len);
+    if (!b) {
+      throw new MemleakError('E_FORMAT', `cannot read ${what} at ${hex(addr)} (${len} bytes): the page is not in the dump (excluded or not mapped)`, {
+        file: this.dump.path,
+      });
+    }
+    return b;
+  }
+
+  u64(addr: bigint, what: string): bigint {
+    const b = this.mustRead(addr, 8, what);
+    return new DataView(b.buffer, b.byteOffset).getBigUint64(0, true);
+  }
+
+  u32(addr: bigint, what: string): number {
+    const b = this.mustRead(addr, 4, what);
+    return new DataView(b.buffer, b.byteOffset).getUint32(0, true);
+  }
+
+  cString(addr: bigint, max: number, what: string): string {
+    const b = this.read(addr, max) ?? this.mustRead(addr, Math.min(max, this.pageSize - Number(addr & 0xfffn)), what);
+    const z = b.indexOf(0);
+    return new TextDecoder().decode(z < 0 ? b : b.subarray(0, z));
+  }
+
+  /** Address of a VMCOREINFO symbol, or null. */
+  vmcoreSymbol(name: string): bigint | null {
+    return this.info.symbols.get(name) ?? null;
+  }
+}

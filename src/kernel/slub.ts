@@ -1,0 +1,275 @@
+/**
+ * SLUB helpers (mm/slub.c), named after the kernel's: for_each_slab_cache, for_each_slab (a walk of
+ * every struct page in vmemmap), slab_free_objects (freelists). Offsets come from KernelTypes (BTF).
+ *
+ * Version branches:
+ * - struct slab split from struct page in v5.17 ("mm: Split slab into its own type"); before it the
+ *   same members (slab_cache, freelist, counters/inuse/objects/frozen) live in struct page, and
+ *   kmem_cache_cpu has `page` instead of `slab`.
+ * - CONFIG_SLAB_FREELIST_HARDENED stores free pointers as ptr ^ s->random ^ swab(&ptr) since v5.7
+ *   ("slub: improve bit diffusion for freelist ptr obfuscation"), ptr ^ s->random ^ &ptr before (v4.14).
+ * - PG_slab comes from VMCOREINFO NUMBER(PG_slab); v6.10 replaced it by a page type ("mm: free up
+ *   PG_slab"). Without it a page counts as a slab when its slab_cache is a known kmem_cache, which
+ *   is the same test with one fewer witness.
+ */
+import { MemleakError } from '../errors.js';
+import { hex } from '../hex.js';
+import type { Kallsyms } from './kallsyms.js';
+import type { Program } from './program.js';
+import type { KernelTypes } from './types.js';
+
+const STRUCT_PAGE = 64;
+const PAGE_CHUNK = 4096; // struct pages per vmemmap read (256 KiB)
+
+export interface KmemCache {
+  addr: bigint;
+  name: string;
+  /** s->size: distance between objects. */
+  size: number;
+  objectSize: number;
+  /** s->offset: where a free object keeps the next-free pointer. */
+  offset: number;
+  order: number;
+  objects: number;
+  /** s->random (0 without CONFIG_SLAB_FREELIST_HARDENED). */
+  random: bigint;
+  hardened: boolean;
+  cpuSlab: bigint;
+}
+
+export interface SlabPage {
+  /** struct page / struct slab address. */
+  page: bigint;
+  /** page_address(): the first object. */
+  base: bigint;
+  cache: bigint;
+  objects: number;
+  inuse: number;
+  frozen: boolean;
+  freelist: bigint;
+}
+
+export interface SlubContext {
+  prog: Program;
+  syms: Kallsyms;
+  types: KernelTypes;
+}
+
+function sym(ctx: SlubContext, name: string): bigint {
+  const a = ctx.syms.addressOf(name);
+  if (a === null) throw new MemleakError('E_KALLSYMS', `kernel symbol ${name} not found in ${ctx.syms.source}`, { file: ctx.syms.source });
+  return a;
+}
+
+const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
+
+/** The layout struct for slab fields: struct slab since v5.17, struct page before. */
+function slabStruct(types: KernelTypes): 'slab' | 'page' {
+  return types.hasStruct('slab') && types.tryOffsetOf('slab', 'slab_cache') !== null ? 'slab' : 'page';
+}
+
+export function readKmemCache(ctx: SlubContext, addr: bigint): KmemCache {
+  const { prog, types } = ctx;
+  const size = types.sizeOf('kmem_cache');
+  const b = dv(prog.mustRead(addr, size, 'struct kmem_cache'));
+  const u32 = (m: string) => b.getUint32(types.offsetOf('kmem_cache', m), true);
+  const namePtr = b.getBigUint64(types.offsetOf('kmem_cache', 'name'), true);
+  const oo = b.getUint32(types.offsetOf('kmem_cache', 'oo'), true);
+  const randomOff = types.tryOffsetOf('kmem_cache', 'random');
+  return {
+    addr,
+    name: prog.cString(namePtr, 64, 'kmem_cache name'),
+    size: u32('size'),
+    objectSize: u32('object_size'),
+    offset: u32('offset'),
+    // struct kmem_cache_order_objects: order in the high 16 bits (OO_SHIFT), objects in the low.
+    order: oo >>> 16,
+    objects: oo & 0xffff,
+    random: randomOff === null ? 0n : b.getBigUint64(randomOff, true),
+    hardened: randomOff !== null,
+    cpuSlab: b.getBigUint64(types.offsetOf('kmem_cache', 'cpu_slab'), true),
+  };
+}
+
+/** list_for_each_entry(s, &slab_caches, list). */
+export function forEachSlabCache(ctx: SlubContext): KmemCache[] {
+  const head = sym(ctx, 'slab_caches');
+  const listOff = BigInt(ctx.types.offsetOf('kmem_cache', 'list'));
+  const out: KmemCache[] = [];
+  const seen = new Set<bigint>();
+  let node = ctx.prog.u64(head, 'slab_caches');
+  while (node !== head) {
+    if (seen.has(node) || seen.size > 100000) throw new MemleakError('E_FORMAT', `slab_caches list loops at ${hex(node)}`, { file: ctx.prog.dump.path });
+    seen.add(node);
+    out.push(readKmemCache(ctx, node - listOff));
+    node = ctx.prog.u64(node, 'kmem_cache.list');
+  }
+  return out;
+}
+
+export function findSlabCache(ctx: SlubContext, name: string): KmemCache {
+  const all = forEachSlabCache(ctx);
+  const c = all.find((k) => k.name === name);
+  if (!c) {
+    const near = all.map((k) => k.name).filter((n) => n.includes(name.replace(/-\d+$/, ''))).slice(0, 6);
+    throw new MemleakError('E_USAGE', `no slab cache named ${name} in the dump${near.length ? ` (similar: ${near.join(', ')})` : ''}`);
+  }
+  return c;
+}
+
+function readBits(b: DataView, bitOffset: number, bitSize: number): number {
+  const byte = bitOffset >> 3;
+  const word = b.getUint32(byte, true) + (byte + 4 < b.byteLength ? b.getUint8(byte + 4) * 2 ** 32 : 0);
+  return Math.floor(word / 2 ** (bitOffset & 7)) % 2 ** bitSize;
+}
+
+export interface SlabWalkStats {
+  pfnsScanned: number;
+  /** struct pages that could not be read (vmemmap holes are normal; excluded pages are not). */
+  unreadableStructPages: number;
+}
+
+/**
+ * for_each_slab: every head page whose slab_cache is one of `caches` (all known caches when null),
+ * by reading struct page for every pfn up to max_pfn.
+ */
+export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: SlabPage) => void): SlabWalkStats {
+  const { prog, types } = ctx;
+  const bases = prog.bases!;
+  const S = slabStruct(types);
+  const offCache = types.offsetOf(S, 'slab_cache');
+  const offFreelist = types.offsetOf(S, 'freelist');
+  const inuse = types.bitfield(S, 'inuse');
+  const objects = types.bitfield(S, 'objects');
+  const frozen = types.bitfield(S, 'frozen');
+  const pgSlab = prog.info.numbers.get('PG_slab');
+  const headMask = prog.info.numbers.get('PG_head_mask');
+  const maxPfn = Number(prog.u64(sym(ctx, 'max_pfn'), 'max_pfn'));
+  const stats: SlabWalkStats = { pfnsScanned: 0, unreadableStructPages: 0 };
+  const pageSize = BigInt(prog.pageSize);
+  const perPage = prog.pageSize / STRUCT_PAGE;
+  const visitBlock = (pfn0: number, bytes: Uint8Array, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const b = new DataView(bytes.buffer, bytes.byteOffset + i * STRUCT_PAGE, STRUCT_PAGE);
+      stats.pfnsScanned++;
+      const flags = b.getBigUint64(0, true);
+      if (pgSlab !== undefined && ((flags >> pgSlab) & 1n) === 0n) continue;
+      // Tail pages of a compound slab carry compound_head | 1 at offset 8; only head pages describe a slab.
+      if ((b.getBigUint64(8, true) & 1n) === 1n) continue;
+      const cache = b.getBigUint64(offCache, true);
+      if (!caches.has(cache)) continue;
+      const pfn = pfn0 + i;
+      visit({
+        page: bases.vmemmapBase + BigInt(pfn * STRUCT_PAGE),
+        base: bases.pageOffsetBase + BigInt(pfn) * pageSize,
+        cache,
+        objects: readBits(b, objects.bitOffset, objects.bitSize),
+        inuse: readBits(b, inuse.bitOffset, inuse.bitSize),
+        frozen: readBits(b, frozen.bitOffset, frozen.bitSize) === 1,
+        freelist: b.getBigUint64(offFreelist, true),
+      });
+    }
+  };
+  for (let pfn0 = 0; pfn0 < maxPfn; pfn0 += PAGE_CHUNK) {
+    const n = Math.min(PAGE_CHUNK, maxPfn - pfn0);
+    const chunk = prog.read(bases.vmemmapBase + BigInt(pfn0 * STRUCT_PAGE), n * STRUCT_PAGE);
+    if (chunk) {
+      visitBlock(pfn0, chunk, n);
+      continue;
+    }
+    // A hole in vmemmap (memory holes are not populated) or an excluded page: one vmemmap page at a time.
+    for (let j = 0; j < n; j += perPage) {
+      const m = Math.min(perPage, n - j);
+      const one = prog.read(bases.vmemmapBase + BigInt((pfn0 + j) * STRUCT_PAGE), m * STRUCT_PAGE);
+      if (one) visitBlock(pfn0 + j, one, m);
+      else stats.unreadableStructPages += m;
+    }
+  }
+  return stats;
+}
+
+function swab64(x: bigint): bigint {
+  let r = 0n;
+  for (let i = 0; i < 8; i++) {
+    r = (r << 8n) | (x & 0xffn);
+    x >>= 8n;
+  }
+  return r;
+}
+
+/** freelist_ptr(): the next free object stored at `ptrAddr`. */
+export function decodeFreePointer(c: KmemCache, stored: bigint, ptrAddr: bigint, withSwab = true): bigint {
+  if (!c.hardened) return stored;
+  return stored ^ c.random ^ (withSwab ? swab64(ptrAddr) : ptrAddr);
+}
+
+export interface FreeChain {
+  objects: bigint[];
+  /** Why the walk stopped early, if it did. */
+  broken: string | null;
+}
+
+/**
+ * Follows a freelist inside one slab: every element must be an object start of that slab; a repeat
+ * (cycle) or a stray pointer stops the walk and is reported.
+ */
+export function walkFreelist(c: KmemCache, slabBase: bigint, nObjects: number, bytes: Uint8Array | null, read: (a: bigint) => bigint | null, head: bigint): FreeChain {
+  const objects: bigint[] = [];
+  const seen = new Set<bigint>();
+  const end = slabBase + BigInt(nObjects * c.size);
+  const stride = BigInt(c.size);
+  let cur = head;
+  let swab = true;
+  while (cur !== 0n) {
+    if (cur < slabBase || cur >= end || (cur - slabBase) % stride !== 0n) {
+      return { objects, broken: `free pointer ${hex(cur)} is not an object of the slab at ${hex(slabBase)}` };
+    }
+    if (seen.has(cur)) return { objects, broken: `freelist of the slab at ${hex(slabBase)} loops at ${hex(cur)}` };
+    seen.add(cur);
+    objects.push(cur);
+    const ptrAddr = cur + BigInt(c.offset);
+    let stored: bigint | null;
+    if (bytes) stored = dv(bytes).getBigUint64(Number(ptrAddr - slabBase), true);
+    else stored = read(ptrAddr);
+    if (stored === null) return { objects, broken: `free object ${hex(cur)} is not in the dump` };
+    let next = decodeFreePointer(c, stored, ptrAddr, swab);
+    if (objects.length === 1 && c.hardened && next !== 0n && (next < slabBase || next >= end)) {
+      // Kernels before v5.7 obfuscate without swab(); decide on the first link.
+      const alt = decodeFreePointer(c, stored, ptrAddr, false);
+      if (alt === 0n || (alt >= slabBase && alt < end)) {
+        swab = false;
+        next = alt;
+      }
+    }
+    cur = next;
+  }
+  return { objects, broken: null };
+}
+
+export interface CpuSlab {
+  cpu: number;
+  freelist: bigint;
+  slab: bigint;
+  partial: bigint;
+}
+
+/** Per-CPU kmem_cache_cpu of a cache: this_cpu_ptr(s->cpu_slab) for every possible CPU. */
+export function cpuSlabs(ctx: SlubContext, c: KmemCache): CpuSlab[] {
+  const { prog, types } = ctx;
+  const nr = prog.u32(sym(ctx, 'nr_cpu_ids'), 'nr_cpu_ids');
+  const offsets = prog.mustRead(sym(ctx, '__per_cpu_offset'), nr * 8, '__per_cpu_offset');
+  const ov = dv(offsets);
+  const offFree = types.offsetOf('kmem_cache_cpu', 'freelist');
+  // kmem_cache_cpu.page became .slab in v5.17 with struct slab.
+  const offSlab = types.tryOffsetOf('kmem_cache_cpu', 'slab') ?? types.offsetOf('kmem_cache_cpu', 'page');
+  const offPartial = types.tryOffsetOf('kmem_cache_cpu', 'partial');
+  const out: CpuSlab[] = [];
+  for (let cpu = 0; cpu < nr; cpu++) {
+    const addr = (c.cpuSlab + ov.getBigUint64(cpu * 8, true)) & ((1n << 64n) - 1n);
+    const b = prog.read(addr, Math.max(offFree, offSlab, offPartial ?? 0) + 8);
+    if (!b) continue;
+    const v = dv(b);
+    out.push({ cpu, freelist: v.getBigUint64(offFree, true), slab: v.getBigUint64(offSlab, true), partial: offPartial === null ? 0n : v.getBigUint64(offPartial, true) });
+  }
+  return out;
+}

@@ -1,0 +1,226 @@
+/**
+ * A vmcore (or kcore, or an extract) as an analysis source: open the dump, find symbols (a kallsyms
+ * file, or the dump's own tables) and types (a BTF file, or the dump's .BTF), read the address-space
+ * bases, walk one slab cache, and hand the scan engine a SlabSet whose free objects come from the
+ * freelists.
+ */
+import { MemleakError } from '../errors.js';
+import { hex } from '../hex.js';
+import type { Dump } from '../dump/dump.js';
+import { openDump } from '../dump/open-dump.js';
+import { Btf } from '../kernel/btf.js';
+import { btfFromDump, checkKallsymsAgainstDump, dumpHasKallsyms, kernelSymbolsFromDump, moduleSymbolsFromDump } from '../kernel/dump-symbols.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
+import { Program } from '../kernel/program.js';
+import { KernelTypes } from '../kernel/types.js';
+import {
+  cpuSlabs, forEachSlab, forEachSlabCache, walkFreelist,
+  type KmemCache, type SlabPage, type SlubContext,
+} from '../kernel/slub.js';
+import type { AddressSpace } from '../kernel/address-space.js';
+import type { SlabSet } from '../scan/slab-set.js';
+import { readBinary, readText } from './files.js';
+
+/** SLAB_RECLAIM_ACCOUNT (include/linux/slab.h): reclaimable caches are not leak suspects. */
+const SLAB_RECLAIM_ACCOUNT = 0x00020000;
+
+export interface VmcoreInputs {
+  vmcore: string;
+  kallsyms: string | null;
+  btf: string | null;
+}
+
+export interface OpenVmcore extends SlubContext {
+  dump: Dump;
+  symbolsSource: string;
+  typesSource: string;
+  warnings: string[];
+  close(): void;
+}
+
+export function openVmcore(inp: VmcoreInputs): OpenVmcore {
+  const dump = openDump(inp.vmcore);
+  try {
+    const prog = new Program(dump);
+    const warnings: string[] = [];
+    const fileSyms = inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null;
+    let dumpKernel: Kallsyms | null = null;
+    if (dumpHasKallsyms(prog)) dumpKernel = Kallsyms.fromRows(kernelSymbolsFromDump(prog), `${dump.path} (kallsyms tables)`);
+    if (fileSyms) checkKallsymsAgainstDump(prog, fileSyms, dumpKernel);
+    const kernelSyms = fileSyms ?? dumpKernel;
+    if (!kernelSyms) {
+      throw new MemleakError('E_KALLSYMS', 'the dump has no kallsyms tables (kernel before 6.0): pass --kallsyms FILE, a copy of the machine\'s /proc/kallsyms', { file: dump.path });
+    }
+    const base = (name: string) => {
+      const a = kernelSyms.addressOf(name);
+      // Without CONFIG_RANDOMIZE_MEMORY the bases are constants (Documentation/x86/x86_64/mm.rst).
+      return a === null ? null : prog.u64(a, name);
+    };
+    prog.bases = {
+      pageOffsetBase: base('page_offset_base') ?? 0xffff888000000000n,
+      vmallocBase: base('vmalloc_base') ?? 0xffffc90000000000n,
+      vmemmapBase: base('vmemmap_base') ?? 0xffffea0000000000n,
+    };
+    let btf: Btf | null = null;
+    let typesSource: string;
+    if (inp.btf) {
+      btf = Btf.parse(readBinary(inp.btf), inp.btf);
+      typesSource = inp.btf;
+    } else {
+      btf = btfFromDump(prog, kernelSyms);
+      typesSource = btf ? btf.source : 'VMCOREINFO only (no BTF in the dump: pass --btf)';
+    }
+    const types = new KernelTypes(btf, prog.info, dump.path);
+    let syms = kernelSyms;
+    let symbolsSource = kernelSyms.source;
+    if (!fileSyms) {
+      const mods = moduleSymbolsFromDump(prog, kernelSyms, types);
+      warnings.push(...mods.warnings);
+      syms = Kallsyms.fromRows([...kernelSymbolsFromDump(prog), ...mods.rows], kernelSyms.source);
+      symbolsSource = `${dump.path} (kallsyms tables + ${mods.rows.length} module symbols)`;
+    }
+    return { dump, prog, syms, types, symbolsSource, typesSource, warnings, close: () => dump.close() };
+  } catch (e) {
+    dump.close();
+    throw e;
+  }
+}
+
+export interface CacheSummary {
+  cache: KmemCache;
+  flags: number;
+  slabs: number;
+  total: number;
+  allocated: number;
+}
+
+function cacheFlags(v: OpenVmcore, c: KmemCache): number {
+  const off = v.types.tryOffsetOf('kmem_cache', 'flags');
+  if (off === null) return 0;
+  return v.prog.u32(c.addr + BigInt(off), 'kmem_cache.flags');
+}
+
+/** kmem -s for every cache: one pass over struct pages; cpu slabs' private freelists subtracted. */
+export function summarizeCaches(v: OpenVmcore): CacheSummary[] {
+  const caches = forEachSlabCache(v);
+  const byAddr = new Map<bigint, CacheSummary>();
+  for (const c of caches) byAddr.set(c.addr, { cache: c, flags: cacheFlags(v, c), slabs: 0, total: 0, allocated: 0 });
+  forEachSlab(v, new Set(byAddr.keys()), (s) => {
+    const row = byAddr.get(s.cache)!;
+    row.slabs++;
+    row.total += s.objects;
+    row.allocated += s.inuse;
+  });
+  for (const row of byAddr.values()) {
+    for (const cpu of cpuSlabs(v, row.cache)) {
+      if (cpu.freelist === 0n || cpu.slab === 0n) continue;
+      const base = slabBaseOfPage(v, cpu.slab);
+      const chain = walkFreelist(row.cache, base, row.cache.objects, null, (a) => readU64(v, a), cpu.freelist);
+      row.allocated -= chain.objects.length;
+    }
+  }
+  return [...byAddr.values()];
+}
+
+function readU64(v: OpenVmcore, a: bigint): bigint | null {
+  const b = v.prog.read(a, 8);
+  return b ? new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) : null;
+}
+
+/** page_address(slab): the direct-map address of a struct page's memory. */
+export function slabBaseOfPage(v: OpenVmcore, page: bigint): bigint {
+  const b = v.prog.bases!;
+  return b.pageOffsetBase + ((page - b.vmemmapBase) / 64n) * BigInt(v.prog.pageSize);
+}
+
+export function chooseSuspectCache(rows: CacheSummary[]): CacheSummary | null {
+  let best: CacheSummary | null = null;
+  for (const r of rows) {
+    if (r.flags & SLAB_RECLAIM_ACCOUNT) continue;
+    if (!best || r.allocated * r.cache.size > best.allocated * best.cache.size) best = r;
+  }
+  return best;
+}
+
+export interface CacheWalk {
+  cache: KmemCache;
+  slabs: SlabPage[];
+  /** Free objects: every slab's freelist plus each CPU's private freelist. */
+  free: Set<bigint>;
+  total: number;
+  allocated: number;
+  cpuFreelistObjects: number;
+  warnings: string[];
+}
+
+/** Every slab of one cache and its free objects. */
+export function walkCache(v: OpenVmcore, cache: KmemCache): CacheWalk {
+  const slabs: SlabPage[] = [];
+  const stats = forEachSlab(v, new Set([cache.addr]), (s) => slabs.push(s));
+  const warnings: string[] = [];
+  if (stats.unreadableStructPages) {
+    warnings.push(`${stats.unreadableStructPages} struct pages could not be read (vmemmap holes or pages excluded from the dump): slabs there are not seen`);
+  }
+  const free = new Set<bigint>();
+  const slabBytes = BigInt(v.prog.pageSize) << BigInt(cache.order);
+  const byBase = new Map<bigint, SlabPage>();
+  for (const s of slabs) byBase.set(s.base, s);
+  let broken = 0;
+  const note = (msg: string) => {
+    if (broken++ < 3) warnings.push(msg);
+  };
+  for (const s of slabs) {
+    if (s.freelist === 0n) continue;
+    const bytes = v.prog.read(s.base, Number(slabBytes));
+    const chain = walkFreelist(cache, s.base, s.objects, bytes, (a) => readU64(v, a), s.freelist);
+    if (chain.broken) note(chain.broken);
+    for (const o of chain.objects) free.add(o);
+  }
+  let cpuFree = 0;
+  for (const cpu of cpuSlabs(v, cache)) {
+    if (cpu.freelist === 0n || cpu.slab === 0n) continue;
+    const base = slabBaseOfPage(v, cpu.slab);
+    const s = byBase.get(base);
+    const chain = walkFreelist(cache, base, s?.objects ?? cache.objects, null, (a) => readU64(v, a), cpu.freelist);
+    if (chain.broken) note(`cpu ${cpu.cpu}: ${chain.broken}`);
+    for (const o of chain.objects) free.add(o);
+    cpuFree += chain.objects.length;
+  }
+  if (broken > 3) warnings.push(`${broken - 3} more broken freelists`);
+  const total = slabs.reduce((n, s) => n + s.objects, 0);
+  return { cache, slabs, free, total, allocated: total - free.size, cpuFreelistObjects: cpuFree, warnings };
+}
+
+export function addressSpaceOf(v: OpenVmcore): AddressSpace {
+  const b = v.prog.bases!;
+  const physEnd = BigInt(v.dump.phys?.physEnd ?? 0);
+  return {
+    source: v.dump.live ? 'kcore (live)' : 'vmcore',
+    directMap: { lo: b.pageOffsetBase, hi: b.pageOffsetBase + (physEnd > 0n ? physEnd : 1n << 46n) },
+    // VMALLOC_SIZE_TB is 32 with 4-level paging, 12800 with 5-level (Documentation/x86/x86_64/mm.rst).
+    vmalloc: { lo: b.vmallocBase, hi: b.vmallocBase + ((v.prog.pgtableL5 ? 12800n : 32n) << 40n) },
+    vmemmap: { lo: b.vmemmapBase, hi: b.vmemmapBase + (physEnd > 0n ? (physEnd / 4096n) * 64n : 1n << 40n) },
+  };
+}
+
+export function slabSetFromWalk(v: OpenVmcore, walk: CacheWalk): SlabSet {
+  const c = walk.cache;
+  const slabs = walk.slabs.map((s) => s.base).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  if (slabs.length === 0) throw new MemleakError('E_NO_DATA', `cache ${c.name} has no slabs in the dump`, { file: v.dump.path });
+  const free = walk.free;
+  return {
+    cache: {
+      name: c.name,
+      stride: c.size,
+      objsPerSlab: c.objects,
+      slabSize: v.prog.pageSize << c.order,
+      allocated: walk.allocated,
+      source: `kmem_cache at ${hex(c.addr)} (${v.typesSource})`,
+    },
+    slabs,
+    memory: v.prog,
+    allocated: (a) => !free.has(a),
+    addressSpace: addressSpaceOf(v),
+    freeSource: `SLUB freelists (${walk.free.size} free objects, ${walk.cpuFreelistObjects} on per-CPU freelists)`,
+  };
+}
