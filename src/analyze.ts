@@ -47,6 +47,8 @@ export interface AnalyzeRequest {
   verdict: VerdictRules;
   /** Clusters in the report. */
   top: number;
+  /** For `extract`: record the dump pages the analysis reads, and see the open dump before it closes. */
+  vmcoreHook?: { trackPages: true; beforeClose(v: OpenVmcore, set: SlabSet): void };
 }
 
 export function defaultRequest(): AnalyzeRequest {
@@ -158,13 +160,15 @@ interface Loaded {
 
 function loadVmcore(req: AnalyzeRequest, warnings: string[]): Loaded {
   if (req.rd.length || req.raw || req.kmem) throw new MemleakError('E_USAGE', '--vmcore is a complete memory source: do not combine it with --rd, --raw or --kmem');
-  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, btf: req.btf });
+  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, btf: req.btf, trackPages: req.vmcoreHook?.trackPages });
   try {
     warnings.push(...v.warnings);
     let cache: KmemCache;
+    // An extract must also answer the summary a later run without --cache makes.
+    const summary = !req.geometry.cache || req.vmcoreHook ? summarizeCaches(v) : null;
     if (req.geometry.cache) cache = findSlabCache(v, req.geometry.cache);
     else {
-      const suspect = chooseSuspectCache(summarizeCaches(v));
+      const suspect = chooseSuspectCache(summary!);
       if (!suspect) throw new MemleakError('E_NO_DATA', 'the dump has no unreclaimable slab cache with objects', { file: v.dump.path });
       cache = suspect.cache;
       warnings.push(`no --cache given: analysing ${cache.name}, the unreclaimable cache with the most allocated bytes in the dump`);
@@ -252,7 +256,9 @@ export async function analyze(req: AnalyzeRequest): Promise<Report> {
   const warnings: string[] = [];
   const loaded = loadMemory(req, warnings);
   try {
-    return await analyzeLoaded(req, loaded, warnings, t0);
+    const report = await analyzeLoaded(req, loaded, warnings, t0);
+    if (loaded.vmcore && req.vmcoreHook) req.vmcoreHook.beforeClose(loaded.vmcore, loaded.set);
+    return report;
   } finally {
     loaded.vmcore?.close();
   }

@@ -80,7 +80,10 @@ export class FileSource implements ByteSource {
 /** Bytes already in memory (small extracts, tests). */
 export class BufferSource implements ByteSource {
   readonly size: number;
-  constructor(readonly path: string, private readonly bytes: Uint8Array) {
+  private readonly bytes: Uint8Array;
+  constructor(readonly path: string, bytes: Uint8Array) {
+    // A plain Uint8Array view: Buffer#slice would share memory, and readers wrap `.buffer` in DataViews.
+    this.bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.size = bytes.length;
   }
   read(offset: number, len: number): Uint8Array {

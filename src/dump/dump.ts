@@ -39,6 +39,8 @@ export interface Dump {
   stats: DumpStats;
   /** phys_base from the kdump sub-header, when the format carries it (VMCOREINFO wins if both). */
   headerPhysBase: bigint | null;
+  /** The SYSAK note of a `sysak memleak extract` image: what it was cut from, and for which cache. */
+  extractInfo: Record<string, unknown> | null;
   close(): void;
 }
 

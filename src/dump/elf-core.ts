@@ -81,6 +81,7 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
   const pdv = new DataView(ph.buffer);
   const loads: Segment[] = [];
   let vmcoreinfo: string | null = null;
+  let extractInfo: Record<string, unknown> | null = null;
   for (let i = 0; i < phnum; i++) {
     const o = i * phentsize;
     const ptype = pdv.getUint32(o, true);
@@ -93,6 +94,13 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
       if (fileOff + fileSz > src.size) fail(src, phoff + o, `PT_NOTE at ${fileOff}+${fileSz} runs past the end of the file (${src.size}): truncated`);
       for (const n of parseNotes(src.read(fileOff, fileSz), src, fileOff)) {
         if (n.name === 'VMCOREINFO') vmcoreinfo = new TextDecoder().decode(n.desc).replace(/\0+$/, '');
+        if (n.name === 'SYSAK') {
+          try {
+            extractInfo = JSON.parse(new TextDecoder().decode(n.desc));
+          } catch {
+            fail(src, fileOff, 'SYSAK extract note is not JSON: corrupt extract');
+          }
+        }
       }
     } else if (ptype === PT_LOAD) {
       if (fileSz > memSz) fail(src, phoff + o, `PT_LOAD ${i} has p_filesz ${fileSz} > p_memsz ${memSz}`);
@@ -154,13 +162,16 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
   const qemu = loads.every((s) => s.vaddr === 0n || s.vaddr === s.paddr);
   return {
     path: src.path,
-    format: opts.kcore ? '/proc/kcore' : qemu ? 'ELF core (physical PT_LOADs)' : 'ELF core (kdump /proc/vmcore layout)',
+    format: opts.kcore ? '/proc/kcore'
+      : extractInfo ? `sysak extract (ELF core, ${loads.length} segments, cache ${String(extractInfo.cache)}, cut from ${String(extractInfo.from)})`
+      : qemu ? 'ELF core (physical PT_LOADs)' : 'ELF core (kdump /proc/vmcore layout)',
     live: opts.kcore,
     vmcoreinfo,
     phys,
     virt,
     stats,
     headerPhysBase: null,
+    extractInfo,
     close: () => src.close(),
   };
 }

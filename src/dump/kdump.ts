@@ -193,6 +193,7 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
     virt: null,
     stats,
     headerPhysBase: physBase,
+    extractInfo: null,
     close: () => src.close(),
   };
 }

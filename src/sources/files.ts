@@ -101,7 +101,7 @@ export function findRecording(dir: string): RecordingFiles {
     meminfoAfter: pick('guest/meminfo.after', 'meminfo.after'),
     kmem: kmemName ? join(crashDir, kmemName) : null,
     rd: rd ? [rd] : [],
-    vmcore: pick('vmcore.kdump', 'vmcore.extract', 'vmcore.elf', 'vmcore'),
+    vmcore: pick('vmcore.kdump', 'vmcore.extract.gz', 'vmcore.extract', 'vmcore.elf', 'vmcore'),
     cache,
   };
 }

@@ -28,6 +28,8 @@ export interface VmcoreInputs {
   vmcore: string;
   kallsyms: string | null;
   btf: string | null;
+  /** Record every physical page read (for `extract`). */
+  trackPages?: boolean;
 }
 
 export interface OpenVmcore extends SlubContext {
@@ -42,6 +44,7 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
   const dump = openDump(inp.vmcore);
   try {
     const prog = new Program(dump);
+    if (inp.trackPages) prog.touchedPfns = new Set();
     const warnings: string[] = [];
     const fileSyms = inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null;
     let dumpKernel: Kallsyms | null = null;
