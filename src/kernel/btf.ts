@@ -39,7 +39,7 @@ export class Btf {
   private constructor(readonly source: string, bytes: Uint8Array) {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (bytes.length < 24 || dv.getUint16(0, true) !== BTF_MAGIC) {
-      throw new MemleakError('E_FORMAT', 'not BTF: magic 0xeb9f missing at offset 0', { file: source, offset: 0 });
+      throw new MemleakError('E_FORMAT', 'not BTF: the 0xeb9f magic is missing', { file: source, offset: 0 });
     }
     const hdrLen = dv.getUint32(4, true);
     const typeOff = dv.getUint32(8, true);
