@@ -48,7 +48,7 @@ export interface AnalyzeRequest {
   /** Clusters in the report. */
   top: number;
   /** For `extract`: record the dump pages the analysis reads, and see the open dump before it closes. */
-  vmcoreHook?: { trackPages: true; beforeClose(v: OpenVmcore, set: SlabSet): void };
+  vmcoreHook?: { capturePages: true; beforeClose(v: OpenVmcore, set: SlabSet): void };
 }
 
 export function defaultRequest(): AnalyzeRequest {
@@ -64,7 +64,7 @@ export function requestFromRecording(dir: string, base: AnalyzeRequest = default
   const explicitMemory = base.vmcore !== null || base.rd.length > 0 || base.raw !== null;
   if (!explicitMemory && r.vmcore) {
     // A dump is the complete source (every slab, exact free objects): it wins over crash text.
-    return { ...base, vmcore: r.vmcore, kallsyms: base.kallsyms, trace: base.trace ?? r.trace, geometry: { cache: base.geometry.cache ?? r.cache ?? undefined, ...base.geometry } };
+    return { ...base, vmcore: r.vmcore, kallsyms: base.kallsyms ?? r.kallsyms, btf: base.btf ?? r.btf, trace: base.trace ?? r.trace, geometry: { cache: base.geometry.cache ?? r.cache ?? undefined, ...base.geometry } };
   }
   if (r.rd.length === 0 && !explicitMemory) {
     throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: dir });
@@ -150,6 +150,8 @@ export interface Report {
   verdictReason: string;
   warnings: string[];
   elapsedMs: number;
+  /** Live runs only: the window, what was traced, and the /proc check over the window. */
+  live?: { durationS: number; eventsTraced: number; lostEvents: number; saved: string | null; check: import('./live/snapshots.js').CheckResult };
 }
 
 interface Loaded {
@@ -160,13 +162,15 @@ interface Loaded {
 
 function loadVmcore(req: AnalyzeRequest, warnings: string[]): Loaded {
   if (req.rd.length || req.raw || req.kmem) throw new MemleakError('E_USAGE', '--vmcore is a complete memory source: do not combine it with --rd, --raw or --kmem');
-  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, btf: req.btf, trackPages: req.vmcoreHook?.trackPages });
+  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, btf: req.btf, capturePages: req.vmcoreHook?.capturePages });
   try {
     warnings.push(...v.warnings);
     let cache: KmemCache;
     // An extract must also answer the summary a later run without --cache makes.
     const summary = !req.geometry.cache || req.vmcoreHook ? summarizeCaches(v) : null;
-    if (req.geometry.cache) cache = findSlabCache(v, req.geometry.cache);
+    // An extract remembers its cache (SYSAK note): `--from` a saved run analyses the same one.
+    const wanted = req.geometry.cache ?? (typeof v.dump.extractInfo?.cache === 'string' ? v.dump.extractInfo.cache : undefined);
+    if (wanted) cache = findSlabCache(v, wanted);
     else {
       const suspect = chooseSuspectCache(summary!);
       if (!suspect) throw new MemleakError('E_NO_DATA', 'the dump has no unreclaimable slab cache with objects', { file: v.dump.path });

@@ -12,6 +12,9 @@ export type ErrorCode =
   | 'E_TRACE' // the trace cannot be used (hashed pointers, wrong kernel)
   | 'E_NO_DATA' // nothing to analyse (no objects, no pages)
   | 'E_WORKER' // a scan worker failed
+  | 'E_PERMISSION' // live mode needs root, and no lockdown of kcore/tracefs
+  | 'E_LIVE' // tracefs or /proc/kcore do not work as needed
+  | 'E_INTERRUPTED' // SIGINT/SIGTERM during a live run (after cleanup)
   | 'E_INTERNAL';
 
 export interface ErrorContext {

@@ -21,9 +21,9 @@ export interface ExtractResult {
   blankedStructPages: number;
 }
 
-function buildImage(v: OpenVmcore, set: SlabSet): { image: Uint8Array; pages: number; blanked: number } {
+export function buildImage(v: OpenVmcore, set: SlabSet): { image: Uint8Array; pages: number; blanked: number } {
   const prog = v.prog;
-  const touched = prog.touchedPfns!;
+  const captured = prog.captured!;
   const bases = prog.bases!;
   const pageSize = prog.pageSize;
   const ps = BigInt(pageSize);
@@ -42,12 +42,11 @@ function buildImage(v: OpenVmcore, set: SlabSet): { image: Uint8Array; pages: nu
     const phys = prog.translate(bases.vmemmapBase + BigInt(pfn) * STRUCT_PAGE);
     if (phys !== null) memmapPage.set(Math.floor(phys / pageSize), pfn);
   }
-  prog.touchedPfns = null;
+  prog.captured = null;
   const pages: ExtractPage[] = [];
   let blanked = 0;
-  for (const pfn of [...touched].sort((a, b) => a - b)) {
-    const data = prog.dump.phys!.readPhys(pfn * pageSize, pageSize);
-    if (!data) continue; // excluded in the source too: stays absent
+  for (const pfn of [...captured.keys()].sort((a, b) => a - b)) {
+    const data = captured.get(pfn)!.slice();
     const first = memmapPage.get(pfn);
     if (first !== undefined) {
       for (let i = 0; i < perPage; i++) {
@@ -75,7 +74,7 @@ export async function extractVmcore(req: AnalyzeRequest): Promise<ExtractResult>
   const report = await analyze({
     ...req,
     vmcoreHook: {
-      trackPages: true,
+      capturePages: true,
       beforeClose: (v, set) => {
         built = buildImage(v, set);
       },

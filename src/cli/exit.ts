@@ -9,6 +9,9 @@ export const EXIT: Record<ErrorCode, number> = {
   E_KALLSYMS: 4,
   E_TRACE: 4,
   E_NO_DATA: 5,
+  E_PERMISSION: 77, // EX_NOPERM
+  E_LIVE: 6,
+  E_INTERRUPTED: 130, // 128 + SIGINT, as a shell reports it
   E_WORKER: 70,
   E_INTERNAL: 70,
 };

@@ -13,6 +13,8 @@ import { renderText } from '../report/text.js';
 import { renderSysak } from '../report/sysak.js';
 import { reportError } from './exit.js';
 import { extractVmcore } from '../extract.js';
+import { LIVE_DEFAULTS, runLive } from '../live/live.js';
+import { renderCheckSysak, renderCheckText } from '../report/check.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
@@ -66,6 +68,11 @@ interface MemleakFlags {
   top: number;
   json?: boolean;
   format: 'text' | 'sysak' | 'json';
+  duration?: number;
+  type: 'auto' | 'slab' | 'page' | 'vmalloc';
+  check?: boolean;
+  save?: string;
+  bufferKb: number;
 }
 
 export function buildProgram(): Command {
@@ -73,7 +80,7 @@ export function buildProgram(): Command {
   const program = new Command('sysak').description('system analysis kit: kernel memory-leak finder').showHelpAfterError().enablePositionalOptions();
   const memleak = program
     .command('memleak')
-    .description('find the kernel function that leaks slab memory, from crash text, raw dumps or a recording directory')
+    .description('find the kernel function that leaks memory: live on this kernel (root), or offline from a vmcore, crash text, raw pages or a recording directory')
     .option('--from <dir>', 'a recording directory (guest/trace.txt, guest/kallsyms.txt, crash/*.txt)')
     .option('--vmcore <file>', 'a vmcore (kdump-compressed, flattened or ELF), /proc/kcore, or an extract: the whole offline analysis')
     .option('--btf <file>', 'BTF of the dumped kernel (a copy of /sys/kernel/btf/vmlinux); default: the dump\'s own .BTF')
@@ -93,6 +100,11 @@ export function buildProgram(): Command {
     .option('--threshold <0..1>', 'similarity to a hot cluster at which an unfreed object is marked', fraction('--threshold'), DEFAULT_MARK.threshold)
     .option('--workers <n>', 'scan worker threads (0: scan in the main thread)', int('--workers', 0, 64), DEFAULT_SCAN.workers)
     .option('--top <n>', 'clusters to report', int('--top', 1, 1000), 5)
+    .option('-i, --duration <seconds>', `live mode: trace this long on the running kernel (default ${LIVE_DEFAULTS.duration}, as the original)`, int('--duration', 1, 86400))
+    .addOption(new Option('-t, --type <type>', 'live mode: leak type to look for').choices(['auto', 'slab', 'page', 'vmalloc']).default('auto'))
+    .option('-c, --check', 'live mode: only the quick check from /proc (is memory leaking, which kind, which cache)')
+    .option('--save <dir>', 'live mode: keep what the run used (snapshots, trace, kallsyms, memory extract) for `--from DIR`')
+    .option('--buffer-kb <kb>', 'live mode: ring buffer per CPU, drained every 200 ms', int('--buffer-kb', 64, 1 << 20), LIVE_DEFAULTS.bufferKb)
     .option('--json', 'JSON report (same as --format json)')
     .addOption(new Option('--format <fmt>', 'report format').choices(['text', 'sysak', 'json']).default('text'))
     .action(async (flags: MemleakFlags) => {
@@ -180,7 +192,58 @@ async function runExtract(f: ExtractFlags): Promise<number> {
   }
 }
 
+function isOffline(f: MemleakFlags): boolean {
+  return Boolean(f.from || f.vmcore || f.rd.length || f.raw);
+}
+
+async function runLiveCli(f: MemleakFlags): Promise<number> {
+  const offlineOnly = ['kmem', 'slabinfo', 'trace', 'kallsyms', 'btf', 'objectSize', 'slabSize', 'objectsPerSlab'] as const;
+  for (const k of offlineOnly) if (f[k] !== undefined) throw new MemleakError('E_USAGE', `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} is for offline analysis: give --vmcore, --rd, --raw or --from too`);
+  const ac = new AbortController();
+  let signalExit = 0;
+  const onSig = (sig: NodeJS.Signals) => {
+    signalExit = sig === 'SIGTERM' ? 143 : 130;
+    ac.abort();
+  };
+  process.on('SIGINT', onSig);
+  process.on('SIGTERM', onSig);
+  const tty = process.stderr.isTTY;
+  try {
+    const req = requestFromFlags({ ...f, rd: [] });
+    const res = await runLive(
+      { duration: f.duration ?? LIVE_DEFAULTS.duration, cache: f.cache ?? null, type: f.type, checkOnly: f.check === true, save: f.save ?? null, bufferKb: f.bufferKb, request: { mark: req.mark, scan: req.scan, freeOnlyPct: req.freeOnlyPct, strictFreeOnly: req.strictFreeOnly, top: req.top } },
+      {
+        signal: ac.signal,
+        progress: tty ? (el, tot, ev) => process.stderr.write(`\r${f.check ? 'watching' : 'tracing'} ${Math.floor(el)}/${tot} s, ${ev} events  (Ctrl-C stops and cleans up)`) : undefined,
+      },
+      f.duration !== undefined,
+    );
+    if (tty) process.stderr.write('\r\x1b[K');
+    const format = f.json ? 'json' : f.format;
+    let out: string;
+    if (!res.report) out = format === 'json' ? JSON.stringify({ schema: 'sysak-memleak-check/1', check: res.check }, null, 2) + '\n' : format === 'sysak' ? renderCheckSysak(res.check) : renderCheckText(res.check);
+    else out = format === 'json' ? JSON.stringify(res.report, null, 2) + '\n' : format === 'sysak' ? renderCheckSysak(res.check) + renderSysak(res.report) : renderCheckText(res.check) + '\n' + renderText(res.report);
+    process.stdout.write(out);
+    return 0;
+  } catch (e) {
+    if (tty) process.stderr.write('\r\x1b[K');
+    const code = reportError(e);
+    return signalExit || code;
+  } finally {
+    process.off('SIGINT', onSig);
+    process.off('SIGTERM', onSig);
+  }
+}
+
 async function runMemleak(f: MemleakFlags): Promise<number> {
+  if (!isOffline(f) || f.duration !== undefined || f.check) {
+    if (isOffline(f)) return reportError(new MemleakError('E_USAGE', '--duration/--check are live mode: do not combine them with --vmcore, --rd, --raw or --from'));
+    try {
+      return await runLiveCli(f);
+    } catch (e) {
+      return reportError(e);
+    }
+  }
   try {
     const req = requestFromFlags(f);
     const report = await analyze(req);

@@ -115,9 +115,16 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
 
   const stats = newStats();
   // Physical view: every segment with a usable p_paddr. QEMU writes vaddr 0 (or vaddr == paddr).
-  const physSegs = loads.filter((s) => s.paddr !== NO_PADDR && !(opts.kcore && s.vaddr < 0xffff800000000000n))
-    .map((s) => ({ ...s, p: Number(s.paddr) }))
-    .sort((a, b) => a.p - b.p);
+  let withPaddr = loads.filter((s) => s.paddr !== NO_PADDR);
+  if (opts.kcore) {
+    // kcore lists RAM through the direct map (vaddr - paddr = page_offset_base) and the kernel text
+    // again through its own mapping; only the direct-map view is used, so segments never overlap.
+    const diff = new Map<bigint, number>();
+    for (const s of withPaddr) diff.set(s.vaddr - s.paddr, (diff.get(s.vaddr - s.paddr) ?? 0) + s.memSz);
+    const direct = [...diff.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
+    withPaddr = withPaddr.filter((s) => s.vaddr - s.paddr === direct);
+  }
+  const physSegs = withPaddr.map((s) => ({ ...s, p: Number(s.paddr) })).sort((a, b) => a.p - b.p);
   const phys: PhysicalMemory | null = physSegs.length === 0 ? null : {
     physEnd: Math.max(...physSegs.map((s) => s.p + s.memSz)),
     readPhys(paddr: number, len: number): Uint8Array | null {

@@ -35,8 +35,12 @@ export class Program implements MemoryReader {
   readonly pageSize: number;
   /** Set once kallsyms is known (the bases are variables in the kernel image). */
   bases: ProgramBases | null = null;
-  /** Physical pages read so far (page numbers), for `extract`. Off unless tracking is on. */
-  touchedPfns: Set<number> | null = null;
+  /**
+   * With capture on (extract, live --save), every physical page is read whole the first time and kept:
+   * later reads are served from the copy, so one analysis sees one consistent snapshot even on a live
+   * kernel, and the extract holds exactly the bytes the analysis used.
+   */
+  captured: Map<number, Uint8Array> | null = null;
   private readonly tlb = new Map<bigint, number>();
   private readonly topPgt: bigint;
   private readonly smeMask: bigint;
@@ -73,12 +77,28 @@ export class Program implements MemoryReader {
   }
 
   private readPhys(paddr: number, len: number): Uint8Array | null {
-    if (!this.dump.phys) return null;
-    if (this.touchedPfns) {
-      const ps = this.pageSize;
-      for (let p = Math.floor(paddr / ps); p * ps < paddr + len; p++) this.touchedPfns.add(p);
+    const phys = this.dump.phys;
+    if (!phys) return null;
+    if (!this.captured) return phys.readPhys(paddr, len);
+    const ps = this.pageSize;
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const a = paddr + done;
+      const pfn = Math.floor(a / ps);
+      let page = this.captured.get(pfn);
+      if (!page) {
+        const p = phys.readPhys(pfn * ps, ps);
+        if (!p) return null;
+        page = p;
+        this.captured.set(pfn, page);
+      }
+      const off = a - pfn * ps;
+      const n = Math.min(ps - off, len - done);
+      out.set(page.subarray(off, off + n), done);
+      done += n;
     }
-    return this.dump.phys.readPhys(paddr, len);
+    return out;
   }
 
   /** x86_64 4- or 5-level walk from init_top_pgt; handles 1 GiB and 2 MiB pages. Null if not mapped. */
@@ -121,8 +141,16 @@ export class Program implements MemoryReader {
   }
 
   read(addr: bigint, len: number): Uint8Array | null {
+    // Physical first, also on /proc/kcore (whose RAM segments carry p_paddr): one path for every
+    // source, and captured pages for extracts. kcore's virtual segments are the fallback.
+    const r = this.readTranslated(addr, len);
+    if (r !== null) return r;
     const virt = this.dump.virt;
     if (virt && virt.covers(addr)) return virt.readVirt(addr, len);
+    return null;
+  }
+
+  private readTranslated(addr: bigint, len: number): Uint8Array | null {
     const out = new Uint8Array(len);
     let done = 0;
     while (done < len) {
@@ -137,6 +165,15 @@ export class Program implements MemoryReader {
       done += n;
     }
     return out;
+  }
+
+  /** Drops captured copies of [addr, addr+len) so the next read sees the kernel's current bytes (live retries). */
+  forget(addr: bigint, len: number): void {
+    if (!this.captured) return;
+    for (let a = addr & ~0xfffn; a < addr + BigInt(len); a += 4096n) {
+      const p = this.translate(a);
+      if (p !== null) this.captured.delete(Math.floor(p / this.pageSize));
+    }
   }
 
   /** Reads that must succeed: a missing page here means the dump cannot be analysed. */

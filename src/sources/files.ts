@@ -74,6 +74,8 @@ export interface RecordingFiles {
   kmem: string | null;
   rd: string[];
   vmcore: string | null;
+  /** BTF saved beside an extract (live --save keeps /sys/kernel/btf/vmlinux here). */
+  btf: string | null;
   cache: string | null;
 }
 
@@ -102,6 +104,7 @@ export function findRecording(dir: string): RecordingFiles {
     kmem: kmemName ? join(crashDir, kmemName) : null,
     rd: rd ? [rd] : [],
     vmcore: pick('vmcore.kdump', 'vmcore.extract.gz', 'vmcore.extract', 'vmcore.elf', 'vmcore'),
+    btf: pick('guest/btf_vmlinux.bin.gz', 'guest/btf_vmlinux.bin'),
     cache,
   };
 }

@@ -28,8 +28,8 @@ export interface VmcoreInputs {
   vmcore: string;
   kallsyms: string | null;
   btf: string | null;
-  /** Record every physical page read (for `extract`). */
-  trackPages?: boolean;
+  /** Keep every physical page read (for `extract` and live --save). */
+  capturePages?: boolean;
 }
 
 export interface OpenVmcore extends SlubContext {
@@ -44,7 +44,7 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
   const dump = openDump(inp.vmcore);
   try {
     const prog = new Program(dump);
-    if (inp.trackPages) prog.touchedPfns = new Set();
+    if (inp.capturePages) prog.captured = new Map();
     const warnings: string[] = [];
     const fileSyms = inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null;
     let dumpKernel: Kallsyms | null = null;
@@ -172,13 +172,26 @@ export function walkCache(v: OpenVmcore, cache: KmemCache): CacheWalk {
   const note = (msg: string) => {
     if (broken++ < 3) warnings.push(msg);
   };
+  const S = v.types.hasStruct('slab') ? 'slab' : 'page';
+  const offFreelist = BigInt(v.types.offsetOf(S, 'freelist'));
+  let raced = 0;
   for (const s of slabs) {
     if (s.freelist === 0n) continue;
-    const bytes = v.prog.read(s.base, Number(slabBytes));
-    const chain = walkFreelist(cache, s.base, s.objects, bytes, (a) => readU64(v, a), s.freelist);
-    if (chain.broken) note(chain.broken);
+    let head = s.freelist;
+    let chain = walkFreelist(cache, s.base, s.objects, v.prog.read(s.base, Number(slabBytes)), (a) => readU64(v, a), head);
+    // On a live kernel the slab may change between reading its struct slab and its objects: read both
+    // again (a few times) before calling the freelist broken.
+    for (let attempt = 0; chain.broken && v.dump.live && attempt < 3; attempt++) {
+      v.prog.forget(s.page, 64);
+      v.prog.forget(s.base, Number(slabBytes));
+      head = readU64(v, s.page + offFreelist) ?? 0n;
+      chain = walkFreelist(cache, s.base, s.objects, v.prog.read(s.base, Number(slabBytes)), (a) => readU64(v, a), head);
+      if (!chain.broken) raced++;
+    }
+    if (chain.broken) note(v.dump.live ? `${chain.broken} (live kernel: still changing after 3 re-reads; its free objects count as allocated)` : chain.broken);
     for (const o of chain.objects) free.add(o);
   }
+  if (raced) warnings.push(`${raced} slabs changed while being read (live kernel) and were read again`);
   let cpuFree = 0;
   for (const cpu of cpuSlabs(v, cache)) {
     if (cpu.freelist === 0n || cpu.slab === 0n) continue;

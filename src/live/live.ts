@@ -1,0 +1,293 @@
+/**
+ * Live mode: `sysak memleak --duration 200` on a running kernel with root, tracefs, /proc/kcore,
+ * /proc/kallsyms and BTF, and no module. Steps: preflight checks, /proc snapshots (the quick check),
+ * a private tracefs instance with the kmem events filtered to the suspect cache's size, the binary
+ * ring buffer drained while the window runs (raw pointers even where text output hashes them),
+ * snapshots again, then the offline analysis on /proc/kcore with the trace written as text.
+ * The instance is removed on every way out (success, error, abort); nothing else is written.
+ */
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import { MemleakError } from '../errors.js';
+import { analyze, defaultRequest, type AnalyzeRequest, type Report } from '../analyze.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
+import { readText } from '../sources/files.js';
+import { buildImage } from '../extract.js';
+import { checkLeak, snapshotFromTexts, suspectCache, type CheckResult, type LeakKind, type Snapshot } from './snapshots.js';
+import { findTracefs, TraceInstance } from './tracefs.js';
+import { decodePage } from './ring-buffer.js';
+import { EventTextWriter, formatTs, type DecodedEvent } from './trace-text.js';
+import type { EventFormat } from './event-format.js';
+import { gzipSync } from 'node:zlib';
+
+export interface LiveOptions {
+  duration: number;
+  cache: string | null;
+  type: 'auto' | LeakKind;
+  checkOnly: boolean;
+  save: string | null;
+  /** Ring buffer per CPU; drained every DRAIN_MS, so it only has to hold a burst. */
+  bufferKb: number;
+  request: Partial<AnalyzeRequest>;
+}
+
+export const LIVE_DEFAULTS = { duration: 300, bufferKb: 8192 };
+const DRAIN_MS = 200;
+const DRAIN_FAST_MS = 50;
+/** Events younger than this at a drain wait for the next one, so CPUs merge in time order. */
+const HOLD_BACK_NS = 50_000_000n;
+
+export interface LiveHooks {
+  signal: AbortSignal;
+  progress?(elapsedS: number, totalS: number, events: number): void;
+}
+
+export interface LiveResult {
+  check: CheckResult;
+  report: Report | null;
+  reason: string;
+}
+
+const PROC = '/proc';
+
+function readProc(path: string): string {
+  try {
+    return fs.readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EACCES' || code === 'EPERM') throw new MemleakError('E_PERMISSION', 'permission denied: live mode needs root', { file: path });
+    throw new MemleakError('E_LIVE', `cannot read: ${(e as Error).message}`, { file: path });
+  }
+}
+
+export function snapshot(): Snapshot & { texts: Record<string, string> } {
+  const meminfo = readProc(`${PROC}/meminfo`);
+  const slabinfo = readProc(`${PROC}/slabinfo`);
+  let vmallocinfo: string | null = null;
+  try {
+    vmallocinfo = fs.readFileSync(`${PROC}/vmallocinfo`, 'utf8');
+  } catch {
+    vmallocinfo = null;
+  }
+  const s = snapshotFromTexts(meminfo, slabinfo, vmallocinfo, { meminfo: `${PROC}/meminfo`, slabinfo: `${PROC}/slabinfo` });
+  return { ...s, texts: { meminfo, slabinfo, vmallocinfo: vmallocinfo ?? '' } };
+}
+
+function reclaimable(name: string): boolean {
+  try {
+    return fs.readFileSync(`/sys/kernel/slab/${name}/reclaim_account`, 'utf8').trim() === '1';
+  } catch {
+    return false;
+  }
+}
+
+/** Everything live mode needs, checked before anything is written. */
+export function preflight(): { tracefs: string; kallsyms: Kallsyms; btf: string } {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new MemleakError('E_PERMISSION', 'live mode needs root (tracefs, /proc/kcore); or analyse a vmcore offline with --vmcore');
+  }
+  try {
+    const lockdown = fs.readFileSync('/sys/kernel/security/lockdown', 'utf8');
+    if (lockdown.includes('[confidentiality]')) {
+      throw new MemleakError('E_PERMISSION', 'kernel lockdown=confidentiality blocks /proc/kcore and tracefs: take a vmcore (kdump) and use --vmcore', { file: '/sys/kernel/security/lockdown' });
+    }
+  } catch (e) {
+    if (e instanceof MemleakError) throw e;
+  }
+  const tracefs = findTracefs();
+  const kallsyms = Kallsyms.parse(readText('/proc/kallsyms'), '/proc/kallsyms');
+  const btf = '/sys/kernel/btf/vmlinux';
+  if (!fs.existsSync(btf)) throw new MemleakError('E_LIVE', 'no BTF: the kernel lacks CONFIG_DEBUG_INFO_BTF; pass --btf FILE for this exact kernel', { file: btf });
+  try {
+    fs.closeSync(fs.openSync('/proc/kcore', 'r'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new MemleakError(code === 'EPERM' || code === 'EACCES' ? 'E_PERMISSION' : 'E_LIVE', `cannot open: ${(e as Error).message} (needs root and no lockdown)`, { file: '/proc/kcore' });
+  }
+  return { tracefs, kallsyms, btf };
+}
+
+interface TraceRun {
+  file: string;
+  events: number;
+  lost: number;
+  windowS: number;
+}
+
+/** Events to enable, by what the kernel has: kmalloc_node/kmem_cache_alloc_node exist up to 6.0; 6.1 folded them into kmalloc/kmem_cache_alloc (with a node field). */
+const SLAB_EVENTS = ['kmalloc', 'kmalloc_node', 'kmem_cache_alloc', 'kmem_cache_alloc_node', 'kfree', 'kmem_cache_free'];
+
+async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, opts: LiveOptions, hooks: LiveHooks, out: string, drainMs: number): Promise<TraceRun> {
+  const formats: EventFormat[] = [];
+  for (const ev of SLAB_EVENTS) {
+    if (!inst.has(join('events', 'kmem', ev))) continue;
+    const fmt = inst.eventFormat('kmem', ev);
+    formats.push(fmt);
+    // Allocation events are filtered in the kernel to the cache's object size; frees cannot be (kfree has no size).
+    if (fmt.fields.has('bytes_alloc')) inst.set(join('events', 'kmem', ev, 'filter'), `bytes_alloc == ${stride}`);
+    inst.set(join('events', 'kmem', ev, 'enable'), '1');
+  }
+  if (!formats.some((f) => f.name.startsWith('kmalloc'))) throw new MemleakError('E_LIVE', 'no kmem:kmalloc event in tracefs (CONFIG_TRACEPOINTS?)', { file: inst.dir });
+  const hdr = inst.headerPage();
+  const cpus = inst.cpus();
+  const writer = new EventTextWriter(formats, ks);
+  const fd = fs.openSync(out, 'w');
+  const pageSize = 4096;
+  let pending: DecodedEvent[] = [];
+  let lost = 0;
+  const flush = (upTo: bigint | null) => {
+    pending.sort((a, b) => (a.ts < b.ts ? -1 : a.ts > b.ts ? 1 : a.cpu - b.cpu));
+    let n = 0;
+    const lines: string[] = [];
+    for (const e of pending) {
+      if (upTo !== null && e.ts > upTo) break;
+      lines.push(e.line);
+      n++;
+    }
+    pending = pending.slice(n);
+    if (lines.length) fs.writeSync(fd, lines.join('\n') + '\n');
+  };
+  const drain = () => {
+    const now = process.hrtime.bigint();
+    for (const cpu of cpus) {
+      for (const page of inst.readPages(cpu, pageSize, 4096)) {
+        const d = decodePage(page, hdr);
+        if (d.missed || d.missedUnknown) {
+          lost += d.missed;
+          fs.writeSync(fd, `CPU:${cpu} [LOST ${d.missed || 1} EVENTS]\n`);
+        }
+        for (const e of d.events) {
+          const line = writer.line(cpu, e);
+          if (line) pending.push({ ts: e.ts, cpu, line });
+        }
+      }
+    }
+    flush(now - HOLD_BACK_NS);
+  };
+  const mark = (text: string) => fs.writeSync(fd, `sysak-${process.pid} [000] ..... ${formatTs(process.hrtime.bigint())}: tracing_mark_write: ${text}\n`);
+  try {
+    mark('SYSAK_WINDOW_START');
+    inst.set('tracing_on', '1');
+    const t0 = Date.now();
+    const end = t0 + opts.duration * 1000;
+    let lastProgress = 0;
+    while (Date.now() < end) {
+      if (hooks.signal.aborted) throw new MemleakError('E_INTERRUPTED', 'interrupted: the tracing instance was removed, nothing else was changed');
+      await new Promise((r) => setTimeout(r, Math.min(drainMs, Math.max(0, end - Date.now()))));
+      drain();
+      if (hooks.progress && Date.now() - lastProgress >= 1000) {
+        lastProgress = Date.now();
+        hooks.progress((Date.now() - t0) / 1000, opts.duration, writer.events);
+      }
+    }
+    inst.set('tracing_on', '0');
+    drain();
+    flush(null);
+    lost += inst.lostEvents();
+    mark('SYSAK_WINDOW_END');
+    return { file: out, events: writer.events, lost, windowS: (Date.now() - t0) / 1000 };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function saveSnapshots(dir: string, before: ReturnType<typeof snapshot>, after: ReturnType<typeof snapshot>): void {
+  fs.mkdirSync(join(dir, 'guest'), { recursive: true });
+  for (const [k, v] of Object.entries(before.texts)) fs.writeFileSync(join(dir, 'guest', `${k}.before`), v);
+  for (const [k, v] of Object.entries(after.texts)) fs.writeFileSync(join(dir, 'guest', `${k}.after`), v);
+}
+
+/** `-c`: one snapshot, or two `duration` seconds apart when a duration is given (growth). */
+async function checkOnly(opts: LiveOptions, hooks: LiveHooks, withWindow: boolean): Promise<LiveResult> {
+  const first = snapshot();
+  if (!withWindow) return { check: checkLeak(first, null), report: null, reason: 'check only (-c)' };
+  const t0 = Date.now();
+  while (Date.now() - t0 < opts.duration * 1000) {
+    if (hooks.signal.aborted) throw new MemleakError('E_INTERRUPTED', 'interrupted during the check window (nothing was changed)');
+    await new Promise((r) => setTimeout(r, 200));
+    hooks.progress?.((Date.now() - t0) / 1000, opts.duration, 0);
+  }
+  return { check: checkLeak(first, snapshot()), report: null, reason: 'check only (-c)' };
+}
+
+export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow = false): Promise<LiveResult> {
+  if (opts.checkOnly) return checkOnly(opts, hooks, checkWindow);
+  const pre = preflight();
+  const workDir = opts.save ?? fs.mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'sysak-memleak-'));
+  fs.mkdirSync(join(workDir, 'guest'), { recursive: true });
+  const tracePath = join(workDir, 'guest', 'trace.txt');
+  if (opts.save) {
+    fs.writeFileSync(join(workDir, 'guest', 'kallsyms.txt'), readText('/proc/kallsyms'));
+    fs.writeFileSync(join(workDir, 'guest', 'btf_vmlinux.bin.gz'), gzipSync(fs.readFileSync(pre.btf), { level: 6 }));
+  }
+
+  const first = snapshot();
+  const initial = checkLeak(first, null);
+  let cacheName = opts.cache;
+  if (!cacheName) cacheName = suspectCache(initial.caches, reclaimable)?.name ?? null;
+  if (!cacheName) throw new MemleakError('E_NO_DATA', 'no slab cache with objects in /proc/slabinfo');
+  const row = first.slabinfo?.get(cacheName);
+  if (!row) throw new MemleakError('E_USAGE', `no slab cache named ${cacheName} in /proc/slabinfo`);
+
+  const inst = TraceInstance.create(pre.tracefs, `sysak-memleak-${process.pid}`);
+  const onExit = () => inst.remove();
+  process.once('exit', onExit);
+  let run: TraceRun;
+  let before: ReturnType<typeof snapshot>;
+  let after: ReturnType<typeof snapshot>;
+  const warnings: string[] = [];
+  let drainMs = DRAIN_MS;
+  try {
+    // Resizing any ring buffer sets the kernel-global ring_buffer_expanded flag (kernel/trace/trace.c,
+    // __tracing_resize_ring_buffer), which changes how the top-level buffer reads ("7 (expanded: 1408)"
+    // becomes "7") and grows. So the instance is resized only when that flag is already set; otherwise it
+    // keeps its default size (trace_buf_size, 1408 KiB per CPU) and is drained more often.
+    const topLevel = fs.readFileSync(join(pre.tracefs, 'buffer_size_kb'), 'utf8');
+    const resizable = !topLevel.includes('expanded');
+    if (resizable) inst.set('buffer_size_kb', String(opts.bufferKb));
+    else warnings.push(`the ring buffer kept its default size (${fs.readFileSync(join(inst.dir, 'buffer_size_kb'), 'utf8').trim()} KiB per CPU): enlarging it would change global tracing state (--buffer-kb applies once tracing has been used on this boot); it is drained every ${DRAIN_FAST_MS} ms`);
+    drainMs = resizable ? DRAIN_MS : DRAIN_FAST_MS;
+    // mono = CLOCK_MONOTONIC, the clock of process.hrtime(): drains can tell which events are complete.
+    if (fs.readFileSync(join(inst.dir, 'trace_clock'), 'utf8').includes('mono')) inst.set('trace_clock', 'mono');
+    // The window's "before" is taken after our own ring buffer is allocated, so it is not counted as growth.
+    before = snapshot();
+    run = await traceWindow(inst, pre.kallsyms, row.objectSize, opts, hooks, tracePath, drainMs);
+  } finally {
+    inst.remove();
+    process.removeListener('exit', onExit);
+  }
+  after = snapshot();
+  if (opts.save) saveSnapshots(workDir, before, after);
+  const check = checkLeak(before, after);
+  if (!opts.cache) {
+    const grown = suspectCache(check.caches, reclaimable);
+    if (grown && grown.name !== cacheName) warnings.push(`${grown.name} grew most during the window (${grown.growthObjs} objects); this run traced ${cacheName}: rerun with -n ${grown.name}`);
+  }
+
+  const req: AnalyzeRequest = {
+    ...defaultRequest(),
+    ...opts.request,
+    vmcore: '/proc/kcore',
+    kallsyms: opts.save ? join(workDir, 'guest', 'kallsyms.txt') : '/proc/kallsyms',
+    btf: opts.save ? join(workDir, 'guest', 'btf_vmlinux.bin.gz') : pre.btf,
+    trace: tracePath,
+    geometry: { cache: cacheName },
+  };
+  if (opts.save) {
+    req.vmcoreHook = {
+      capturePages: true,
+      beforeClose: (v, set) => {
+        const img = buildImage(v, set);
+        fs.writeFileSync(join(workDir, 'vmcore.extract.gz'), gzipSync(img.image, { level: 6 }));
+      },
+    };
+  }
+  const report = await analyze(req);
+  report.warnings.unshift(...warnings);
+  report.live = {
+    durationS: Math.round(run.windowS * 10) / 10, eventsTraced: run.events, lostEvents: run.lost, saved: opts.save, check,
+  };
+  if (!opts.save) fs.rmSync(workDir, { recursive: true, force: true });
+  else fs.writeFileSync(join(workDir, 'live.json'), JSON.stringify({ cache: cacheName, durationS: run.windowS, events: run.events, lost: run.lost, check }, null, 2));
+  return { check, report, reason: report.verdictReason };
+}

@@ -1,0 +1,138 @@
+/**
+ * The quick check (is kernel memory leaking, and which kind) from /proc/meminfo, /proc/slabinfo and
+ * /proc/vmallocinfo. The original's absolute rule (SYSAK.md) misses leaks on small machines, so a
+ * kind also counts as leaking when it grew over the window by at least GROWTH_MIN_BYTES and
+ * GROWTH_MIN_SHARE of MemTotal.
+ */
+import { MemleakError } from '../errors.js';
+import { parseSlabinfo, type SlabinfoRow } from '../input/slabinfo.js';
+
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+/** Growth over the window that counts as a leak: 4 MiB and 0.5% of RAM (libbpf-tools style: defaults next to their use). */
+export const GROWTH_MIN_BYTES = 4 * MiB;
+export const GROWTH_MIN_SHARE = 0.005;
+
+export type LeakKind = 'slab' | 'vmalloc' | 'page';
+
+export interface Snapshot {
+  meminfo: Map<string, number>; // bytes
+  slabinfo: Map<string, SlabinfoRow> | null;
+  vmallocBytes: number | null;
+  at: number;
+}
+
+export function parseMeminfo(text: string, file: string): Map<string, number> {
+  const out = new Map<string, number>();
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    const m = /^([A-Za-z0-9_()]+):\s+(\d+)(?:\s+kB)?$/.exec(line.trim());
+    if (!m) throw new MemleakError('E_FORMAT', `not a /proc/meminfo line: ${JSON.stringify(line.slice(0, 60))}`, { file, line: i + 1 });
+    out.set(m[1], Number(m[2]) * (line.includes('kB') ? 1024 : 1));
+  });
+  if (!out.has('MemTotal')) throw new MemleakError('E_FORMAT', 'no MemTotal: not /proc/meminfo', { file });
+  return out;
+}
+
+/** Bytes of vmalloc() areas: /proc/vmallocinfo lines that say "vmalloc" (as the original counts). */
+export function vmallocBytes(text: string): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!/\bvmalloc\b/.test(line)) continue;
+    const m = /^0x[0-9a-f]+-0x[0-9a-f]+\s+(\d+)/.exec(line);
+    if (m) total += Number(m[1]);
+  }
+  return total;
+}
+
+export interface KindUsage {
+  kind: LeakKind;
+  bytes: number;
+  growth: number | null;
+  leaking: boolean;
+  why: string;
+}
+
+export interface CheckResult {
+  memTotal: number;
+  kinds: KindUsage[];
+  /** The first leaking kind in the original's order (page, slab, vmalloc), or null. */
+  leak: LeakKind | null;
+  caches: CacheGrowth[];
+}
+
+export interface CacheGrowth {
+  name: string;
+  objsize: number;
+  activeObjs: number;
+  bytes: number;
+  growthObjs: number | null;
+  growthBytes: number | null;
+}
+
+function usage(s: Snapshot): Record<LeakKind, number> {
+  const g = (k: string) => s.meminfo.get(k) ?? 0;
+  const vm = s.vmallocBytes ?? 0;
+  // allocPages = MemTotal - MemFree - Active - Inactive - Mlocked - Slab - hugepages - vmalloc (SYSAK.md)
+  const huge = g('HugePages_Total') * g('Hugepagesize');
+  const page = g('MemTotal') - g('MemFree') - g('Active') - g('Inactive') - g('Mlocked') - g('Slab') - huge - vm;
+  return { page: Math.max(0, page), slab: g('SUnreclaim'), vmalloc: vm };
+}
+
+export function checkLeak(before: Snapshot, after: Snapshot | null): CheckResult {
+  const now = after ?? before;
+  const memTotal = now.meminfo.get('MemTotal')!;
+  const u1 = usage(now);
+  const u0 = after ? usage(before) : null;
+  const kinds: KindUsage[] = (['page', 'slab', 'vmalloc'] as LeakKind[]).map((kind) => {
+    const bytes = u1[kind];
+    const growth = u0 ? bytes - u0[kind] : null;
+    const absolute = bytes >= 6 * GiB || (bytes > 0.1 * memTotal && bytes > 1.5 * GiB);
+    const grew = growth !== null && growth >= GROWTH_MIN_BYTES && growth >= GROWTH_MIN_SHARE * memTotal;
+    const why = absolute ? `${mib(bytes)} in use (the original's rule: >= 6 GiB, or > 10% of RAM and > 1.5 GiB)`
+      : grew ? `grew by ${mib(growth!)} over the window (>= ${mib(GROWTH_MIN_BYTES)} and >= ${GROWTH_MIN_SHARE * 100}% of RAM)`
+      : growth !== null ? `${mib(bytes)} in use, ${growth >= 0 ? '+' : ''}${mib(growth)} over the window` : `${mib(bytes)} in use`;
+    return { kind, bytes, growth, leaking: absolute || grew, why };
+  });
+  // Several kinds may pass: with growth known the one that grew most is the leak (a slab leak also
+  // grows allocPages by its new slab pages); without, the original's order (page, slab, vmalloc).
+  const leaking = kinds.filter((k) => k.leaking);
+  const leak = (u0 ? leaking.sort((a, b) => (b.growth ?? 0) - (a.growth ?? 0))[0]?.kind : leaking[0]?.kind) ?? null;
+  return { memTotal, kinds, leak, caches: cacheGrowth(before.slabinfo, after?.slabinfo ?? null) };
+}
+
+function cacheGrowth(before: Map<string, SlabinfoRow> | null, after: Map<string, SlabinfoRow> | null): CacheGrowth[] {
+  const now = after ?? before;
+  if (!now) return [];
+  const rows: CacheGrowth[] = [];
+  for (const [name, r] of now) {
+    const b = after && before ? before.get(name) : undefined;
+    const growthObjs = after && before ? r.activeObjs - (b?.activeObjs ?? 0) : null;
+    rows.push({ name, objsize: r.objectSize, activeObjs: r.activeObjs, bytes: r.activeObjs * r.objectSize, growthObjs, growthBytes: growthObjs === null ? null : growthObjs * r.objectSize });
+  }
+  return rows.sort((x, y) => (y.growthBytes ?? 0) - (x.growthBytes ?? 0) || y.bytes - x.bytes);
+}
+
+/**
+ * The suspect cache: the original takes the unreclaimable cache with the most objects; with growth
+ * known, the cache that grew most wins. `reclaimable` names caches to skip (SLAB_RECLAIM_ACCOUNT).
+ */
+export function suspectCache(rows: CacheGrowth[], reclaimable: (name: string) => boolean): CacheGrowth | null {
+  const cands = rows.filter((r) => !reclaimable(r.name) && r.activeObjs > 0);
+  const grown = cands.filter((r) => (r.growthBytes ?? 0) > 0).sort((a, b) => b.growthBytes! - a.growthBytes!);
+  if (grown.length) return grown[0];
+  return cands.sort((a, b) => b.activeObjs - a.activeObjs)[0] ?? null;
+}
+
+export function mib(bytes: number): string {
+  return `${(bytes / MiB).toFixed(1)} MiB`;
+}
+
+export function snapshotFromTexts(meminfo: string, slabinfo: string | null, vmallocinfo: string | null, files: { meminfo: string; slabinfo: string }): Snapshot {
+  return {
+    meminfo: parseMeminfo(meminfo, files.meminfo),
+    slabinfo: slabinfo ? parseSlabinfo(slabinfo, files.slabinfo) : null,
+    vmallocBytes: vmallocinfo === null ? null : vmallocBytes(vmallocinfo),
+    at: Date.now(),
+  };
+}
