@@ -47,13 +47,17 @@ export interface AnalyzeRequest {
   verdict: VerdictRules;
   /** Clusters in the report. */
   top: number;
+  /** Set by requestFromRecording when the directory holds no slab memory (fine for vmalloc/page analyses). */
+  recordingWithoutMemory?: string;
+  /** /proc snapshots at both ends of a window (--from DIR with guest/*.before/.after), for --type auto. */
+  snapshots: import('./analyze-kind.js').Snapshots | null;
   /** For `extract`: record the dump pages the analysis reads, and see the open dump before it closes. */
   vmcoreHook?: { capturePages: true; beforeClose(v: OpenVmcore, set: SlabSet): void };
 }
 
 export function defaultRequest(): AnalyzeRequest {
   return {
-    vmcore: null, btf: null, rd: [], kmem: null, kallsyms: null, slabinfo: null, raw: null, trace: null, geometry: {}, scan: {},
+    snapshots: null, vmcore: null, btf: null, rd: [], kmem: null, kallsyms: null, slabinfo: null, raw: null, trace: null, geometry: {}, scan: {},
     freeOnlyPct: 20, strictFreeOnly: false, mark: { ...DEFAULT_MARK }, verdict: { ...DEFAULT_VERDICT }, top: 5,
   };
 }
@@ -61,14 +65,19 @@ export function defaultRequest(): AnalyzeRequest {
 /** Fills a request from a recording directory (../shared/recordings layout); explicit fields win. */
 export function requestFromRecording(dir: string, base: AnalyzeRequest = defaultRequest()): AnalyzeRequest {
   const r = findRecording(dir);
+  base = {
+    ...base,
+    snapshots: base.snapshots ?? {
+      meminfoBefore: r.meminfoBefore, meminfoAfter: r.meminfoAfter, slabinfoBefore: r.slabinfoBefore, slabinfoAfter: r.slabinfo,
+      vmallocinfoBefore: r.vmallocinfoBefore, vmallocinfoAfter: r.vmallocinfoAfter,
+    },
+  };
   const explicitMemory = base.vmcore !== null || base.rd.length > 0 || base.raw !== null;
   if (!explicitMemory && r.vmcore) {
     // A dump is the complete source (every slab, exact free objects): it wins over crash text.
     return { ...base, vmcore: r.vmcore, kallsyms: base.kallsyms ?? r.kallsyms, btf: base.btf ?? r.btf, trace: base.trace ?? r.trace, geometry: { cache: base.geometry.cache ?? r.cache ?? undefined, ...base.geometry } };
   }
-  if (r.rd.length === 0 && !explicitMemory) {
-    throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: dir });
-  }
+  if (r.rd.length === 0 && !explicitMemory) base = { ...base, recordingWithoutMemory: dir };
   return {
     ...base,
     rd: base.rd.length ? base.rd : r.rd,
@@ -121,6 +130,7 @@ export interface DumpReport {
 
 export interface Report {
   schema: typeof REPORT_SCHEMA;
+  type: 'slab';
   source: { memory: string; freeState: string; addressSpace: string; kallsyms: string | null; dump: DumpReport | null };
   cache: { name: string; objectSize: number; objectsPerSlab: number; slabSize: number; allocated: number | null; geometrySource: string };
   scan: ScanStats;
@@ -150,8 +160,18 @@ export interface Report {
   verdictReason: string;
   warnings: string[];
   elapsedMs: number;
+  /** The /proc check over the window, when snapshots were given (--from with before/after files). */
+  check?: import('./live/snapshots.js').CheckResult;
   /** Live runs only: the window, what was traced, and the /proc check over the window. */
-  live?: { durationS: number; eventsTraced: number; lostEvents: number; saved: string | null; check: import('./live/snapshots.js').CheckResult };
+  live?: LiveInfo;
+}
+
+export interface LiveInfo {
+  durationS: number;
+  eventsTraced: number;
+  lostEvents: number;
+  saved: string | null;
+  check: import('./live/snapshots.js').CheckResult;
 }
 
 interface Loaded {
@@ -202,6 +222,9 @@ function dumpReport(v: OpenVmcore): DumpReport {
 }
 
 function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
+  if (req.recordingWithoutMemory) {
+    throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: req.recordingWithoutMemory });
+  }
   if (req.vmcore) return loadVmcore(req, warnings);
   if (req.btf) throw new MemleakError('E_USAGE', '--btf goes with --vmcore');
   const kallsyms = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
@@ -320,6 +343,7 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
   }
   return {
     schema: REPORT_SCHEMA,
+    type: 'slab',
     source: {
       memory: set.memory.description, freeState: set.freeSource, addressSpace: set.addressSpace.source,
       kallsyms: v ? v.symbolsSource : kallsyms?.source ?? null, dump: v ? dumpReport(v) : null,

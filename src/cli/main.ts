@@ -9,12 +9,11 @@ import { parseHex, parseSize } from '../hex.js';
 import { analyze, defaultRequest, requestFromRecording, type AnalyzeRequest } from '../analyze.js';
 import { DEFAULT_MARK } from '../trace/mark.js';
 import { DEFAULT_SCAN } from '../scan/scanner.js';
-import { renderText } from '../report/text.js';
-import { renderSysak } from '../report/sysak.js';
 import { reportError } from './exit.js';
 import { extractVmcore } from '../extract.js';
 import { LIVE_DEFAULTS, runLive } from '../live/live.js';
-import { renderCheckSysak, renderCheckText } from '../report/check.js';
+import { render, renderCheck } from '../report/render.js';
+import { analyzeAny } from '../analyze-kind.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
@@ -101,7 +100,7 @@ export function buildProgram(): Command {
     .option('--workers <n>', 'scan worker threads (0: scan in the main thread)', int('--workers', 0, 64), DEFAULT_SCAN.workers)
     .option('--top <n>', 'clusters to report', int('--top', 1, 1000), 5)
     .option('-i, --duration <seconds>', `live mode: trace this long on the running kernel (default ${LIVE_DEFAULTS.duration}, as the original)`, int('--duration', 1, 86400))
-    .addOption(new Option('-t, --type <type>', 'live mode: leak type to look for').choices(['auto', 'slab', 'page', 'vmalloc']).default('auto'))
+    .addOption(new Option('-t, --type <type>', 'leak type: auto decides from /proc snapshots (live, or --from with before/after files)').choices(['auto', 'slab', 'page', 'vmalloc']).default('auto'))
     .option('-c, --check', 'live mode: only the quick check from /proc (is memory leaking, which kind, which cache)')
     .option('--save <dir>', 'live mode: keep what the run used (snapshots, trace, kallsyms, memory extract) for `--from DIR`')
     .option('--buffer-kb <kb>', 'live mode: ring buffer per CPU, drained every 200 ms', int('--buffer-kb', 64, 1 << 20), LIVE_DEFAULTS.bufferKb)
@@ -220,9 +219,7 @@ async function runLiveCli(f: MemleakFlags): Promise<number> {
     );
     if (tty) process.stderr.write('\r\x1b[K');
     const format = f.json ? 'json' : f.format;
-    let out: string;
-    if (!res.report) out = format === 'json' ? JSON.stringify({ schema: 'sysak-memleak-check/1', check: res.check }, null, 2) + '\n' : format === 'sysak' ? renderCheckSysak(res.check) : renderCheckText(res.check);
-    else out = format === 'json' ? JSON.stringify(res.report, null, 2) + '\n' : format === 'sysak' ? renderCheckSysak(res.check) + renderSysak(res.report) : renderCheckText(res.check) + '\n' + renderText(res.report);
+    const out = res.report ? render(res.report, format) : renderCheck(res.check, format);
     process.stdout.write(out);
     return 0;
   } catch (e) {
@@ -246,10 +243,10 @@ async function runMemleak(f: MemleakFlags): Promise<number> {
   }
   try {
     const req = requestFromFlags(f);
-    const report = await analyze(req);
+    const report = await analyzeAny(req, f.type, req.snapshots);
     const format = f.json ? 'json' : f.format;
     // Render fully before writing anything: a failure never leaves half a report.
-    const out = format === 'json' ? JSON.stringify(report, null, 2) + '\n' : format === 'sysak' ? renderSysak(report) : renderText(report);
+    const out = render(report, format);
     process.stdout.write(out);
     return 0;
   } catch (e) {

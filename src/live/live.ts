@@ -9,7 +9,8 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { MemleakError } from '../errors.js';
-import { analyze, defaultRequest, type AnalyzeRequest, type Report } from '../analyze.js';
+import { defaultRequest, type AnalyzeRequest } from '../analyze.js';
+import { analyzeAny, decideType, type AnyReport, type Snapshots } from '../analyze-kind.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 import { readText } from '../sources/files.js';
 import { buildImage } from '../extract.js';
@@ -33,7 +34,6 @@ export interface LiveOptions {
 
 export const LIVE_DEFAULTS = { duration: 300, bufferKb: 8192 };
 const DRAIN_MS = 200;
-const DRAIN_FAST_MS = 50;
 /** Events younger than this at a drain wait for the next one, so CPUs merge in time order. */
 const HOLD_BACK_NS = 50_000_000n;
 
@@ -44,7 +44,7 @@ export interface LiveHooks {
 
 export interface LiveResult {
   check: CheckResult;
-  report: Report | null;
+  report: AnyReport | null;
   reason: string;
 }
 
@@ -119,7 +119,20 @@ const SLAB_EVENTS = ['kmalloc', 'kmalloc_node', 'kmem_cache_alloc', 'kmem_cache_
 
 async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, opts: LiveOptions, hooks: LiveHooks, out: string, drainMs: number): Promise<TraceRun> {
   const formats: EventFormat[] = [];
-  for (const ev of SLAB_EVENTS) {
+  if (opts.type === 'auto' || opts.type === 'page') {
+    // Page leaks: unmovable allocations with a kernel stack each (a stacktrace trigger on
+    // mm_page_alloc only, so frees and slab events carry no stack), and every free.
+    formats.push(inst.eventFormat('ftrace', 'kernel_stack'));
+    const alloc = inst.eventFormat('kmem', 'mm_page_alloc');
+    formats.push(alloc, inst.eventFormat('kmem', 'mm_page_free'));
+    if (alloc.fields.has('migratetype')) inst.set(join('events', 'kmem', 'mm_page_alloc', 'filter'), 'migratetype == 0');
+    inst.set(join('events', 'kmem', 'mm_page_alloc', 'trigger'), 'stacktrace');
+    inst.set(join('events', 'kmem', 'mm_page_alloc', 'enable'), '1');
+    inst.set(join('events', 'kmem', 'mm_page_free', 'enable'), '1');
+  }
+  if (opts.type === 'page') {
+    // no slab events
+  } else for (const ev of SLAB_EVENTS) {
     if (!inst.has(join('events', 'kmem', ev))) continue;
     const fmt = inst.eventFormat('kmem', ev);
     formats.push(fmt);
@@ -127,7 +140,7 @@ async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, op
     if (fmt.fields.has('bytes_alloc')) inst.set(join('events', 'kmem', ev, 'filter'), `bytes_alloc == ${stride}`);
     inst.set(join('events', 'kmem', ev, 'enable'), '1');
   }
-  if (!formats.some((f) => f.name.startsWith('kmalloc'))) throw new MemleakError('E_LIVE', 'no kmem:kmalloc event in tracefs (CONFIG_TRACEPOINTS?)', { file: inst.dir });
+  if (opts.type !== 'page' && !formats.some((f) => f.name.startsWith('kmalloc'))) throw new MemleakError('E_LIVE', 'no kmem:kmalloc event in tracefs (CONFIG_TRACEPOINTS?)', { file: inst.dir });
   const hdr = inst.headerPage();
   const cpus = inst.cpus();
   const writer = new EventTextWriter(formats, ks);
@@ -197,6 +210,20 @@ function saveSnapshots(dir: string, before: ReturnType<typeof snapshot>, after: 
   for (const [k, v] of Object.entries(after.texts)) fs.writeFileSync(join(dir, 'guest', `${k}.after`), v);
 }
 
+function topLevelBufferKb(root: string): number | null {
+  const m = /^(\d+)/.exec(fs.readFileSync(join(root, 'buffer_size_kb'), 'utf8'));
+  return m ? Number(m[1]) : null;
+}
+
+function restoreTopLevelBuffer(root: string, kb: number | null): void {
+  if (kb === null) return;
+  try {
+    if (topLevelBufferKb(root) !== kb) fs.writeFileSync(join(root, 'buffer_size_kb'), String(kb));
+  } catch {
+    /* best effort: reported by the state check in the tests */
+  }
+}
+
 /** `-c`: one snapshot, or two `duration` seconds apart when a duration is given (growth). */
 async function checkOnly(opts: LiveOptions, hooks: LiveHooks, withWindow: boolean): Promise<LiveResult> {
   const first = snapshot();
@@ -229,37 +256,42 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
   const row = first.slabinfo?.get(cacheName);
   if (!row) throw new MemleakError('E_USAGE', `no slab cache named ${cacheName} in /proc/slabinfo`);
 
+  // Enabling an event in any instance expands the top-level ring buffer the first time tracing is used
+  // on a boot (kernel/trace/trace.c: tracing_update_buffers() resizes global_trace to trace_buf_size).
+  // Its size is put back afterwards; the kernel's one-way "expanded" flag cannot be (README: Safety).
+  const topSize = topLevelBufferKb(pre.tracefs);
   const inst = TraceInstance.create(pre.tracefs, `sysak-memleak-${process.pid}`);
-  const onExit = () => inst.remove();
+  const restore = () => {
+    inst.remove();
+    restoreTopLevelBuffer(pre.tracefs, topSize);
+  };
+  const onExit = () => restore();
   process.once('exit', onExit);
   let run: TraceRun;
   let before: ReturnType<typeof snapshot>;
   let after: ReturnType<typeof snapshot>;
   const warnings: string[] = [];
-  let drainMs = DRAIN_MS;
   try {
-    // Resizing any ring buffer sets the kernel-global ring_buffer_expanded flag (kernel/trace/trace.c,
-    // __tracing_resize_ring_buffer), which changes how the top-level buffer reads ("7 (expanded: 1408)"
-    // becomes "7") and grows. So the instance is resized only when that flag is already set; otherwise it
-    // keeps its default size (trace_buf_size, 1408 KiB per CPU) and is drained more often.
-    const topLevel = fs.readFileSync(join(pre.tracefs, 'buffer_size_kb'), 'utf8');
-    const resizable = !topLevel.includes('expanded');
-    if (resizable) inst.set('buffer_size_kb', String(opts.bufferKb));
-    else warnings.push(`the ring buffer kept its default size (${fs.readFileSync(join(inst.dir, 'buffer_size_kb'), 'utf8').trim()} KiB per CPU): enlarging it would change global tracing state (--buffer-kb applies once tracing has been used on this boot); it is drained every ${DRAIN_FAST_MS} ms`);
-    drainMs = resizable ? DRAIN_MS : DRAIN_FAST_MS;
+    inst.set('buffer_size_kb', String(opts.bufferKb));
     // mono = CLOCK_MONOTONIC, the clock of process.hrtime(): drains can tell which events are complete.
     if (fs.readFileSync(join(inst.dir, 'trace_clock'), 'utf8').includes('mono')) inst.set('trace_clock', 'mono');
     // The window's "before" is taken after our own ring buffer is allocated, so it is not counted as growth.
     before = snapshot();
-    run = await traceWindow(inst, pre.kallsyms, row.objectSize, opts, hooks, tracePath, drainMs);
+    run = await traceWindow(inst, pre.kallsyms, row.objectSize, opts, hooks, tracePath, DRAIN_MS);
   } finally {
-    inst.remove();
+    restore();
     process.removeListener('exit', onExit);
   }
   after = snapshot();
-  if (opts.save) saveSnapshots(workDir, before, after);
+  saveSnapshots(workDir, before, after);
   const check = checkLeak(before, after);
-  if (!opts.cache) {
+  const g = (f: string) => join(workDir, 'guest', f);
+  const snaps: Snapshots = {
+    meminfoBefore: g('meminfo.before'), meminfoAfter: g('meminfo.after'), slabinfoBefore: g('slabinfo.before'),
+    slabinfoAfter: g('slabinfo.after'), vmallocinfoBefore: g('vmallocinfo.before'), vmallocinfoAfter: g('vmallocinfo.after'),
+  };
+  const kind = decideType(opts.type, check);
+  if (!opts.cache && decideType(opts.type, check) === 'slab') {
     const grown = suspectCache(check.caches, reclaimable);
     if (grown && grown.name !== cacheName) warnings.push(`${grown.name} grew most during the window (${grown.growthObjs} objects); this run traced ${cacheName}: rerun with -n ${grown.name}`);
   }
@@ -273,7 +305,7 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
     trace: tracePath,
     geometry: { cache: cacheName },
   };
-  if (opts.save) {
+  if (opts.save && kind === 'slab') {
     req.vmcoreHook = {
       capturePages: true,
       beforeClose: (v, set) => {
@@ -282,8 +314,8 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
       },
     };
   }
-  const report = await analyze(req);
-  report.warnings.unshift(...warnings);
+  const report = await analyzeAny(req, kind, snaps);
+  if (kind === 'slab') report.warnings.unshift(...warnings);
   report.live = {
     durationS: Math.round(run.windowS * 10) / 10, eventsTraced: run.events, lostEvents: run.lost, saved: opts.save, check,
   };

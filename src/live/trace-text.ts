@@ -65,7 +65,20 @@ export class EventTextWriter {
     if (!fmt) return null;
     const F = fmt.fields;
     const pid = Number(u(dv, F.get('common_pid')));
-    const head = `${this.comm(pid)}-${pid} [${cpu.toString().padStart(3, '0')}] ..... ${formatTs(e.ts)}: ${fmt.name}: `;
+    const prefix = `${this.comm(pid)}-${pid} [${cpu.toString().padStart(3, '0')}] ..... ${formatTs(e.ts)}: `;
+    if (fmt.name === 'kernel_stack') {
+      // ftrace's stack entry (kernel/trace/trace_entries.h): int size, then `size` return addresses.
+      const n = Number(u(dv, F.get('size')));
+      const at = F.get('caller')?.offset ?? 16;
+      const frames: string[] = [];
+      for (let i = 0; i < n && at + i * 8 + 8 <= dv.byteLength; i++) {
+        const a = dv.getBigUint64(at + i * 8, true);
+        if (a === 0n || a === 0xffffffffffffffffn) break;
+        frames.push(` => ${this.site(a)}`);
+      }
+      return [`${prefix}<stack trace>`, ...frames].join('\n');
+    }
+    const head = `${prefix}${fmt.name}: `;
     const hex = (n: string) => u(dv, F.get(n)).toString(16).padStart(16, '0');
     let body: string;
     if (fmt.name === 'kfree') body = `call_site=${this.site(u(dv, F.get('call_site')))} ptr=${hex('ptr')}`;

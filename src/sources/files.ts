@@ -71,6 +71,8 @@ export interface RecordingFiles {
   slabinfoBefore: string | null;
   meminfoBefore: string | null;
   meminfoAfter: string | null;
+  vmallocinfoBefore: string | null;
+  vmallocinfoAfter: string | null;
   kmem: string | null;
   rd: string[];
   vmcore: string | null;
@@ -97,10 +99,12 @@ export function findRecording(dir: string): RecordingFiles {
     dir,
     trace: pick('guest/trace.txt', 'guest/trace.txt.gz', 'trace.txt'),
     kallsyms: pick('guest/kallsyms.txt', 'guest/kallsyms.txt.gz', 'kallsyms.txt'),
-    slabinfo: pick('guest/slabinfo.after', 'slabinfo.after', 'slabinfo'),
-    slabinfoBefore: pick('guest/slabinfo.before', 'slabinfo.before'),
-    meminfoBefore: pick('guest/meminfo.before', 'meminfo.before'),
-    meminfoAfter: pick('guest/meminfo.after', 'meminfo.after'),
+    slabinfo: pick('guest/slabinfo.after', 'guest/slabinfo.after.gz', 'slabinfo.after', 'slabinfo'),
+    slabinfoBefore: pick('guest/slabinfo.before', 'guest/slabinfo.before.gz', 'slabinfo.before'),
+    meminfoBefore: pick('guest/meminfo.before', 'guest/meminfo.before.gz', 'meminfo.before'),
+    meminfoAfter: pick('guest/meminfo.after', 'guest/meminfo.after.gz', 'meminfo.after'),
+    vmallocinfoBefore: pick('guest/vmallocinfo.before', 'guest/vmallocinfo.before.gz', 'vmallocinfo.before'),
+    vmallocinfoAfter: pick('guest/vmallocinfo.after', 'guest/vmallocinfo.after.gz', 'vmallocinfo.after'),
     kmem: kmemName ? join(crashDir, kmemName) : null,
     rd: rd ? [rd] : [],
     vmcore: pick('vmcore.kdump', 'vmcore.extract.gz', 'vmcore.extract', 'vmcore.elf', 'vmcore'),

@@ -2,7 +2,10 @@
 # Live-mode acceptance inside the harness guest: tracefs state before/after, a full run with --save,
 # a SIGINT in the middle of a second run; the saved directory goes out on stdout as base64 tar.
 T=/sys/kernel/tracing
-state() { ls $T/instances | sort | tr '\n' ','; echo; cat $T/set_event $T/tracing_on $T/buffer_size_kb $T/trace_clock $T/current_tracer; cat $T/trace_options | tr '\n' ' '; echo; }
+# The kernel's one-way "expanded" flag (set the first time any event is enabled on a boot) only changes
+# how buffer_size_kb reads ("7 (expanded: 1408)" -> "7"); the size itself must be the same.
+state() { ls $T/instances | sort | tr '\n' ','; echo; cat $T/set_event $T/tracing_on; sed 's/ (expanded: [0-9]*)//' $T/buffer_size_kb; cat $T/trace_clock $T/current_tracer; for c in $T/per_cpu/cpu*; do cat $c/buffer_size_kb; done; cat $T/trace_options | tr '\n' ' '; echo; }
+cat $T/buffer_size_kb
 S=${SYSAK:-node app/dist/src/cli/main.js}
 state > /tmp/state.before
 echo "=== uname: $(uname -r) cmdline: $(cat /proc/cmdline)"
@@ -13,6 +16,7 @@ $S memleak --duration ${DUR:-20} --json --save /tmp/save > /tmp/run.json 2> /tmp
 echo "=== run rc=$? seconds=$(( $(date +%s) - t0 ))"
 cat /tmp/run.err
 state > /tmp/state.after1
+cat $T/buffer_size_kb
 echo "=== state equal after run: $(cmp -s /tmp/state.before /tmp/state.after1 && echo yes || echo NO)"
 node -e 'const r=require("/tmp/run.json"); console.log(JSON.stringify({verdict:r.verdict, cache:r.cache, live:{...r.live, check: undefined}, callSites:r.callSites.slice(0,5), warnings:r.warnings, source:r.source, scan:r.scan, trace: r.trace && {events: r.trace.stats.events, lost: r.trace.stats.lostEvents, window: r.trace.window}}))'
 echo "=== sigint"

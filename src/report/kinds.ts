@@ -1,0 +1,49 @@
+/** Text and sysak renderings of vmalloc and page reports. */
+import type { PageReport, VmallocReport } from '../analyze-kind.js';
+import { mib } from '../live/snapshots.js';
+import { renderCheckText } from './check.js';
+
+const sign = (n: number | null) => (n === null ? '' : `${n >= 0 ? '+' : ''}${n}`);
+
+export function renderVmallocText(r: VmallocReport): string {
+  const o: string[] = [];
+  if (r.check) o.push(renderCheckText(r.check));
+  o.push(`sysak memleak: vmalloc use by caller (${r.source})`);
+  o.push('     areas   growth        bytes       growth  caller');
+  for (const c of r.callers) {
+    o.push(`${String(c.areas).padStart(10)} ${sign(c.growthAreas).padStart(8)} ${String(c.bytes).padStart(12)} ${sign(c.growthBytes).padStart(12)}  ${c.caller}`);
+  }
+  o.push('');
+  o.push(r.verdict ? `Verdict: vmalloc leak by ${r.verdict.function}\n         ${r.verdict.areas} areas, ${mib(r.verdict.bytes)} (${sign(r.verdict.growthAreas)} areas, ${mib(r.verdict.growthBytes ?? 0)} over the window)` : `Verdict: none (${r.verdictReason})`);
+  if (r.warnings.length) o.push('', 'Warnings:', ...r.warnings.map((w) => `  - ${w}`));
+  return o.join('\n') + '\n';
+}
+
+export function renderPageText(r: PageReport): string {
+  const o: string[] = [];
+  if (r.check) o.push(renderCheckText(r.check));
+  const t = r.trace;
+  o.push(`sysak memleak: unfreed unmovable page blocks by caller (${r.source})`);
+  o.push(`trace: ${t.allocsSeen} allocations, ${t.freesSeen} frees; left out: ${t.skippedMovable} movable/reclaimable, ${t.skippedSlabOrVmalloc} slab or vmalloc pages, ${t.withoutStack} without stack`);
+  o.push('    blocks    young        bytes  similar  caller');
+  for (const c of r.callers) o.push(`${String(c.blocks).padStart(10)} ${String(c.young).padStart(8)} ${String(c.bytes).padStart(12)} ${String(c.similar).padStart(8)}  ${c.caller}${c.pattern ? `  (first word ${c.pattern})` : ''}`);
+  o.push('');
+  o.push(r.verdict ? `Verdict: page leak by ${r.verdict.function}\n         ${r.verdict.blocks} unfreed blocks, ${mib(r.verdict.bytes)}, ${r.verdict.similar} start alike${r.verdict.pattern ? ` (${r.verdict.pattern})` : ''}` : `Verdict: none (${r.verdictReason})`);
+  if (r.warnings.length) o.push('', 'Warnings:', ...r.warnings.map((w) => `  - ${w}`));
+  return o.join('\n') + '\n';
+}
+
+/** The original's vmalloc and page modes group by caller; rows of vmalloc under 1 MB are not shown. */
+export function renderKindSysak(r: VmallocReport | PageReport): string {
+  const o: string[] = [];
+  o.push('未释放内存汇总:');
+  if (r.type === 'vmalloc') {
+    o.push('大小(字节)       函数');
+    for (const c of r.callers) if (c.bytes >= 1 << 20) o.push(`${String(c.bytes).padEnd(17)}${c.caller}`);
+  } else {
+    o.push('次数    大小(字节)       函数');
+    for (const c of r.callers) o.push(`${String(c.blocks).padEnd(8)}${String(c.bytes).padEnd(17)}${c.caller}`);
+  }
+  o.push(`疑似泄漏函数: ${r.verdict ? r.verdict.function : '无'}`);
+  return o.join('\n') + '\n';
+}

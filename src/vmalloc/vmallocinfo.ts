@@ -1,0 +1,95 @@
+/**
+ * vmalloc leaks by caller: /proc/vmallocinfo lines (mm/vmalloc.c s_show):
+ *   `0xSTART-0xEND  SIZE CALLER [pages=N] [phys=..] [ioremap|vmalloc|vmap|user|vpages|dma-coherent] [N0=..]`
+ * grouped by caller with bytes, areas and growth between two snapshots. SIZE includes the guard page;
+ * bytes count backing pages (`pages=N`) where the line gives them. A caller printed as a raw address
+ * (a module without symbols at %pS time) is resolved through kallsyms when given.
+ */
+import { MemleakError } from '../errors.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
+
+export interface VmallocArea {
+  start: bigint;
+  size: number;
+  caller: string;
+  pages: number | null;
+  kind: string;
+}
+
+const LINE = /^0x([0-9a-f]+)-0x([0-9a-f]+)\s+(\d+)(?:\s+(\S+))?(.*)$/;
+
+export function parseVmallocinfo(text: string, file: string, ks: Kallsyms | null = null): VmallocArea[] {
+  const out: VmallocArea[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    const m = LINE.exec(line.trim());
+    if (!m) throw new MemleakError('E_FORMAT', `not a /proc/vmallocinfo line: ${JSON.stringify(line.slice(0, 80))}`, { file, line: i + 1 });
+    let caller = m[4] ?? '(none)';
+    const rest = m[5] ?? '';
+    if (/^(pages|phys|N\d+)=/.test(caller) || /^(ioremap|vmalloc|vmap|user|vpages|unpurged|vm_map_ram|dma-coherent)$/.test(caller)) caller = '(none)';
+    if (/^0x[0-9a-f]+$/.test(caller) && ks) {
+      const s = ks.lookup(BigInt(caller));
+      if (s) caller = Kallsyms.format(s);
+    }
+    const pages = /\bpages=(\d+)/.exec(line);
+    const kinds = ['vmalloc', 'vmap', 'ioremap', 'user', 'vpages', 'unpurged', 'vm_map_ram', 'dma-coherent'].filter((k) => new RegExp(`\\b${k}\\b`).test(rest + ' ' + (m[4] ?? '')));
+    out.push({ start: BigInt('0x' + m[1]), size: Number(m[3]), caller, pages: pages ? Number(pages[1]) : null, kind: kinds[0] ?? 'other' });
+  });
+  return out;
+}
+
+export interface VmallocCallerRow {
+  caller: string;
+  areas: number;
+  bytes: number;
+  growthAreas: number | null;
+  growthBytes: number | null;
+}
+
+function areaBytes(a: VmallocArea, pageSize: number): number {
+  return a.pages !== null ? a.pages * pageSize : Math.max(0, a.size - pageSize);
+}
+
+/** Rows of vmalloc() areas (kind vmalloc/vpages/user) by caller; growth when `before` is given. */
+export function vmallocByCaller(after: VmallocArea[], before: VmallocArea[] | null, pageSize = 4096): VmallocCallerRow[] {
+  const counted = (a: VmallocArea) => a.kind === 'vmalloc' || a.kind === 'vpages' || a.kind === 'user';
+  const sum = (areas: VmallocArea[]) => {
+    const m = new Map<string, { areas: number; bytes: number }>();
+    for (const a of areas) {
+      if (!counted(a)) continue;
+      const r = m.get(a.caller) ?? { areas: 0, bytes: 0 };
+      r.areas++;
+      r.bytes += areaBytes(a, pageSize);
+      m.set(a.caller, r);
+    }
+    return m;
+  };
+  const now = sum(after);
+  const then = before ? sum(before) : null;
+  const callers = new Set([...now.keys(), ...(then ? then.keys() : [])]);
+  const rows: VmallocCallerRow[] = [];
+  for (const c of callers) {
+    const a = now.get(c) ?? { areas: 0, bytes: 0 };
+    const b = then?.get(c) ?? { areas: 0, bytes: 0 };
+    rows.push({ caller: c, areas: a.areas, bytes: a.bytes, growthAreas: then ? a.areas - b.areas : null, growthBytes: then ? a.bytes - b.bytes : null });
+  }
+  return rows.sort((x, y) => (y.growthBytes ?? 0) - (x.growthBytes ?? 0) || y.bytes - x.bytes || x.caller.localeCompare(y.caller));
+}
+
+/**
+ * A caller is named when it grew by at least VMALLOC_MIN_GROWTH bytes in at least VMALLOC_MIN_AREAS
+ * areas (one big buffer is an allocation, a growing count of them is a leak; memdemo's own 2 MiB
+ * ground-truth array is the example), and by 4x the next caller's growth.
+ */
+export const VMALLOC_MIN_GROWTH = 1 << 20;
+export const VMALLOC_MIN_AREAS = 8;
+
+export function vmallocVerdict(rows: VmallocCallerRow[]): { row: VmallocCallerRow | null; reason: string } {
+  if (rows.length === 0 || rows[0].growthBytes === null) return { row: null, reason: 'one snapshot only: vmalloc use by caller is listed, growth needs two (live mode, or before/after files)' };
+  const [top, next] = rows;
+  const g = top.growthBytes ?? 0;
+  if (g < VMALLOC_MIN_GROWTH) return { row: null, reason: `no caller's vmalloc use grew by ${VMALLOC_MIN_GROWTH >> 20} MiB or more over the window (top: ${top.caller} ${g >= 0 ? '+' : ''}${g} bytes)` };
+  if ((top.growthAreas ?? 0) < VMALLOC_MIN_AREAS) return { row: null, reason: `${top.caller} grew by ${g} bytes but in ${top.growthAreas} area(s): a large allocation, not a pile-up (needs ${VMALLOC_MIN_AREAS} areas)` };
+  if (next && (next.growthBytes ?? 0) * 4 > g) return { row: null, reason: `${top.caller} and ${next.caller} grew alike (${g} and ${next.growthBytes} bytes): no single leaker` };
+  return { row: top, reason: `${top.caller} grew by ${top.growthAreas} areas, ${g} bytes over the window, and no other caller grew by a quarter of that` };
+}
