@@ -122,3 +122,55 @@ describe('slab scan on sanity-none (everything freed)', () => {
     expect(expected('sanity-none').leakedInDumpedPages).toBe(0);
   });
 });
+
+describe('the fused hot loop equals the reference tokenize -> template -> key path', () => {
+  it('on real slab pages and on words at every class boundary', async () => {
+    const { scanChunk, referenceKey } = await import('../src/scan/scan-chunk.js');
+    const { HeavyLearner } = await import('../src/scan/heavy.js');
+    const { tokenSpaceOf, estimateAddressSpace } = await import('../src/kernel/address-space.js');
+    const { set } = load('demo-kmalloc64');
+    const stride = 64;
+    const nSlabs = 64;
+    const buffer = new SharedArrayBuffer(nSlabs * 4096 * 2);
+    const bytes = new Uint8Array(buffer);
+    const slabAddrs = new Uint32Array(4 * nSlabs);
+    // Half real pages, half adversarial words: boundaries of every range the hot loop compares.
+    for (let i = 0; i < nSlabs; i++) {
+      bytes.set(set.memory.read(set.slabs[i], 4096)!, i * 4096);
+      slabAddrs[2 * i] = Number(set.slabs[i] & 0xffffffffn);
+      slabAddrs[2 * i + 1] = Number(set.slabs[i] >> 32n);
+    }
+    const edges = [0n, 1n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0xdead000000000100n, 0xdead000000000122n, 0xdead000000100100n,
+      0xffff7fffffffffffn, 0xffff800000000000n, 0xffffffff7fffffffn, 0xffffffff80000000n, 0xffffffffffffffffn, 0x0bad5aab00000000n];
+    const dv = new DataView(buffer);
+    let rnd = 7;
+    for (let i = nSlabs; i < 2 * nSlabs; i++) {
+      const base = set.slabs[i % nSlabs] + 0x100000000000n;
+      slabAddrs[2 * i] = Number(base & 0xffffffffn);
+      slabAddrs[2 * i + 1] = Number(base >> 32n);
+      for (let w = 0; w < 512; w++) {
+        rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
+        const pick = rnd % (edges.length + 3);
+        const v = pick < edges.length ? edges[pick] : pick === edges.length ? base + BigInt((w * 8) & ~63) + 8n : base + BigInt(rnd % 4096);
+        dv.setBigUint64(i * 4096 + w * 8, v, true);
+      }
+    }
+    const words = new Uint32Array(buffer);
+    const space = tokenSpaceOf(estimateAddressSpace(set.slabs));
+    const learner = new HeavyLearner(16, stride, space);
+    for (let o = 0; o < 2 * nSlabs * 64; o += 3) learner.add(words, o * 16, slabAddrs[2 * (o >> 6)] + (o & 63) * 64, slabAddrs[2 * (o >> 6) + 1]);
+    const heavy = learner.finish();
+    const r = scanChunk({ buffer, byteOffset: 0, stride, objsPerSlab: 64, slabAddrs, state: null, heavy, space, maxTemplates: 1 << 16 });
+    expect(r.objects).toBe(2 * nSlabs * 64);
+    expect(r.templates.length).toBeGreaterThan(100);
+    const want = new Map<number, number>();
+    for (let o = 0; o < 2 * nSlabs * 64; o++) {
+      const s = o >> 6;
+      const lo = (slabAddrs[2 * s] + (o & 63) * 64) >>> 0;
+      const key = referenceKey(words, o * 16, 16, lo, slabAddrs[2 * s + 1], stride, space, heavy);
+      want.set(key, (want.get(key) ?? 0) + 1);
+    }
+    // Every template holds exactly the objects the reference path gives its key.
+    expect(new Map(r.templates.map((t) => [t.key, t.count]))).toEqual(want);
+  });
+});

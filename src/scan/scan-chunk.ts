@@ -3,7 +3,8 @@
  * Memory grows with the number of distinct templates (capped), never with the number of objects.
  */
 import { templateInPlace, templateKey, type HeavyTable } from './heavy.js';
-import { tokenizeObject, type TokenSpace } from './tokens.js';
+import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, TOK_VAR, TOK_VMALLOC, TOK_VMEMMAP, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
+import { OPAQUE_SLAB_POINTER_HI } from '../input/crash-rd.js';
 
 /** A run of slabs in one buffer: slab i's objects start at byte i * objsPerSlab * stride. */
 export interface ChunkJob {
@@ -41,17 +42,67 @@ function lessAddr(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
   return aHi < bHi || (aHi === bHi && aLo < bLo);
 }
 
+/**
+ * The hot loop. Tokenizing, templating and hashing are fused per word, so an object costs one pass over
+ * its words and no writes; tokens are materialised (tokenizeObject + templateInPlace, the reference
+ * path) only for a template seen for the first time in this chunk. A one-entry cache catches runs of
+ * same-shaped objects before the Map. Equivalence with the reference path is a test (scan.test.ts).
+ */
+// The hot loop works on int32 (Int32Array views, `| 0` constants): V8 keeps int32 in registers, while
+// uint32 values above 2^31 become heap doubles. Hashes are bit-identical (Math.imul and ^ are ToInt32).
+const I_CLASS_HI = CLASS_HI | 0;
+const I_LIST_NEXT = TOK_LIST_NEXT | 0;
+const I_LIST_PREV = TOK_LIST_PREV | 0;
+const I_SELF = TOK_SELF | 0;
+const I_HEAP = TOK_HEAP | 0;
+const I_VMALLOC = TOK_VMALLOC | 0;
+const I_VMEMMAP = TOK_VMEMMAP | 0;
+const I_KPTR = TOK_KPTR | 0;
+const I_VAR = TOK_VAR | 0;
+const I_POISON_HI = 0xdead0000 | 0;
+const I_OPAQUE_HI = OPAQUE_SLAB_POINTER_HI | 0;
+const I_KERNEL_HALF = 0xffff8000 | 0; // -32768: high halves of kernel addresses are in [-32768, -1]
+
+/** varClassOf() for an int32 token. */
+function varTok(t: number): number {
+  if (t === I_CLASS_HI) return I_VAR | 6;
+  const c = t & (0xffff0000 | 0);
+  if (c === I_HEAP) return I_VAR | 1;
+  if (c === I_SELF) return I_VAR | 2;
+  if (c === I_VMALLOC) return I_VAR | 3;
+  if (c === I_VMEMMAP) return I_VAR | 4;
+  if (c === I_KPTR) return I_VAR | 5;
+  if (c === (0x11570000 | 0)) return I_VAR | 7;
+  return I_VAR;
+}
+
+/**
+ * The hot loop. Tokenizing, templating and hashing are fused per word, so an object costs one pass over
+ * its words and no writes; tokens are materialised (tokenizeObject + templateInPlace, the reference
+ * path) only for a template seen for the first time in this chunk. A one-entry cache catches runs of
+ * same-shaped objects before the Map. Equivalence with the reference path is a test (scan.test.ts).
+ */
 export function scanChunk(job: ChunkJob): ChunkResult {
   const { stride, objsPerSlab, slabAddrs, state, heavy, space } = job;
   const nU32 = stride >>> 2;
   const nSlabs = slabAddrs.length >>> 1;
-  const words = new Uint32Array(job.buffer, job.byteOffset, (nSlabs * objsPerSlab * stride) >>> 2);
+  const words = new Int32Array(job.buffer, job.byteOffset, (nSlabs * objsPerSlab * stride) >>> 2);
+  const uwords = new Uint32Array(job.buffer, job.byteOffset, words.length);
   const tok = new Uint32Array(nU32);
   const map = new Map<number, TemplateCount>();
+  const hStart = heavy.start;
+  const hVals = new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length);
+  const heapLo = space.heapLo | 0, heapHi = space.heapHi | 0, vmemLo = space.vmemmapLo | 0, vmemHi = space.vmemmapHi | 0;
+  const vmLo = space.vmallocLo | 0, vmHi = space.vmallocHi | 0;
+  // A disabled range has lo > hi as unsigned; keep it empty as signed too.
+  const heapOn = space.heapLo <= space.heapHi, vmemOn = space.vmemmapLo <= space.vmemmapHi, vmOn = space.vmallocLo <= space.vmallocHi;
   let objects = 0;
   let skipped = 0;
   let overflow = 0;
   let obj = 0;
+  // A direct-mapped cache of 256 templates in front of the Map: hot shapes never reach Map.get.
+  const cacheKeys = new Float64Array(256).fill(-1);
+  const cacheEnts: (TemplateCount | null)[] = new Array(256).fill(null);
   for (let s = 0; s < nSlabs; s++) {
     const baseLo = slabAddrs[2 * s];
     const baseHi = slabAddrs[2 * s + 1];
@@ -61,27 +112,101 @@ export function scanChunk(job: ChunkJob): ChunkResult {
         continue;
       }
       const off = j * stride;
-      let lo = (baseLo + off) >>> 0;
-      const hi = lo < baseLo ? (baseHi + 1) >>> 0 : baseHi;
-      tokenizeObject(words, obj * nU32, nU32, lo, hi, stride, space, tok);
-      templateInPlace(tok, heavy);
-      const key = templateKey(tok, nU32);
-      const e = map.get(key);
+      const ulo = (baseLo + off) >>> 0;
+      const uhi = ulo < baseLo ? (baseHi + 1) >>> 0 : baseHi;
+      const lo = ulo | 0;
+      const hi = uhi | 0;
+      const w0 = obj * nU32;
+      let h1 = 0x9747b28c | 0;
+      let h2 = 0x85ebca6b | 0;
+      for (let p = 0; p < nU32; p += 2) {
+        const a = words[w0 + p];
+        const b = words[w0 + p + 1];
+        let t0: number;
+        let t1: number;
+        if (b < I_KERNEL_HALF || b >= 0) {
+          if (b === I_POISON_HI && (a === 0x100 || a === 0x100100)) (t0 = I_LIST_NEXT), (t1 = I_CLASS_HI);
+          else if (b === I_POISON_HI && (a === 0x122 || a === 0x200200)) (t0 = I_LIST_PREV), (t1 = I_CLASS_HI);
+          else if (b === I_OPAQUE_HI) (t0 = I_HEAP), (t1 = I_CLASS_HI);
+          else (t0 = a), (t1 = b);
+        } else if (heapOn && b >= heapLo && b <= heapHi) {
+          const d = (a - lo) | 0;
+          if (b === hi && d >= 0 && d < stride) {
+            const here = p << 2;
+            t0 = d === here ? I_LIST_NEXT : d + 8 === here ? I_LIST_PREV : I_SELF | d;
+          } else t0 = I_HEAP;
+          t1 = I_CLASS_HI;
+        } else if (vmemOn && b >= vmemLo && b <= vmemHi) (t0 = I_VMEMMAP), (t1 = I_CLASS_HI);
+        else if (vmOn && b >= vmLo && b <= vmHi) (t0 = I_VMALLOC), (t1 = I_CLASS_HI);
+        else if (b !== -1 || a >= 0) (t0 = I_KPTR), (t1 = I_CLASS_HI);
+        else (t0 = a), (t1 = b);
+        // Not heavy at its position -> VAR|class (templateInPlace, inlined).
+        let i = hStart[p];
+        let e = hStart[p + 1];
+        while (i < e && hVals[i] !== t0) i++;
+        if (i === e) t0 = varTok(t0);
+        i = e;
+        e = hStart[p + 2];
+        while (i < e && hVals[i] !== t1) i++;
+        if (i === e) t1 = varTok(t1);
+        // templateKey, inlined for the two tokens.
+        let k = Math.imul(t0, 0xcc9e2d51);
+        k = (k << 15) | (k >>> 17);
+        k = Math.imul(k, 0x1b873593);
+        h1 ^= k;
+        h1 = (h1 << 13) | (h1 >>> 19);
+        h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+        h2 = Math.imul(h2 ^ t0, 0x01000193) ^ (h2 >>> 15);
+        k = Math.imul(t1, 0xcc9e2d51);
+        k = (k << 15) | (k >>> 17);
+        k = Math.imul(k, 0x1b873593);
+        h1 ^= k;
+        h1 = (h1 << 13) | (h1 >>> 19);
+        h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
+        h2 = Math.imul(h2 ^ t1, 0x01000193) ^ (h2 >>> 15);
+      }
+      h1 ^= nU32;
+      h1 ^= h1 >>> 16;
+      h1 = Math.imul(h1, 0x85ebca6b);
+      h1 ^= h1 >>> 13;
+      h1 = Math.imul(h1, 0xc2b2ae35);
+      h1 ^= h1 >>> 16;
+      h2 ^= h2 >>> 13;
+      h2 = Math.imul(h2, 0x27d4eb2f);
+      h2 ^= h2 >>> 16;
+      const key = (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
       objects++;
-      if (e !== undefined) {
-        e.count++;
-        if (lessAddr(lo, hi, e.repLo, e.repHi)) {
-          e.repLo = lo;
-          e.repHi = hi;
+      const slot = h2 & 255;
+      const ent: TemplateCount | null | undefined = cacheKeys[slot] === key ? cacheEnts[slot] : map.get(key);
+      if (ent !== undefined && ent !== null) {
+        ent.count++;
+        if (lessAddr(ulo, uhi, ent.repLo, ent.repHi)) {
+          ent.repLo = ulo;
+          ent.repHi = uhi;
         }
+        cacheKeys[slot] = key;
+        cacheEnts[slot] = ent;
       } else if (map.size < job.maxTemplates) {
-        map.set(key, { key, count: 1, tokens: Array.from(tok), repLo: lo, repHi: hi });
+        tokenizeObject(uwords, w0, nU32, ulo, uhi, stride, space, tok);
+        templateInPlace(tok, heavy);
+        const t = { key, count: 1, tokens: Array.from(tok), repLo: ulo, repHi: uhi };
+        map.set(key, t);
+        cacheKeys[slot] = key;
+        cacheEnts[slot] = t;
       } else {
         overflow++;
       }
     }
   }
   return { templates: [...map.values()], objects, skipped, overflow };
+}
+
+/** The reference path (tokens, then template, then key): what the fused loop must equal. */
+export function referenceKey(words: Uint32Array, w0: number, nU32: number, lo: number, hi: number, stride: number, space: TokenSpace, heavy: HeavyTable): number {
+  const tok = new Uint32Array(nU32);
+  tokenizeObject(words, w0, nU32, lo, hi, stride, space, tok);
+  templateInPlace(tok, heavy);
+  return templateKey(tok, nU32);
 }
 
 /** Merges chunk results (order-independent: counts add, representative = lowest address). */
