@@ -248,6 +248,8 @@ export function walkFreelist(c: KmemCache, slabBase: bigint, nObjects: number, b
 
 export interface CpuSlab {
   cpu: number;
+  /** Address of this CPU's kmem_cache_cpu. */
+  addr: bigint;
   freelist: bigint;
   slab: bigint;
   partial: bigint;
@@ -269,7 +271,7 @@ export function cpuSlabs(ctx: SlubContext, c: KmemCache): CpuSlab[] {
     const b = prog.read(addr, Math.max(offFree, offSlab, offPartial ?? 0) + 8);
     if (!b) continue;
     const v = dv(b);
-    out.push({ cpu, freelist: v.getBigUint64(offFree, true), slab: v.getBigUint64(offSlab, true), partial: offPartial === null ? 0n : v.getBigUint64(offPartial, true) });
+    out.push({ cpu, addr, freelist: v.getBigUint64(offFree, true), slab: v.getBigUint64(offSlab, true), partial: offPartial === null ? 0n : v.getBigUint64(offPartial, true) });
   }
   return out;
 }

@@ -293,7 +293,7 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
   const kind = decideType(opts.type, check);
   if (!opts.cache && decideType(opts.type, check) === 'slab') {
     const grown = suspectCache(check.caches, reclaimable);
-    if (grown && grown.name !== cacheName) warnings.push(`${grown.name} grew most during the window (${grown.growthObjs} objects); this run traced ${cacheName}: rerun with -n ${grown.name}`);
+    if (grown && grown.name !== cacheName && (grown.growthObjs ?? 0) > 0) warnings.push(`${grown.name} grew most during the window (${grown.growthObjs} objects); this run traced ${cacheName}: rerun with -n ${grown.name}`);
   }
 
   const req: AnalyzeRequest = {

@@ -191,17 +191,30 @@ export function walkCache(v: OpenVmcore, cache: KmemCache): CacheWalk {
     if (chain.broken) note(v.dump.live ? `${chain.broken} (live kernel: still changing after 3 re-reads; its free objects count as allocated)` : chain.broken);
     for (const o of chain.objects) free.add(o);
   }
-  if (raced) warnings.push(`${raced} slabs changed while being read (live kernel) and were read again`);
   let cpuFree = 0;
-  for (const cpu of cpuSlabs(v, cache)) {
-    if (cpu.freelist === 0n || cpu.slab === 0n) continue;
-    const base = slabBaseOfPage(v, cpu.slab);
-    const s = byBase.get(base);
-    const chain = walkFreelist(cache, base, s?.objects ?? cache.objects, null, (a) => readU64(v, a), cpu.freelist);
-    if (chain.broken) note(`cpu ${cpu.cpu}: ${chain.broken}`);
+  const cpus = cpuSlabs(v, cache);
+  for (let k = 0; k < cpus.length; k++) {
+    let cpu = cpus[k];
+    const walkCpu = () => {
+      if (cpu.freelist === 0n || cpu.slab === 0n) return null;
+      const base = slabBaseOfPage(v, cpu.slab);
+      return walkFreelist(cache, base, byBase.get(base)?.objects ?? cache.objects, null, (a) => readU64(v, a), cpu.freelist);
+    };
+    let chain = walkCpu();
+    // The CPU's own freelist moves with every allocation on a live kernel: read kmem_cache_cpu again.
+    for (let attempt = 0; chain?.broken && v.dump.live && attempt < 3; attempt++) {
+      v.prog.forget(cpu.addr, 32);
+      if (cpu.slab) v.prog.forget(slabBaseOfPage(v, cpu.slab), Number(slabBytes));
+      cpu = cpuSlabs(v, cache)[k] ?? cpu;
+      chain = walkCpu();
+      if (chain && !chain.broken) raced++;
+    }
+    if (!chain) continue;
+    if (chain.broken) note(`cpu ${cpu.cpu}: ${chain.broken}${v.dump.live ? ' (live kernel: still changing after 3 re-reads)' : ''}`);
     for (const o of chain.objects) free.add(o);
     cpuFree += chain.objects.length;
   }
+  if (raced) warnings.push(`${raced} slabs changed while being read (live kernel) and were read again`);
   if (broken > 3) warnings.push(`${broken - 3} more broken freelists`);
   const total = slabs.reduce((n, s) => n + s.objects, 0);
   return { cache, slabs, free, total, allocated: total - free.size, cpuFreelistObjects: cpuFree, warnings };
