@@ -242,6 +242,7 @@ function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
     return {
       set: {
         cache: geometry, slabs, memory: mem, allocated: (a) => kmem?.objects.get(a) ?? null,
+        freeIndexes: kmem ? undefined : () => null,
         addressSpace: estimateAddressSpace(slabs), freeSource: kmem ? 'crash kmem -S object markers' : 'none (all objects counted)',
       },
       kallsyms,

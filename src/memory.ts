@@ -8,6 +8,8 @@ export interface MemoryReader {
   read(addr: bigint, len: number): Uint8Array | null;
   /** What the bytes are: 'crash rd text', 'raw dump', 'vmcore', 'kcore' ... for reports. */
   readonly description: string;
+  /** Optional: read straight into `out` (the scanner's shared chunk buffer) without a copy; false if absent. */
+  readInto?(addr: bigint, out: Uint8Array): boolean;
 }
 
 const PAGE = 4096;

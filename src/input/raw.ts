@@ -37,6 +37,19 @@ export class RawFileMemory implements MemoryReader {
     return out;
   }
 
+  readInto(addr: bigint, out: Uint8Array): boolean {
+    if (addr < this.base) return false;
+    const off = Number(addr - this.base);
+    if (off + out.length > this.size) return false;
+    let done = 0;
+    while (done < out.length) {
+      const n = readSync(this.fd, out, done, out.length - done, off + done);
+      if (n <= 0) throw new MemleakError('E_IO', `short read`, { file: this.file, offset: off + done });
+      done += n;
+    }
+    return true;
+  }
+
   /** Slab base addresses covered by the file. A trailing partial slab is reported by the caller. */
   slabs(slabSize: number): { slabs: bigint[]; trailingBytes: number } {
     const n = Math.floor(this.size / slabSize);

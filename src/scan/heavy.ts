@@ -75,19 +75,18 @@ export function templateInPlace(tok: Uint32Array, heavy: HeavyTable): void {
   }
 }
 
-/** 53-bit key of a template: two independent 32-bit mixes (murmur3 finalizer style). */
+/**
+ * 53-bit key of a template: two independent 32-bit multiplicative streams (one imul per token each),
+ * each through the murmur3 finalizer. The hot loop (scan-chunk.ts) computes the same key inline.
+ */
 export function templateKey(tpl: Uint32Array, n: number): number {
-  let h1 = 0x9747b28c;
-  let h2 = 0x85ebca6b;
+  let h1 = 0x9747b28c | 0;
+  let h2 = 0x85ebca6b | 0;
   for (let p = 0; p < n; p++) {
-    let k = tpl[p];
-    k = Math.imul(k, 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    k = Math.imul(k, 0x1b873593);
-    h1 ^= k;
+    const t = tpl[p] | 0;
+    h1 = Math.imul(h1 ^ t, 0x9e3779b1);
     h1 = (h1 << 13) | (h1 >>> 19);
-    h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-    h2 = Math.imul(h2 ^ tpl[p], 0x01000193) ^ (h2 >>> 15);
+    h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t, 0x85ebca6b);
   }
   h1 ^= n;
   h1 ^= h1 >>> 16;

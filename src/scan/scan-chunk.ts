@@ -5,6 +5,7 @@
 import { templateInPlace, templateKey, type HeavyTable } from './heavy.js';
 import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, TOK_VAR, TOK_VMALLOC, TOK_VMEMMAP, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
 import { OPAQUE_SLAB_POINTER_HI } from '../input/crash-rd.js';
+import { MemleakError } from '../errors.js';
 
 /** A run of slabs in one buffer: slab i's objects start at byte i * objsPerSlab * stride. */
 export interface ChunkJob {
@@ -83,6 +84,11 @@ function varTok(t: number): number {
  * same-shaped objects before the Map. Equivalence with the reference path is a test (scan.test.ts).
  */
 export function scanChunk(job: ChunkJob): ChunkResult {
+  for (let i = 2; i < job.slabAddrs.length; i += 2) {
+    if (lessAddr(job.slabAddrs[i], job.slabAddrs[i + 1], job.slabAddrs[i - 2], job.slabAddrs[i - 1])) {
+      throw new MemleakError('E_INTERNAL', 'scanChunk: slabs must come in ascending address order');
+    }
+  }
   const { stride, objsPerSlab, slabAddrs, state, heavy, space } = job;
   const nU32 = stride >>> 2;
   const nSlabs = slabAddrs.length >>> 1;
@@ -92,6 +98,13 @@ export function scanChunk(job: ChunkJob): ChunkResult {
   const map = new Map<number, TemplateCount>();
   const hStart = heavy.start;
   const hVals = new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length);
+  // hFirst[p]: the most frequent heavy token at p, or a value no token has (an odd VAR) when p has none.
+  const hFirst = new Int32Array(nU32);
+  const hNone = new Uint8Array(nU32);
+  for (let p = 0; p < nU32; p++) {
+    if (hStart[p + 1] > hStart[p]) hFirst[p] = hVals[hStart[p]];
+    else hNone[p] = 1;
+  }
   const heapLo = space.heapLo | 0, heapHi = space.heapHi | 0, vmemLo = space.vmemmapLo | 0, vmemHi = space.vmemmapHi | 0;
   const vmLo = space.vmallocLo | 0, vmHi = space.vmallocHi | 0;
   // A disabled range has lo > hi as unsigned; keep it empty as signed too.
@@ -140,30 +153,27 @@ export function scanChunk(job: ChunkJob): ChunkResult {
         else if (vmOn && b >= vmLo && b <= vmHi) (t0 = I_VMALLOC), (t1 = I_CLASS_HI);
         else if (b !== -1 || a >= 0) (t0 = I_KPTR), (t1 = I_CLASS_HI);
         else (t0 = a), (t1 = b);
-        // Not heavy at its position -> VAR|class (templateInPlace, inlined).
-        let i = hStart[p];
-        let e = hStart[p + 1];
-        while (i < e && hVals[i] !== t0) i++;
-        if (i === e) t0 = varTok(t0);
-        i = e;
-        e = hStart[p + 2];
-        while (i < e && hVals[i] !== t1) i++;
-        if (i === e) t1 = varTok(t1);
+        // Not heavy at its position -> VAR|class (templateInPlace, inlined). The most frequent heavy
+        // value is checked first on its own: constant fields hit it with one load.
+        if (t0 !== hFirst[p] || hNone[p] === 1) {
+          let i = hStart[p] + 1;
+          const e = hStart[p + 1];
+          while (i < e && hVals[i] !== t0) i++;
+          if (i >= e) t0 = varTok(t0);
+        }
+        if (t1 !== hFirst[p + 1] || hNone[p + 1] === 1) {
+          let i = hStart[p + 1] + 1;
+          const e = hStart[p + 2];
+          while (i < e && hVals[i] !== t1) i++;
+          if (i >= e) t1 = varTok(t1);
+        }
         // templateKey, inlined for the two tokens.
-        let k = Math.imul(t0, 0xcc9e2d51);
-        k = (k << 15) | (k >>> 17);
-        k = Math.imul(k, 0x1b873593);
-        h1 ^= k;
+        h1 = Math.imul(h1 ^ t0, 0x9e3779b1);
         h1 = (h1 << 13) | (h1 >>> 19);
-        h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-        h2 = Math.imul(h2 ^ t0, 0x01000193) ^ (h2 >>> 15);
-        k = Math.imul(t1, 0xcc9e2d51);
-        k = (k << 15) | (k >>> 17);
-        k = Math.imul(k, 0x1b873593);
-        h1 ^= k;
+        h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t0, 0x85ebca6b);
+        h1 = Math.imul(h1 ^ t1, 0x9e3779b1);
         h1 = (h1 << 13) | (h1 >>> 19);
-        h1 = (Math.imul(h1, 5) + 0xe6546b64) | 0;
-        h2 = Math.imul(h2 ^ t1, 0x01000193) ^ (h2 >>> 15);
+        h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t1, 0x85ebca6b);
       }
       h1 ^= nU32;
       h1 ^= h1 >>> 16;
@@ -179,11 +189,9 @@ export function scanChunk(job: ChunkJob): ChunkResult {
       const slot = h2 & 255;
       const ent: TemplateCount | null | undefined = cacheKeys[slot] === key ? cacheEnts[slot] : map.get(key);
       if (ent !== undefined && ent !== null) {
+        // Slabs come in ascending address order, so the first object seen is the template's lowest:
+        // no per-object representative update (mergeChunkResults keeps the lowest across chunks).
         ent.count++;
-        if (lessAddr(ulo, uhi, ent.repLo, ent.repHi)) {
-          ent.repLo = ulo;
-          ent.repHi = uhi;
-        }
         cacheKeys[slot] = key;
         cacheEnts[slot] = ent;
       } else if (map.size < job.maxTemplates) {

@@ -85,27 +85,49 @@ function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable,
   const buffer = new SharedArrayBuffer(n * slabBytes);
   const bytes = new Uint8Array(buffer);
   const slabAddrs = new Uint32Array(2 * n);
-  const state = new Uint8Array(n * objsPerSlab);
+  let state: Uint8Array | null = new Uint8Array(n * objsPerSlab);
+  let anyFree = false;
   let unreadable = 0;
   for (let i = 0; i < n; i++) {
     const base = set.slabs[from + i];
     slabAddrs[2 * i] = Number(base & 0xffffffffn);
     slabAddrs[2 * i + 1] = Number(base >> 32n);
-    const whole = set.memory.read(base, slabBytes);
-    if (whole) bytes.set(whole, i * slabBytes);
+    const dst = bytes.subarray(i * slabBytes, (i + 1) * slabBytes);
+    let whole = set.memory.readInto ? set.memory.readInto(base, dst) : false;
+    if (!whole && !set.memory.readInto) {
+      const b = set.memory.read(base, slabBytes);
+      if (b) {
+        dst.set(b);
+        whole = true;
+      }
+    }
+    const st = state.subarray(i * objsPerSlab, (i + 1) * objsPerSlab);
+    if (whole && set.freeIndexes) {
+      st.fill(1);
+      const free = set.freeIndexes(from + i);
+      if (free) for (const j of free) {
+        st[j] = 0;
+        anyFree = true;
+      }
+      continue;
+    }
     for (let j = 0; j < objsPerSlab; j++) {
       const addr = base + BigInt(j * stride);
-      let data = whole ? null : set.memory.read(addr, stride);
       if (!whole) {
+        const data = set.memory.read(addr, stride);
         if (!data) {
           unreadable++;
+          anyFree = true;
           continue; // state stays 0: not counted
         }
-        bytes.set(data, i * slabBytes + j * stride);
+        dst.set(data, j * stride);
       }
-      state[i * objsPerSlab + j] = set.allocated(addr) === false ? 0 : 1;
+      const a = set.allocated(addr) === false ? 0 : 1;
+      st[j] = a;
+      if (a === 0) anyFree = true;
     }
   }
+  if (!anyFree) state = null;
   return { job: { buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates }, unreadable };
 }
 

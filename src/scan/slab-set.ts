@@ -24,6 +24,12 @@ export interface SlabSet {
   slabs: bigint[];
   memory: MemoryReader;
   allocated: AllocationOracle;
+  /**
+   * Fast path for the scanner: the free object indexes of one slab (by its position in `slabs`), or
+   * null when the source knows no free objects at all (every object counted). When absent, the
+   * scanner asks `allocated` once per object.
+   */
+  freeIndexes?: (slabIndex: number) => readonly number[] | null;
   addressSpace: AddressSpace;
   /** How the allocation state is known: 'kmem -S markers', 'freelists', 'none'. */
   freeSource: string;
