@@ -1,57 +1,33 @@
 /**
- * npm run bench: first measurements of the scan engine on synthetic slabs (a leaked template with a
- * varying counter and self pointers, other shapes, free objects holding freelist-like words), and the
- * per-object cost of xxhash-wasm against the JS template hash that the hot loop uses.
- * Issue 6 extends this with streaming, the cat read limit and the seed's 13.4 GB case.
+ * npm run bench: the scan engine against the read limit and the seed's manual method, on synthetic slab
+ * dumps (bench/gen-slabs.ts: the leak fills whole slabs, other slabs mix shapes and free objects).
+ * Prints, in one run: GB/s and ns/object for 32/64/256-byte objects with 1 and 2 workers, peak RSS,
+ * `cat FILE > /dev/null` on the same file, `rd`-style hex text | sort | uniq -c | sort -rn on a slice,
+ * and the seed's case (419,440,512 kmalloc-32 objects = 13.4 GB piped through `sysak memleak --raw -`).
+ * BENCH_GIB (default 1) sets the file size, BENCH_SEED=0 skips the seed's case.
  */
+import { spawnSync } from 'node:child_process';
+import { cpus, tmpdir } from 'node:os';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import xxhash from 'xxhash-wasm';
-import { estimateAddressSpace } from '../src/kernel/address-space.js';
-import type { MemoryReader } from '../src/memory.js';
-import { scanSlabs } from '../src/scan/scanner.js';
 import { templateKey } from '../src/scan/heavy.js';
+import { BENCH_BASE, SlabGenerator } from './gen-slabs.js';
 
-const BASE = 0xffff8eadc0000000n;
+const here = fileURLToPath(new URL('.', import.meta.url));
+const GiB = 2 ** 30;
+const fileBytes = Number(process.env.BENCH_GIB ?? 1) * GiB;
+const node = process.execPath;
 
-function synthetic(objSize: number, slabs: number): { mem: MemoryReader; slabAddrs: bigint[] } {
-  const slabSize = 4096;
-  const buf = new Uint8Array(slabs * slabSize);
-  const dv = new DataView(buf.buffer);
-  let seq = 0;
-  let rnd = 0x12345678;
-  const next = () => (rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0);
-  for (let o = 0; o + objSize <= buf.length; o += objSize) {
-    const addr = BASE + BigInt(o);
-    const kind = next() % 10;
-    if (kind < 6) {
-      // the leak: cookie, ops, list_head (self or poison), counter
-      dv.setBigUint64(o, 0x6d656d64656d6f31n, true);
-      if (objSize >= 16) dv.setBigUint64(o + 8, 0xffffffffc0614b60n, true);
-      if (objSize >= 32) {
-        const self = (seq & 1) === 1;
-        dv.setBigUint64(o + 16, self ? addr + 16n : 0xdead000000000100n, true);
-        dv.setBigUint64(o + 24, self ? addr + 16n : 0xdead000000000122n, true);
-      }
-      if (objSize >= 40) dv.setUint32(o + 32, seq++, true);
-    } else if (kind < 8) {
-      dv.setBigUint64(o, BASE + BigInt(next() & 0xffffc0), true);
-      dv.setBigUint64(o + 8, 0xffffffffb1d69c20n, true);
-    } else {
-      // free object: hardened freelist word, stale bytes
-      dv.setBigUint64(o + (objSize >= 64 ? 32 : 0), (BigInt(next()) << 32n) | BigInt(next()), true);
-    }
-  }
-  const mem: MemoryReader = {
-    description: 'synthetic',
-    read(a, len) {
-      const off = Number(a - BASE);
-      return off >= 0 && off + len <= buf.length ? buf.subarray(off, off + len) : null;
-    },
-  };
-  return { mem, slabAddrs: Array.from({ length: slabs }, (_, i) => BASE + BigInt(i * slabSize)) };
+function sh(cmd: string): { ms: number; out: string; err: string } {
+  const t = performance.now();
+  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  if (r.status !== 0) throw new Error(`${cmd}: ${r.stderr}`);
+  return { ms: performance.now() - t, out: r.stdout, err: r.stderr };
 }
 
-async function main() {
-  console.log(`# sysak memleak bench (node ${process.version}, ${process.arch})`);
+async function perObjectHashes(): Promise<string> {
   const xx = await xxhash();
   const n = 1 << 18;
   const objs = new Uint8Array(n * 32);
@@ -64,29 +40,71 @@ async function main() {
   let k = 0;
   for (let i = 0; i < n; i++) k ^= templateKey(u32.subarray(i * 8, i * 8 + 8), 8);
   const jsPer = ((performance.now() - t) * 1e6) / n;
-  t = performance.now();
   const big = new Uint8Array(64 << 20);
+  t = performance.now();
   h ^= xx.h64Raw(big);
   const xxGBs = big.length / ((performance.now() - t) * 1e6);
-  console.log(`hash per 32-byte object: xxhash-wasm ${xxPer.toFixed(0)} ns, JS template hash ${jsPer.toFixed(0)} ns; xxhash over 64 MiB: ${xxGBs.toFixed(2)} GB/s (checksums ${h & 0xffn} ${k & 0xff}: keep the loops from being optimised away)`);
+  return `hash per 32-byte object: xxhash-wasm ${xxPer.toFixed(0)} ns, JS template key ${jsPer.toFixed(0)} ns; xxhash-wasm over 64 MiB ${xxGBs.toFixed(2)} GB/s (${h & 1n}${k & 1})`;
+}
 
-  const slabs = 64 * 1024; // 256 MiB of slabs
-  for (const size of [32, 64, 256]) {
-    const { mem, slabAddrs } = synthetic(size, slabs);
-    for (const workers of [1, 2]) {
-      const r = await scanSlabs(
-        {
-          cache: { name: `synthetic-${size}`, stride: size, objsPerSlab: 4096 / size, slabSize: 4096, allocated: null, source: 'bench' },
-          slabs: slabAddrs, memory: mem, allocated: () => null, addressSpace: estimateAddressSpace(slabAddrs), freeSource: 'none',
-        },
-        { workers },
-      );
-      const bytes = slabs * 4096;
-      const s = r.stats.elapsedMs / 1000;
-      console.log(
-        `size ${String(size).padStart(3)}  workers ${workers}  ${(bytes / s / 1e9).toFixed(3)} GB/s  ${((s * 1e9) / r.stats.objectsScanned).toFixed(1)} ns/object  top cluster ${r.clusters[0].count}  rss ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`,
-      );
+/** The seed's manual method on a slice: every object as rd-style hex words, then sort | uniq -c | sort -rn. */
+function manualMethod(file: string, size: number, sliceBytes: number): string {
+  const fd = openSync(file, 'r');
+  const buf = new Uint8Array(sliceBytes);
+  readSync(fd, buf, 0, sliceBytes, 0);
+  closeSync(fd);
+  const dv = new DataView(buf.buffer);
+  const lines: string[] = [];
+  for (let o = 0; o < sliceBytes; o += size) {
+    const words: string[] = [];
+    for (let w = 0; w < size; w += 8) words.push(dv.getBigUint64(o + w, true).toString(16).padStart(16, '0'));
+    lines.push(words.join(' '));
+  }
+  const txt = join(tmpdir(), `sysak-bench-rd-${process.pid}.txt`);
+  writeFileSync(txt, lines.join('\n') + '\n');
+  const r = sh(`sort ${txt} | uniq -c | sort -rn | head -1`);
+  rmSync(txt);
+  return `${(sliceBytes / (r.ms * 1e6)).toFixed(3)} GB/s on a ${sliceBytes >> 20} MiB slice (${lines.length} objects; the text itself not counted), top line ${r.out.trim().split(/\s+/)[0]}x`;
+}
+
+async function main() {
+  const cpu = cpus()[0]?.model ?? 'unknown cpu';
+  console.log(`# sysak memleak bench: node ${process.version}, ${cpus().length} x ${cpu}, files of ${fileBytes / GiB} GiB in ${tmpdir()}`);
+  console.log(await perObjectHashes());
+  const dir = mkdtempSync(join(tmpdir(), 'sysak-bench-'));
+  try {
+    for (const size of [32, 64, 256]) {
+      const file = join(dir, `slabs-${size}.bin`);
+      const fd = openSync(file, 'w');
+      new SlabGenerator(size).write(fd, Math.floor(fileBytes / size));
+      closeSync(fd);
+      const cat = sh(`cat ${file} > /dev/null`);
+      const catGBs = fileBytes / (cat.ms * 1e6);
+      console.log(`\n## ${size}-byte objects: ${(fileBytes / size / 1e6).toFixed(1)} M objects; cat FILE > /dev/null: ${catGBs.toFixed(2)} GB/s`);
+      const rates: number[] = [];
+      for (const workers of [1, 2]) {
+        const r = JSON.parse(sh(`${node} ${join(here, 'scan-once.js')} ${file} ${size} ${workers}`).out);
+        const gbs = fileBytes / (r.elapsedMs * 1e6);
+        rates.push(gbs);
+        console.log(
+          `workers ${workers}: ${gbs.toFixed(3)} GB/s, ${((r.elapsedMs * 1e6) / r.objects).toFixed(1)} ns/object, ${(gbs / catGBs).toFixed(2)} of cat, peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB, top cluster ${r.top}, digest ${r.digest}`,
+        );
+      }
+      console.log(`2 workers / 1 worker: ${(rates[1] / rates[0]).toFixed(2)}x`);
+      console.log(`manual method (rd text | sort | uniq -c | sort -rn): ${manualMethod(file, size, 32 << 20)}`);
+      rmSync(file);
     }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  if (process.env.BENCH_SEED !== '0') {
+    const objects = 419_440_512;
+    const time = existsSync('/usr/bin/time') ? '/usr/bin/time -f "%e s wall, peak RSS %M KiB"' : '';
+    const cmd = `${node} ${join(here, 'gen-slabs.js')} 32 ${objects} | ${time} ${node} ${join(here, '..', 'src', 'cli', 'main.js')} memleak --raw - --base ${BENCH_BASE.toString(16)} --object-size 32 --workers 2 --json`;
+    const r = sh(cmd);
+    const rep = JSON.parse(r.out);
+    console.log(`\n## the seed's case: ${objects} kmalloc-32 objects (${((objects * 32) / 1e9).toFixed(1)} GB) generated and piped through sysak memleak --raw -`);
+    console.log(`wall ${(r.ms / 1000).toFixed(1)} s (generator included), scan ${(rep.scan.elapsedMs / 1000).toFixed(1)} s = ${((objects * 32) / (rep.scan.elapsedMs * 1e6)).toFixed(2)} GB/s; ${r.err.trim().split('\n').pop()}; top cluster ${rep.clusters[0].count} objects`);
   }
 }
 

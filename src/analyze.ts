@@ -14,6 +14,9 @@ import { RawFileMemory } from './input/raw.js';
 import { findRecording, readAs, readText } from './sources/files.js';
 import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory, type GeometryHints } from './sources/crash-text.js';
 import { scanSlabs, type ScanOptions, type ScanResult, type ScanStats } from './scan/scanner.js';
+import { fdSource, scanStream } from './scan/stream-scan.js';
+import { closeSync, openSync } from 'node:fs';
+import type { CacheGeometry } from './scan/slab-set.js';
 import type { SlabSet } from './scan/slab-set.js';
 import { isVar } from './scan/tokens.js';
 import { clusterAddress } from './scan/clusters.js';
@@ -176,6 +179,8 @@ export interface LiveInfo {
 
 interface Loaded {
   set: SlabSet;
+  /** Streaming sources are scanned while they are read. */
+  pre?: ScanResult;
   kallsyms: Kallsyms | null;
   vmcore: OpenVmcore | null;
 }
@@ -221,7 +226,7 @@ function dumpReport(v: OpenVmcore): DumpReport {
   };
 }
 
-function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
+async function loadMemory(req: AnalyzeRequest, warnings: string[]): Promise<Loaded> {
   if (req.recordingWithoutMemory) {
     throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: req.recordingWithoutMemory });
   }
@@ -235,6 +240,7 @@ function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
   const geometry = resolveGeometry(req.geometry, kmem, slabinfo);
   if (req.raw) {
     if (req.rd.length) throw new MemleakError('E_USAGE', '--raw and --rd are different memory sources: give one');
+    if (req.raw.file === '-' || !kmem) return streamRaw(req, geometry, kallsyms, warnings);
     const mem = new RawFileMemory(req.raw.file, req.raw.base);
     const { slabs, trailingBytes } = mem.slabs(geometry.slabSize);
     if (slabs.length === 0) throw new MemleakError('E_NO_DATA', `raw dump is smaller than one ${geometry.slabSize}-byte slab`, { file: req.raw.file });
@@ -255,6 +261,39 @@ function loadMemory(req: AnalyzeRequest, warnings: string[]): Loaded {
   const sym = resolveSymbolicWords(mem, kallsyms);
   if (sym.unresolved) warnings.push(`${sym.unresolved} rd -S symbol words did not resolve${kallsyms ? ' in kallsyms' : ': give --kallsyms'}`);
   return { set: slabSetFromMemory(mem, geometry, kmem), kallsyms, vmcore: null };
+}
+
+/**
+ * `--raw FILE|-` without free-object markers: streamed through the scanner's ring of shared buffers
+ * (bounded memory, stdin works); the report's words come from the representatives copied out.
+ */
+async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms: Kallsyms | null, warnings: string[]): Promise<Loaded> {
+  const { file, base } = req.raw!;
+  if (base & 0xfffn) throw new MemleakError('E_USAGE', `--base ${hex(base)} is not page aligned`, { file });
+  let fd: number;
+  try {
+    fd = file === '-' ? 0 : openSync(file, 'r');
+  } catch (e) {
+    throw new MemleakError('E_IO', `cannot open raw dump: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  }
+  try {
+    // The end of a stream is unknown up front: the direct map is bounded 4 TiB above the first slab.
+    const space = estimateAddressSpace([base]);
+    const r = await scanStream(fdSource(fd, file), { stride: geometry.stride, objsPerSlab: geometry.objsPerSlab, slabSize: geometry.slabSize, base }, space, req.scan);
+    if (r.trailingBytes) warnings.push(`${file === '-' ? 'stdin' : file}: ${r.trailingBytes} bytes after the last whole slab were not scanned`);
+    const slabs = r.slabs > 0 ? [base, base + BigInt((r.slabs - 1) * geometry.slabSize)] : [base];
+    return {
+      set: {
+        cache: geometry, slabs, memory: r.reps, allocated: () => null, freeIndexes: () => null,
+        addressSpace: space, freeSource: 'none (all objects counted)',
+      },
+      kallsyms,
+      vmcore: null,
+      pre: r.scan,
+    };
+  } finally {
+    if (fd !== 0) closeSync(fd);
+  }
 }
 
 function clusterReports(scan: ScanResult, set: SlabSet, kallsyms: Kallsyms | null, top: number): ClusterReport[] {
@@ -282,7 +321,7 @@ function clusterReports(scan: ScanResult, set: SlabSet, kallsyms: Kallsyms | nul
 export async function analyze(req: AnalyzeRequest): Promise<Report> {
   const t0 = performance.now();
   const warnings: string[] = [];
-  const loaded = loadMemory(req, warnings);
+  const loaded = await loadMemory(req, warnings);
   try {
     const report = await analyzeLoaded(req, loaded, warnings, t0);
     if (loaded.vmcore && req.vmcoreHook) req.vmcoreHook.beforeClose(loaded.vmcore, loaded.set);
@@ -300,7 +339,7 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
     if (trace.stats.badLines) warnings.push(`${req.trace}: ${trace.stats.badLines} lines could not be read (first: line ${trace.stats.firstBadLine})`);
     if (trace.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: unfreed counts may include objects whose free was lost; enlarge the trace buffer`);
   }
-  const scan = await scanSlabs(set, req.scan);
+  const scan = loaded.pre ?? (await scanSlabs(set, req.scan));
   if (scan.stats.overflowObjects) warnings.push(`${scan.stats.overflowObjects} objects had rarer shapes than the ${scan.stats.templates} kept templates and are not in any cluster`);
   const clusters = clusterReports(scan, set, kallsyms, req.top);
 

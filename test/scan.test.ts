@@ -10,7 +10,8 @@ import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from '../src
 import { scanSlabs, type ScanResult } from '../src/scan/scanner.js';
 import { clusterAddress } from '../src/scan/clusters.js';
 import { analyze, defaultRequest, requestFromRecording } from '../src/analyze.js';
-import { expected, sample, sampleText } from './helpers.js';
+import { spawnSync } from 'node:child_process';
+import { ROOT, expected, sample, sampleText } from './helpers.js';
 
 const COOKIE = 0x6d656d64656d6f31n;
 
@@ -94,6 +95,22 @@ describe('slab scan on demo-kmalloc64 (200 real slab pages)', () => {
     const rep = await analyze(req);
     expect(rep.clusters[0].count).toBe(a.clusters[0].count);
     expect(rep.clusters[0].object).toBe('0x' + clusterAddress(a.clusters[0]).toString(16));
+    // The raw file is streamed (ring of shared buffers): same clusters, same bytes (digest), and the
+    // representative's words are still there, copied out of the ring.
+    expect(rep.source.memory).toMatch(/streamed/);
+    expect(rep.scan.memoryDigest).toBe(a.stats.memoryDigest);
+    expect(rep.clusters.map((c) => [c.count, c.object])).toEqual(a.clusters.slice(0, 5).map((c) => [c.count, '0x' + clusterAddress(c).toString(16)]));
+    const w0 = new DataView(mem.read(clusterAddress(a.clusters[0]), 8)!.buffer).getBigUint64(0, true);
+    expect(rep.clusters[0].words?.length).toBe(8);
+    expect(rep.clusters[0].words?.[0].value).toBe('0x' + w0.toString(16).padStart(16, '0'));
+    const two = await analyze({ ...req, scan: { workers: 2 } });
+    expect(two.clusters).toEqual(rep.clusters);
+    // stdin (`--raw -`) gives the same report.
+    const out = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'memleak', '--raw', '-', '--base', best[0].toString(16), '--object-size', '64', '--json'], { input: bytes, encoding: 'utf8' });
+    expect(out.stderr).toBe('');
+    const fromStdin = JSON.parse(out.stdout);
+    expect(fromStdin.clusters.map((c: { count: number; object: string }) => [c.count, c.object])).toEqual(rep.clusters.map((c) => [c.count, c.object]));
+    expect(fromStdin.scan.memoryDigest).toBe(rep.scan.memoryDigest);
   });
 
   it('symbolizes the representative: cookie, demo_conn_ops [memdemo], list poison, varying counter', async () => {

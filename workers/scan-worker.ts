@@ -1,6 +1,8 @@
 /** piscina entry point: scans one chunk of slab memory. Errors return as plain {code, message, context}. */
 import { MemleakError } from '../src/errors.js';
-import { scanChunk, type ChunkJob } from '../src/scan/scan-chunk.js';
+import { scanChunk, warmUpScanChunk, type ChunkJob } from '../src/scan/scan-chunk.js';
+
+warmUpScanChunk();
 
 export default function scanWorker(job: ChunkJob) {
   try {

@@ -76,17 +76,17 @@ export function templateInPlace(tok: Uint32Array, heavy: HeavyTable): void {
 }
 
 /**
- * 53-bit key of a template: two independent 32-bit multiplicative streams (one imul per token each),
- * each through the murmur3 finalizer. The hot loop (scan-chunk.ts) computes the same key inline.
+ * 53-bit key of a template (n is even: 8-byte words): two independent 32-bit multiplicative streams
+ * (one imul per word each, the word's other half folded in), each through the murmur3 finalizer. The hot loop (scan-chunk.ts) computes the same key inline.
  */
 export function templateKey(tpl: Uint32Array, n: number): number {
   let h1 = 0x9747b28c | 0;
   let h2 = 0x85ebca6b | 0;
-  for (let p = 0; p < n; p++) {
-    const t = tpl[p] | 0;
-    h1 = Math.imul(h1 ^ t, 0x9e3779b1);
-    h1 = (h1 << 13) | (h1 >>> 19);
-    h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t, 0x85ebca6b);
+  for (let p = 0; p < n; p += 2) {
+    const t0 = tpl[p] | 0;
+    const t1 = tpl[p + 1] | 0;
+    h1 = Math.imul(((h1 << 13) | (h1 >>> 19)) ^ t0, 0x9e3779b1) ^ t1;
+    h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t1, 0x85ebca6b) ^ t0;
   }
   h1 ^= n;
   h1 ^= h1 >>> 16;

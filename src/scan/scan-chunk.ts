@@ -37,6 +37,12 @@ export interface ChunkResult {
   skipped: number;
   /** Objects whose template did not fit under maxTemplates (reported, never dropped silently). */
   overflow: number;
+  /**
+   * Checksum of every word of every counted object, in order: two 32-bit polynomial lanes folded into
+   * the hot loop (it loads each word anyway). An xxhash-wasm pass over each chunk cost 0.6 s per GiB in
+   * the workers, a quarter of the scan (npm run bench); this costs two multiply-adds per word.
+   */
+  digest: [number, number];
 }
 
 function lessAddr(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
@@ -95,7 +101,11 @@ export function scanChunk(job: ChunkJob): ChunkResult {
   const words = new Int32Array(job.buffer, job.byteOffset, (nSlabs * objsPerSlab * stride) >>> 2);
   const uwords = new Uint32Array(job.buffer, job.byteOffset, words.length);
   const tok = new Uint32Array(nU32);
-  const map = new Map<number, TemplateCount>();
+  // Templates by index: counts in a typed array, so the hot path touches no object properties
+  // (a property bump there was the last deopt: V8 lacked feedback for it when the loop was optimized).
+  const index = new Map<number, number>();
+  let counts = new Float64Array(1024);
+  const found: TemplateCount[] = [];
   const hStart = heavy.start;
   const hVals = new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length);
   // hFirst[p]: the most frequent heavy token at p, or a value no token has (an odd VAR) when p has none.
@@ -113,9 +123,11 @@ export function scanChunk(job: ChunkJob): ChunkResult {
   let skipped = 0;
   let overflow = 0;
   let obj = 0;
+  let c1 = 0x811c9dc5 | 0;
+  let c2 = 0x6a09e667 | 0;
   // A direct-mapped cache of 256 templates in front of the Map: hot shapes never reach Map.get.
   const cacheKeys = new Float64Array(256).fill(-1);
-  const cacheEnts: (TemplateCount | null)[] = new Array(256).fill(null);
+  const cacheIdx = new Int32Array(256);
   for (let s = 0; s < nSlabs; s++) {
     const baseLo = slabAddrs[2 * s];
     const baseHi = slabAddrs[2 * s + 1];
@@ -135,6 +147,8 @@ export function scanChunk(job: ChunkJob): ChunkResult {
       for (let p = 0; p < nU32; p += 2) {
         const a = words[w0 + p];
         const b = words[w0 + p + 1];
+        c1 = (Math.imul(c1, 0x01000193) + a) | 0;
+        c2 = (Math.imul(c2, 0x2c1b3c6d) + b) | 0;
         let t0: number;
         let t1: number;
         if (b < I_KERNEL_HALF || b >= 0) {
@@ -167,13 +181,9 @@ export function scanChunk(job: ChunkJob): ChunkResult {
           while (i < e && hVals[i] !== t1) i++;
           if (i >= e) t1 = varTok(t1);
         }
-        // templateKey, inlined for the two tokens.
-        h1 = Math.imul(h1 ^ t0, 0x9e3779b1);
-        h1 = (h1 << 13) | (h1 >>> 19);
-        h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t0, 0x85ebca6b);
-        h1 = Math.imul(h1 ^ t1, 0x9e3779b1);
-        h1 = (h1 << 13) | (h1 >>> 19);
-        h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t1, 0x85ebca6b);
+        // templateKey, inlined: one step per 8-byte word (two tokens).
+        h1 = Math.imul(((h1 << 13) | (h1 >>> 19)) ^ t0, 0x9e3779b1) ^ t1;
+        h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t1, 0x85ebca6b) ^ t0;
       }
       h1 ^= nU32;
       h1 ^= h1 >>> 16;
@@ -187,26 +197,38 @@ export function scanChunk(job: ChunkJob): ChunkResult {
       const key = (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
       objects++;
       const slot = h2 & 255;
-      const ent: TemplateCount | null | undefined = cacheKeys[slot] === key ? cacheEnts[slot] : map.get(key);
-      if (ent !== undefined && ent !== null) {
+      if (cacheKeys[slot] === key) {
         // Slabs come in ascending address order, so the first object seen is the template's lowest:
         // no per-object representative update (mergeChunkResults keeps the lowest across chunks).
-        ent.count++;
+        counts[cacheIdx[slot]]++;
+        continue;
+      }
+      const at = index.get(key);
+      if (at !== undefined) {
+        counts[at]++;
         cacheKeys[slot] = key;
-        cacheEnts[slot] = ent;
-      } else if (map.size < job.maxTemplates) {
+        cacheIdx[slot] = at;
+      } else if (found.length < job.maxTemplates) {
         tokenizeObject(uwords, w0, nU32, ulo, uhi, stride, space, tok);
         templateInPlace(tok, heavy);
-        const t = { key, count: 1, tokens: Array.from(tok), repLo: ulo, repHi: uhi };
-        map.set(key, t);
+        const n = found.length;
+        found.push({ key, count: 0, tokens: Array.from(tok), repLo: ulo, repHi: uhi });
+        index.set(key, n);
+        if (n >= counts.length) {
+          const grown = new Float64Array(counts.length * 2);
+          grown.set(counts);
+          counts = grown;
+        }
+        counts[n] = 1;
         cacheKeys[slot] = key;
-        cacheEnts[slot] = t;
+        cacheIdx[slot] = n;
       } else {
         overflow++;
       }
     }
   }
-  return { templates: [...map.values()], objects, skipped, overflow };
+  for (let i = 0; i < found.length; i++) found[i].count = counts[i];
+  return { templates: found, objects, skipped, overflow, digest: [c1 >>> 0, c2 >>> 0] };
 }
 
 /** The reference path (tokens, then template, then key): what the fused loop must equal. */
@@ -235,4 +257,48 @@ export function mergeChunkResults(into: Map<number, TemplateCount>, r: ChunkResu
     }
   }
   return overflow;
+}
+
+/**
+ * Runs scanChunk on one crafted slab that takes every branch of the hot loop (each token class, heavy
+ * hits and misses, new and cached templates), so V8 optimizes it with complete type feedback instead of
+ * deoptimizing on the first heap pointer, vmemmap pointer or VAR class it meets mid-scan. Measured: the
+ * first 256 MiB of a scan ran at half speed without it (bench, --trace-deopt: "insufficient type feedback").
+ */
+export function warmUpScanChunk(): void {
+  const stride = 64;
+  const perSlab = 64;
+  const nSlabs = 16; // enough shapes that some collide in the 256-slot cache (the Map-hit path)
+  const words = new Uint32Array(16 * perSlab * nSlabs);
+  const vals: [number, number][] = [
+    [0x100, 0xdead0000], [0x122, 0xdead0000], [0x100100, 0xdead0000], [0x200200, 0xdead0000], [5, OPAQUE_SLAB_POINTER_HI],
+    [0x1000, 0xffff8ead], [0x40, 0xffff8ead], [0x48, 0xffff8ead], [0x2000, 0xfffffb6e], [0x3000, 0xffffd3f3], [0x1234, 0xffffc000],
+    [0xc0614b60, 0xffffffff], [0x12345678, 0xffffffff], [7, 0], [0, 0], [0xdeadbeef, 0x12345678], [0xffffffff, 0xffffffff], [1, 0x80000000],
+  ];
+  let r = 1;
+  for (let w = 0; w < words.length; w += 2) {
+    r = (Math.imul(r, 1103515245) + 12345) >>> 0;
+    const [lo, hi] = vals[r % vals.length];
+    words[w] = lo;
+    words[w + 1] = hi;
+  }
+  const heavy = { nU32: 16, start: new Int32Array(17), vals: new Uint32Array(0) };
+  const hv: number[] = [];
+  for (let p = 0; p < 16; p++) {
+    heavy.start[p] = hv.length;
+    for (let k = 0; k < 1 + (p % 3); k++) hv.push(words[p + 16 * k]);
+  }
+  heavy.start[16] = hv.length;
+  heavy.vals = Uint32Array.from(hv);
+  const space = { heapLo: 0xffff8800, heapHi: 0xffff9fff, vmallocLo: 0xffffd3f3, vmallocHi: 0xffffd3ff, vmemmapLo: 0xfffffb6e, vmemmapHi: 0xfffffb6f };
+  const slabAddrs = new Uint32Array(2 * nSlabs);
+  for (let i = 0; i < nSlabs; i++) {
+    slabAddrs[2 * i] = 0x1000 * (i + 1);
+    slabAddrs[2 * i + 1] = 0xffff8ead;
+  }
+  const state = new Uint8Array(perSlab * nSlabs).fill(1);
+  state[3] = 0;
+  for (let i = 0; i < 40; i++) {
+    scanChunk({ buffer: words.buffer, byteOffset: 0, stride, objsPerSlab: perSlab, slabAddrs, state: i & 1 ? state : null, heavy, space, maxTemplates: i & 2 ? 4 : 1 << 16 });
+  }
 }

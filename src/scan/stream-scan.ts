@@ -1,0 +1,257 @@
+/**
+ * Streaming scan: slab pages flow from a sequential source (a file, or stdin for `--raw -`) into a
+ * small ring of page-aligned SharedArrayBuffers; piscina workers get offsets into them, not copies, and
+ * a buffer is refilled as soon as its worker is done. Memory is bounded by the ring and the template
+ * counts, never by the input size: the seed's 13.4 GB kmalloc-32 cache streams through ~100 MiB.
+ * Heavy tokens are learned from the first LEARN_BYTES (a stream cannot be sampled ahead); the
+ * representative object of every template is copied out before its buffer is reused, so the report can
+ * still show and symbolize the top clusters.
+ */
+import * as fs from 'node:fs';
+import { Piscina } from 'piscina';
+import xxhash from 'xxhash-wasm';
+import { MemleakError, isPlainError, type PlainError } from '../errors.js';
+import { SparseMemory } from '../memory.js';
+import { tokenSpaceOf, type AddressSpace } from '../kernel/address-space.js';
+import { HeavyLearner } from './heavy.js';
+import { buildClusters } from './clusters.js';
+import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
+import { DEFAULT_SCAN, workerPath, type ScanOptions, type ScanResult } from './scanner.js';
+
+/** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
+export const LEARN_BYTES = 64 << 20;
+
+export interface StreamSource {
+  readonly description: string;
+  /** Fills `into` as far as the source goes; returns the bytes read (< length only at the end). */
+  read(into: Uint8Array): number;
+}
+
+/** A file descriptor read sequentially (a regular file, a pipe, stdin). */
+export function fdSource(fd: number, path: string): StreamSource {
+  const wait = new Int32Array(new SharedArrayBuffer(4));
+  return {
+    description: path === '-' ? 'raw slab pages from stdin' : `raw slab pages streamed from ${path}`,
+    read(into: Uint8Array): number {
+      let done = 0;
+      while (done < into.length) {
+        let n: number;
+        try {
+          n = fs.readSync(fd, into, done, into.length - done, null);
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EAGAIN') {
+            Atomics.wait(wait, 0, 0, 2); // a non-blocking stdin pipe with nothing yet
+            continue;
+          }
+          if (code === 'EOF') break;
+          throw new MemleakError('E_IO', `read failed after ${done} bytes of this chunk: ${(e as Error).message}`, { file: path });
+        }
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    },
+  };
+}
+
+export interface StreamGeometry {
+  stride: number;
+  objsPerSlab: number;
+  slabSize: number;
+  base: bigint;
+}
+
+export interface StreamScanResult {
+  scan: ScanResult;
+  /** Representative objects of every template (for the report's words). */
+  reps: SparseMemory;
+  slabs: number;
+  bytes: number;
+  trailingBytes: number;
+}
+
+interface Slot {
+  buffer: SharedArrayBuffer;
+  bytes: Uint8Array;
+  /** Byte offset of this chunk in the stream. */
+  offset: number;
+  slabs: number;
+}
+
+export async function scanStream(src: StreamSource, g: StreamGeometry, space: AddressSpace, opts: Partial<ScanOptions> = {}): Promise<StreamScanResult> {
+  const o: ScanOptions = { ...DEFAULT_SCAN, ...opts, cluster: { ...DEFAULT_SCAN.cluster, ...(opts.cluster ?? {}) } };
+  const t0 = performance.now();
+  const { stride, objsPerSlab, slabSize } = g;
+  const usable = stride * objsPerSlab;
+  const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / slabSize));
+  const chunkBytes = slabsPerChunk * slabSize;
+  const tokSpace = tokenSpaceOf(space);
+  const xx = await xxhash();
+  const digests: [number, number][] = [];
+  const free: Slot[] = [];
+  const newSlot = (): Slot => {
+    const buffer = new SharedArrayBuffer(chunkBytes);
+    return { buffer, bytes: new Uint8Array(buffer), offset: 0, slabs: 0 };
+  };
+  let offset = 0;
+  let trailing = 0;
+  let eof = false;
+  /** Reads the next chunk into a slot; null at the end of the stream. */
+  const fill = (slot: Slot): Slot | null => {
+    if (eof) return null;
+    const n = src.read(slot.bytes);
+    if (n < chunkBytes) eof = true;
+    const slabs = Math.floor(n / slabSize);
+    trailing += n - slabs * slabSize;
+    if (slabs === 0) return null;
+    slot.offset = offset;
+    slot.slabs = slabs;
+    offset += n;
+    return slot;
+  };
+
+  // Learn from the first LEARN_BYTES: those chunks stay in memory and are scanned first.
+  const learner = new HeavyLearner(stride >>> 2, stride, tokSpace);
+  const head: Slot[] = [];
+  while (head.length * chunkBytes < LEARN_BYTES) {
+    const s = fill(newSlot());
+    if (!s) break;
+    head.push(s);
+  }
+  if (head.length === 0) throw new MemleakError('E_NO_DATA', `the input holds no whole ${slabSize}-byte slab`);
+  const headObjects = head.reduce((n, s) => n + s.slabs * objsPerSlab, 0);
+  const step = Math.max(1, Math.floor(headObjects / o.sampleObjects));
+  let k = 0;
+  for (const s of head) {
+    const words = new Uint32Array(s.buffer);
+    for (let i = 0; i < s.slabs * objsPerSlab; i++, k++) {
+      if (k % step !== 0) continue;
+      const slab = Math.floor(i / objsPerSlab);
+      const addr = g.base + BigInt(s.offset + slab * slabSize + (i % objsPerSlab) * stride);
+      learner.add(words, (slab * slabSize + (i % objsPerSlab) * stride) >>> 2, Number(addr & 0xffffffffn), Number(addr >> 32n));
+    }
+  }
+  const heavy = learner.finish();
+
+  const merged = new Map<number, TemplateCount>();
+  const repBytes = new Map<number, Uint8Array>();
+  let objects = 0;
+  let overflow = 0;
+  const mergeCap = o.maxTemplates * 4;
+  const baseLo = Number(g.base & 0xffffffffn);
+  const baseHi = Number(g.base >> 32n);
+  const jobOf = (s: Slot): ChunkJob => {
+    const slabAddrs = new Uint32Array(2 * s.slabs);
+    for (let i = 0; i < s.slabs; i++) {
+      // base + offset in u32 halves (no bigint per slab); offsets stay below 2^53.
+      const sum = baseLo + s.offset + i * slabSize;
+      slabAddrs[2 * i] = sum >>> 0;
+      slabAddrs[2 * i + 1] = (baseHi + Math.floor(sum / 0x100000000)) >>> 0;
+    }
+    // A slab's bytes past objsPerSlab * stride (slab padding) are not objects: the job reads
+    // objsPerSlab * stride bytes per slab, so slabs must be packed when slabSize > usable.
+    if (usable !== slabSize) {
+      for (let i = 1; i < s.slabs; i++) s.bytes.copyWithin(i * usable, i * slabSize, i * slabSize + usable);
+    }
+    return { buffer: s.buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state: null, heavy, space: tokSpace, maxTemplates: o.maxTemplates };
+  };
+  const absorb = (s: Slot, r: ChunkResult) => {
+    objects += r.objects;
+    digests[s.offset / chunkBytes] = r.digest!;
+    const before = new Map<number, [number, number]>();
+    for (const t of r.templates) {
+      const e = merged.get(t.key);
+      before.set(t.key, e ? [e.repLo, e.repHi] : [-1, -1]);
+    }
+    overflow += mergeChunkResults(merged, r, mergeCap);
+    // Copy out representatives that now live in this chunk (it is about to be reused).
+    const lo = g.base + BigInt(s.offset);
+    for (const t of r.templates) {
+      const e = merged.get(t.key);
+      if (!e || (e.repLo === before.get(t.key)![0] && e.repHi === before.get(t.key)![1])) continue;
+      const addr = (BigInt(e.repHi) << 32n) | BigInt(e.repLo);
+      const rel = Number(addr - lo);
+      const slab = Math.floor(rel / slabSize);
+      const within = rel - slab * slabSize;
+      const at = usable !== slabSize ? slab * usable + within : rel;
+      repBytes.set(t.key, s.bytes.slice(at, at + stride));
+    }
+  };
+
+  const run = async (pool: Piscina | null) => {
+    const inFlight = new Set<Promise<void>>();
+    let failure: MemleakError | null = null;
+    const dispatch = (s: Slot) => {
+      const job = jobOf(s);
+      if (!pool) {
+        absorb(s, scanChunk(job));
+        free.push(s);
+        return;
+      }
+      const p: Promise<void> = pool.run(job).then(
+        (r: unknown) => {
+          const res = r as ChunkResult | { error: PlainError };
+          if ('error' in res) throw MemleakError.fromPlain(res.error);
+          absorb(s, res);
+          free.push(s);
+        },
+        (e: unknown) => {
+          throw isPlainError(e) ? MemleakError.fromPlain(e) : new MemleakError('E_WORKER', `scan worker failed: ${(e as Error).message}`);
+        },
+      ).catch((e: unknown) => {
+        failure ??= e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
+      }).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    };
+    const maxInFlight = pool ? 2 * o.workers : 1;
+    for (const s of head) {
+      while (pool && inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      dispatch(s);
+    }
+    for (;;) {
+      if (failure) break;
+      while (pool && inFlight.size >= maxInFlight) await Promise.race(inFlight);
+      const slot = free.pop() ?? newSlot();
+      const s = fill(slot);
+      if (!s) {
+        free.push(slot);
+        break;
+      }
+      dispatch(s);
+    }
+    await Promise.all(inFlight);
+    if (failure) throw failure;
+  };
+
+  if (o.workers <= 0) await run(null);
+  else {
+    const pool = new Piscina({ filename: workerPath('scan-worker'), minThreads: o.workers, maxThreads: o.workers });
+    try {
+      await run(pool);
+    } finally {
+      await pool.destroy();
+    }
+  }
+  const { clusters, clusterOfTemplate, rareObjects } = buildClusters(merged.values(), o.cluster);
+  const reps = new SparseMemory(src.description);
+  for (const t of merged.values()) {
+    const b = repBytes.get(t.key);
+    if (b) reps.write((BigInt(t.repHi) << 32n) | BigInt(t.repLo), b);
+  }
+  const slabs = Math.floor((offset - trailing) / slabSize);
+  return {
+    scan: {
+      clusters, clusterOfTemplate, heavy, space: tokSpace,
+      stats: {
+        slabs, objectsScanned: objects, objectsFree: 0, objectsUnreadable: 0, overflowObjects: overflow, rareObjects,
+        templates: merged.size, sampled: learner.sampled, workers: o.workers, elapsedMs: performance.now() - t0,
+        memoryDigest: xx.h64Raw(new Uint8Array(Uint32Array.from(digests.flat()).buffer)).toString(16).padStart(16, '0'),
+      },
+    },
+    reps,
+    slabs,
+    bytes: offset,
+    trailingBytes: trailing,
+  };
+}
