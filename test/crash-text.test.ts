@@ -5,17 +5,8 @@ import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { parseSlabinfo } from '../src/input/slabinfo.js';
 import { resolveGeometry } from '../src/sources/crash-text.js';
 import { MemleakError } from '../src/errors.js';
-import { sampleText } from './helpers.js';
+import { errorOf, sampleText } from './helpers.js';
 
-function errorOf(f: () => unknown): MemleakError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof MemleakError) return e;
-    throw e;
-  }
-  throw new Error('no error');
-}
 
 describe('crash rd', () => {
   it('reads rd -64 lines, ASCII column cut off by position even when it holds spaces and hex', () => {

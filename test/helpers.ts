@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { MemleakError } from '../src/errors.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const SAMPLES = join(ROOT, 'samples');
@@ -27,4 +28,15 @@ export interface Expected {
 
 export function expected(rec: string): Expected {
   return JSON.parse(readFileSync(sample(`${rec}/expected.json`), 'utf8'));
+}
+
+/** The MemleakError a call throws (anything else, or no error, fails the test). */
+export function errorOf(f: () => unknown): MemleakError {
+  try {
+    f();
+  } catch (e) {
+    if (e instanceof MemleakError) return e;
+    throw e;
+  }
+  throw new Error('expected a MemleakError, got none');
 }

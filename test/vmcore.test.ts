@@ -10,7 +10,7 @@ import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { findSlabCache } from '../src/kernel/slub.js';
 import { openVmcore, summarizeCaches, walkCache } from '../src/sources/vmcore.js';
 import { buildKdump, elfPages, flatten } from './dump-builders.js';
-import { ROOT, sample, sampleText } from './helpers.js';
+import { ROOT, errorOf, sample, sampleText } from './helpers.js';
 
 const DEMO = sample('demo-kmalloc64/vmcore.extract.gz');
 const SANITY = sample('sanity-none/vmcore.extract.gz');
@@ -21,15 +21,6 @@ function req(over: Partial<AnalyzeRequest>): AnalyzeRequest {
   return { ...defaultRequest(), scan: { workers: 0 }, ...over };
 }
 
-function errorOf(f: () => unknown): MemleakError {
-  try {
-    f();
-  } catch (e) {
-    if (e instanceof MemleakError) return e;
-    throw e;
-  }
-  throw new Error('expected a MemleakError');
-}
 
 describe('vmcore extract of the demo recording (real Linux 6.1 memory)', () => {
   it('finds KASLR, symbols and types in the dump itself', () => {

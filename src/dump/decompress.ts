@@ -56,8 +56,21 @@ export function decompressLzo1x(src: Uint8Array, outLen: number): Uint8Array {
     return t + base + src[ip++];
   };
 
-  need(1);
   let t = 0;
+  /**
+   * After a match, the low 2 bits of the instruction's second-last byte say how many literals follow
+   * (0-3). With some, copy them and read the next match instruction into t (true); with none, the next
+   * byte starts a literal run (false).
+   */
+  const trailingLiterals = (): boolean => {
+    const n = src[ip - 2] & 3;
+    if (n === 0) return false;
+    copyLiterals(n);
+    need(1);
+    t = src[ip++];
+    return true;
+  };
+  need(1);
   // States: 0 = expect a literal-run instruction, 1 = after the first literal run, 2 = expect a match.
   let state: 0 | 1 | 2 = 0;
   if (src[ip] > 17) {
@@ -93,14 +106,10 @@ export function decompressLzo1x(src: Uint8Array, outLen: number): Uint8Array {
         need(1);
         const dist = 1 + 0x0800 + (t >> 2) + (src[ip++] << 2);
         copyMatch(dist, 3);
-        t = src[ip - 2] & 3;
-        if (t === 0) {
+        if (!trailingLiterals()) {
           state = 0;
           continue;
         }
-        copyLiterals(t);
-        need(1);
-        t = src[ip++];
       }
       state = 2;
     }
@@ -138,15 +147,7 @@ export function decompressLzo1x(src: Uint8Array, outLen: number): Uint8Array {
       len = 2;
     }
     copyMatch(dist, len);
-    t = src[ip - 2] & 3;
-    if (t === 0) {
-      state = 0;
-      continue;
-    }
-    copyLiterals(t);
-    need(1);
-    t = src[ip++];
-    state = 2;
+    state = trailingLiterals() ? 2 : 0;
   }
 }
 

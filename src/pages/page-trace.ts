@@ -8,6 +8,7 @@
  */
 import type { MemoryReader } from '../memory.js';
 import type { ParsedTrace, TraceEvent } from '../trace/ftrace.js';
+import { traceWindow } from '../trace/outstanding.js';
 
 /** Frames that are the allocator itself (or the tracing that recorded the stack), not its caller. Frames
  *  come with or without `+off/size` (trace option sym-offset). */
@@ -64,9 +65,7 @@ export function outstandingPages(
   opts: { freeOnlyPct: number; memory: MemoryReader | null; pageOffsetBase: bigint | null; pageSize?: number },
 ): PageTraceResult {
   const pageSize = opts.pageSize ?? 4096;
-  const start = trace.stats.firstTs ?? 0;
-  const end = trace.stats.lastTs ?? 0;
-  const allocCutoff = start + ((end - start) * (100 - opts.freeOnlyPct)) / 100;
+  const { start, end, allocCutoff } = traceWindow(trace, opts.freeOnlyPct);
   const live = new Map<number, TraceEvent>();
   let allocs = 0;
   let frees = 0;

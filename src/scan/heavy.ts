@@ -88,6 +88,11 @@ export function templateKey(tpl: Uint32Array, n: number): number {
     h1 = Math.imul(((h1 << 13) | (h1 >>> 19)) ^ t0, 0x9e3779b1) ^ t1;
     h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t1, 0x85ebca6b) ^ t0;
   }
+  return finishKey(h1, h2, n);
+}
+
+/** The murmur3 finalizer on both streams, combined into a 53-bit key (small: V8 inlines it in the hot loop). */
+export function finishKey(h1: number, h2: number, n: number): number {
   h1 ^= n;
   h1 ^= h1 >>> 16;
   h1 = Math.imul(h1, 0x85ebca6b);

@@ -2,7 +2,7 @@
  * The per-chunk scan a worker runs: every allocated object -> tokens -> template -> count per template.
  * Memory grows with the number of distinct templates (capped), never with the number of objects.
  */
-import { templateInPlace, templateKey, type HeavyTable } from './heavy.js';
+import { finishKey, templateInPlace, templateKey, type HeavyTable } from './heavy.js';
 import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, TOK_VAR, TOK_VMALLOC, TOK_VMEMMAP, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
 import { OPAQUE_SLAB_POINTER_HI } from '../input/crash-rd.js';
 import { MemleakError } from '../errors.js';
@@ -185,18 +185,9 @@ export function scanChunk(job: ChunkJob): ChunkResult {
         h1 = Math.imul(((h1 << 13) | (h1 >>> 19)) ^ t0, 0x9e3779b1) ^ t1;
         h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ t1, 0x85ebca6b) ^ t0;
       }
-      h1 ^= nU32;
-      h1 ^= h1 >>> 16;
-      h1 = Math.imul(h1, 0x85ebca6b);
-      h1 ^= h1 >>> 13;
-      h1 = Math.imul(h1, 0xc2b2ae35);
-      h1 ^= h1 >>> 16;
-      h2 ^= h2 >>> 13;
-      h2 = Math.imul(h2, 0x27d4eb2f);
-      h2 ^= h2 >>> 16;
-      const key = (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
+      const key = finishKey(h1, h2, nU32);
       objects++;
-      const slot = h2 & 255;
+      const slot = key & 255;
       if (cacheKeys[slot] === key) {
         // Slabs come in ascending address order, so the first object seen is the template's lowest:
         // no per-object representative update (mergeChunkResults keeps the lowest across chunks).

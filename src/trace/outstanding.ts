@@ -44,10 +44,15 @@ export interface OutstandingResult {
   lateAllocs: number;
 }
 
-export function outstandingSlab(trace: ParsedTrace, opts: OutstandingOptions): OutstandingResult {
+/** The trace window and its free-only cutoff: allocations after allocCutoff are "young" (the original's -r). */
+export function traceWindow(trace: ParsedTrace, freeOnlyPct: number): { start: number; end: number; allocCutoff: number } {
   const start = trace.stats.firstTs ?? 0;
   const end = trace.stats.lastTs ?? 0;
-  const allocCutoff = start + ((end - start) * (100 - opts.freeOnlyPct)) / 100;
+  return { start, end, allocCutoff: start + ((end - start) * (100 - freeOnlyPct)) / 100 };
+}
+
+export function outstandingSlab(trace: ParsedTrace, opts: OutstandingOptions): OutstandingResult {
+  const { start, end, allocCutoff } = traceWindow(trace, opts.freeOnlyPct);
   const live = new Map<string, TraceEvent>();
   let allocsSeen = 0;
   let freesSeen = 0;
