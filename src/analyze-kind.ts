@@ -14,6 +14,7 @@ import { openVmcore, type OpenVmcore } from './sources/vmcore.js';
 import { Kallsyms } from './kernel/kallsyms.js';
 import { parseFtrace } from './trace/ftrace.js';
 import { outstandingPages, pageVerdict, type PageCallerRow } from './pages/page-trace.js';
+import { unaccountedPages, type UnaccountedPages } from './pages/dump-pages.js';
 
 export interface Snapshots {
   meminfoBefore: string | null;
@@ -42,7 +43,9 @@ export interface PageReport {
   type: 'page';
   source: string;
   check: CheckResult | null;
-  trace: { file: string; allocsSeen: number; freesSeen: number; skippedMovable: number; skippedSlabOrVmalloc: number; withoutStack: number; window: { start: number; end: number; allocCutoff: number } };
+  trace: null | { file: string; allocsSeen: number; freesSeen: number; skippedMovable: number; skippedSlabOrVmalloc: number; withoutStack: number; window: { start: number; end: number; allocCutoff: number } };
+  /** With a dump: in-use kernel pages nothing accounts for, and their most common first words. */
+  dumpPages: UnaccountedPages | null;
   callers: PageCallerRow[];
   verdict: null | { type: 'page'; function: string; blocks: number; bytes: number; similar: number; pattern: string | null };
   verdictReason: string;
@@ -99,24 +102,36 @@ function vmallocReport(req: AnalyzeRequest, snaps: Snapshots | null, check: Chec
 }
 
 function pageReport(req: AnalyzeRequest, check: CheckResult | null, t0: number): PageReport {
-  if (!req.trace) throw new MemleakError('E_USAGE', 'a page-leak analysis needs a trace of mm_page_alloc/mm_page_free with stacks (--trace, or live mode)');
+  if (!req.trace && !req.vmcore) throw new MemleakError('E_USAGE', 'a page-leak analysis needs a trace of mm_page_alloc/mm_page_free with stacks (--trace, or live mode), or a vmcore for the page census');
   const ks = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
-  const trace = parseFtrace(readText(req.trace), req.trace, ks);
+  const trace = req.trace ? parseFtrace(readText(req.trace), req.trace, ks) : null;
   const warnings: string[] = [];
-  if (trace.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: some frees may be missing`);
+  if (trace?.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: some frees may be missing`);
   let v: OpenVmcore | null = null;
   try {
     if (req.vmcore) v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, btf: req.btf });
+    const census = v ? unaccountedPages(v) : null;
+    const base = {
+      schema: REPORT_SCHEMA as typeof REPORT_SCHEMA, type: 'page' as const, source: [req.trace, req.vmcore].filter(Boolean).join(' + '), check, dumpPages: census,
+      warnings, elapsedMs: 0,
+    };
+    if (!trace) {
+      const h = census!.headers[0];
+      return {
+        ...base, trace: null, callers: [], verdict: null, elapsedMs: Math.round(performance.now() - t0),
+        verdictReason: `no trace: callers need mm_page_alloc stacks; the dump holds ${census!.unaccounted} in-use kernel pages nothing accounts for${h ? `, ${h.pages} of them starting with ${h.value}${h.text ? ` "${h.text}"` : ''}` : ''}`,
+      };
+    }
     const res = outstandingPages(trace, { freeOnlyPct: req.freeOnlyPct, memory: v?.prog ?? null, pageOffsetBase: v?.prog.bases?.pageOffsetBase ?? null });
     if (res.allocsSeen === 0) warnings.push(`${req.trace} has no unmovable mm_page_alloc events: record kmem:mm_page_alloc and kmem:mm_page_free`);
     const verdict = pageVerdict(res.rows);
     const top = verdict.row;
     return {
-      schema: REPORT_SCHEMA, type: 'page', source: req.vmcore ? `${req.trace} + ${req.vmcore}` : req.trace, check,
-      trace: { file: req.trace, allocsSeen: res.allocsSeen, freesSeen: res.freesSeen, skippedMovable: res.skippedMovable, skippedSlabOrVmalloc: res.skippedOtherOwner, withoutStack: res.withoutStack, window: res.window },
+      ...base,
+      trace: { file: req.trace!, allocsSeen: res.allocsSeen, freesSeen: res.freesSeen, skippedMovable: res.skippedMovable, skippedSlabOrVmalloc: res.skippedOtherOwner, withoutStack: res.withoutStack, window: res.window },
       callers: res.rows.slice(0, Math.max(req.top, 10)),
       verdict: top ? { type: 'page', function: top.caller, blocks: top.blocks, bytes: top.bytes, similar: top.similar, pattern: top.pattern } : null,
-      verdictReason: verdict.reason, warnings, elapsedMs: Math.round(performance.now() - t0),
+      verdictReason: verdict.reason, elapsedMs: Math.round(performance.now() - t0),
     };
   } finally {
     v?.close();

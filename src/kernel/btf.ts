@@ -34,6 +34,8 @@ export interface BtfMember {
 export class Btf {
   private readonly types: (BtfType | null)[] = [null];
   private readonly byName = new Map<string, number[]>();
+  /** Enumerator values by name (C enumerator names are global), e.g. PG_reserved. */
+  private readonly enumerators = new Map<string, number>();
   private readonly tv: DataView;
 
   private constructor(readonly source: string, bytes: Uint8Array) {
@@ -83,6 +85,9 @@ export class Btf {
       const name = nameOff ? str(nameOff) : '';
       const id = this.types.length;
       this.types.push({ name, kind, vlen, kflag: info >>> 31 === 1, sizeOrType, extra });
+      if (kind === KIND.ENUM) {
+        for (let i = 0; i < vlen; i++) this.enumerators.set(str(tv.getUint32(extra + i * 8, true)), tv.getInt32(extra + i * 8 + 4, true));
+      }
       if (name && (kind === KIND.STRUCT || kind === KIND.UNION || kind === KIND.TYPEDEF)) {
         const l = this.byName.get(name);
         if (l) l.push(id);
@@ -190,6 +195,11 @@ export class Btf {
       if (inner) return inner;
     }
     return null;
+  }
+
+  /** The value of a C enumerator (PG_reserved, PGTY_buddy ...), or null. */
+  enumerator(name: string): number | null {
+    return this.enumerators.get(name) ?? null;
   }
 
   /** Element count of an array member's type, or null if it is not an array. */

@@ -23,10 +23,18 @@ export function renderPageText(r: PageReport): string {
   const o: string[] = [];
   if (r.check) o.push(renderCheckText(r.check));
   const t = r.trace;
-  o.push(`sysak memleak: unfreed unmovable page blocks by caller (${r.source})`);
-  o.push(`trace: ${t.allocsSeen} allocations, ${t.freesSeen} frees; left out: ${t.skippedMovable} movable/reclaimable, ${t.skippedSlabOrVmalloc} slab or vmalloc pages, ${t.withoutStack} without stack`);
-  o.push('    blocks    young        bytes  similar  caller');
-  for (const c of r.callers) o.push(`${String(c.blocks).padStart(10)} ${String(c.young).padStart(8)} ${String(c.bytes).padStart(12)} ${String(c.similar).padStart(8)}  ${c.caller}${c.pattern ? `  (first word ${c.pattern})` : ''}`);
+  o.push(`sysak memleak: page leaks (${r.source})`);
+  if (r.dumpPages) {
+    const d = r.dumpPages;
+    o.push(`dump: ${d.unaccounted} in-use kernel pages nothing accounts for (${mib(d.bytes)}; not slab, LRU, buddy, reserved or mapped) of ${d.pfnsScanned}; most common first words:`);
+    for (const h of d.headers) o.push(`  ${String(h.pages).padStart(8)}  ${h.value}${h.text ? `  "${h.text}"` : ''}`);
+  }
+  if (t) {
+    o.push(`trace: ${t.allocsSeen} allocations, ${t.freesSeen} frees; left out: ${t.skippedMovable} movable/reclaimable, ${t.skippedSlabOrVmalloc} slab or vmalloc pages, ${t.withoutStack} without stack`);
+    o.push('unfreed unmovable page blocks by caller:');
+    o.push('    blocks    young        bytes  similar  caller');
+    for (const c of r.callers) o.push(`${String(c.blocks).padStart(10)} ${String(c.young).padStart(8)} ${String(c.bytes).padStart(12)} ${String(c.similar).padStart(8)}  ${c.caller}${c.pattern ? `  (first word ${c.pattern})` : ''}`);
+  }
   o.push('');
   o.push(r.verdict ? `Verdict: page leak by ${r.verdict.function}\n         ${r.verdict.blocks} unfreed blocks, ${mib(r.verdict.bytes)}, ${r.verdict.similar} start alike${r.verdict.pattern ? ` (${r.verdict.pattern})` : ''}` : `Verdict: none (${r.verdictReason})`);
   if (r.warnings.length) o.push('', 'Warnings:', ...r.warnings.map((w) => `  - ${w}`));
