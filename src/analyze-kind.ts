@@ -110,19 +110,23 @@ function pageReport(req: AnalyzeRequest, check: CheckResult | null, t0: number):
   let v: OpenVmcore | null = null;
   try {
     if (req.vmcore) v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, btf: req.btf });
-    const census = v ? unaccountedPages(v) : null;
+    // An extract keeps only the struct pages of its cache's slabs: a census of it would count nothing.
+    const census = v && !v.dump.extractInfo ? unaccountedPages(v) : null;
+    if (v?.dump.extractInfo) warnings.push(`${req.vmcore} is a sysak extract (struct pages of its cache only): no page census`);
     const base = {
       schema: REPORT_SCHEMA as typeof REPORT_SCHEMA, type: 'page' as const, source: [req.trace, req.vmcore].filter(Boolean).join(' + '), check, dumpPages: census,
       warnings, elapsedMs: 0,
     };
     if (!trace) {
-      const h = census!.headers[0];
+      if (!census) throw new MemleakError('E_USAGE', 'a page-leak analysis of an extract needs the trace (--trace)');
+      const h = census.headers[0];
       return {
         ...base, trace: null, callers: [], verdict: null, elapsedMs: Math.round(performance.now() - t0),
-        verdictReason: `no trace: callers need mm_page_alloc stacks; the dump holds ${census!.unaccounted} in-use kernel pages nothing accounts for${h ? `, ${h.pages} of them starting with ${h.value}${h.text ? ` "${h.text}"` : ''}` : ''}`,
+        verdictReason: `no trace: callers need mm_page_alloc stacks; the dump holds ${census.unaccounted} in-use kernel pages nothing accounts for${h ? `, ${h.pages} of them starting with ${h.value}${h.text ? ` "${h.text}"` : ''}` : ''}`,
       };
     }
-    const res = outstandingPages(trace, { freeOnlyPct: req.freeOnlyPct, memory: v?.prog ?? null, pageOffsetBase: v?.prog.bases?.pageOffsetBase ?? null });
+    const isSlabPfn = v ? slabPfnTest(v) : undefined;
+    const res = outstandingPages(trace, { freeOnlyPct: req.freeOnlyPct, memory: v?.prog ?? null, pageOffsetBase: v?.prog.bases?.pageOffsetBase ?? null, isSlabPfn });
     if (res.allocsSeen === 0) warnings.push(`${req.trace} has no unmovable mm_page_alloc events: record kmem:mm_page_alloc and kmem:mm_page_free`);
     const verdict = pageVerdict(res.rows);
     const top = verdict.row;
@@ -136,6 +140,17 @@ function pageReport(req: AnalyzeRequest, check: CheckResult | null, t0: number):
   } finally {
     v?.close();
   }
+}
+
+/** PG_slab of a pfn's struct page (VMCOREINFO NUMBER(PG_slab), else BTF's enum pageflags). */
+function slabPfnTest(v: OpenVmcore): ((pfn: number) => boolean) | undefined {
+  const bit = v.prog.info.numbers.get('PG_slab') ?? (v.types.btf?.enumerator('PG_slab') != null ? BigInt(v.types.btf.enumerator('PG_slab')!) : undefined);
+  const vmemmap = v.prog.bases?.vmemmapBase;
+  if (bit === undefined || vmemmap === undefined) return undefined;
+  return (pfn) => {
+    const b = v.prog.read(vmemmap + BigInt(pfn) * 64n, 8);
+    return b !== null && ((new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) >> bit) & 1n) === 1n;
+  };
 }
 
 export async function analyzeAny(req: AnalyzeRequest, type: 'auto' | LeakKind, snaps: Snapshots | null): Promise<AnyReport> {

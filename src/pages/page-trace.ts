@@ -62,7 +62,14 @@ export function callerOf(stack: string[] | null): string | null {
 
 export function outstandingPages(
   trace: ParsedTrace,
-  opts: { freeOnlyPct: number; memory: MemoryReader | null; pageOffsetBase: bigint | null; pageSize?: number },
+  opts: {
+    freeOnlyPct: number;
+    memory: MemoryReader | null;
+    pageOffsetBase: bigint | null;
+    pageSize?: number;
+    /** With a dump: is this pfn a slab page now (PG_slab)? Catches slab pages whose stack is missing. */
+    isSlabPfn?: (pfn: number) => boolean;
+  },
 ): PageTraceResult {
   const pageSize = opts.pageSize ?? 4096;
   const { start, end, allocCutoff } = traceWindow(trace, opts.freeOnlyPct);
@@ -88,7 +95,7 @@ export function outstandingPages(
   }
   const blocks: PageBlock[] = [];
   for (const e of live.values()) {
-    const c = callerOf(e.stack);
+    const c = opts.isSlabPfn?.(e.pfn!) ? '' : callerOf(e.stack);
     if (c === '') {
       other++;
       continue;
