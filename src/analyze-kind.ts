@@ -7,7 +7,7 @@
 import { MemleakError } from './errors.js';
 import { analyze, REPORT_SCHEMA, type AnalyzeRequest, type LiveInfo, type Report } from './analyze.js';
 import { readText } from './sources/files.js';
-import { checkLeak, snapshotFromTexts, type CheckResult, type LeakKind } from './live/snapshots.js';
+import { checkLeak, snapshotFromTexts, type CheckResult, type LeakKind, type UsageSeries } from './live/snapshots.js';
 import { parseVmallocinfo, vmallocByCaller, vmallocVerdict, type VmallocArea, type VmallocCallerRow } from './vmalloc/vmallocinfo.js';
 import { vmapAreasFromDump } from './vmalloc/vmap-areas.js';
 import { openVmcore, type OpenVmcore } from './sources/vmcore.js';
@@ -23,6 +23,8 @@ export interface Snapshots {
   slabinfoAfter: string | null;
   vmallocinfoBefore: string | null;
   vmallocinfoAfter: string | null;
+  /** live --save keeps the per-second usage samples (guest/usage_series.json) for the steady-growth rule. */
+  usageSeries?: string | null;
 }
 
 export interface VmallocReport {
@@ -60,7 +62,8 @@ export function checkFromSnapshots(s: Snapshots | null): CheckResult | null {
   if (!s || !s.meminfoBefore || !s.meminfoAfter) return null;
   const snap = (m: string, sl: string | null, vm: string | null) =>
     snapshotFromTexts(readText(m), sl ? readText(sl) : null, vm ? readText(vm) : null, { meminfo: m, slabinfo: sl ?? '' });
-  return checkLeak(snap(s.meminfoBefore, s.slabinfoBefore, s.vmallocinfoBefore), snap(s.meminfoAfter, s.slabinfoAfter, s.vmallocinfoAfter));
+  const series = s.usageSeries ? (JSON.parse(readText(s.usageSeries)) as UsageSeries) : null;
+  return checkLeak(snap(s.meminfoBefore, s.slabinfoBefore, s.vmallocinfoBefore), snap(s.meminfoAfter, s.slabinfoAfter, s.vmallocinfoAfter), series);
 }
 
 export function decideType(type: 'auto' | LeakKind, check: CheckResult | null): LeakKind {

@@ -72,7 +72,7 @@ export function requestFromRecording(dir: string, base: AnalyzeRequest = default
     ...base,
     snapshots: base.snapshots ?? {
       meminfoBefore: r.meminfoBefore, meminfoAfter: r.meminfoAfter, slabinfoBefore: r.slabinfoBefore, slabinfoAfter: r.slabinfo,
-      vmallocinfoBefore: r.vmallocinfoBefore, vmallocinfoAfter: r.vmallocinfoAfter,
+      vmallocinfoBefore: r.vmallocinfoBefore, vmallocinfoAfter: r.vmallocinfoAfter, usageSeries: r.usageSeries,
     },
   };
   const explicitMemory = base.vmcore !== null || base.rd.length > 0 || base.raw !== null;

@@ -129,3 +129,20 @@ describe('binary ring buffer -> text trace', () => {
     ]);
   });
 });
+
+describe('steady growth over one-second samples', () => {
+  it('a slow leak that rises every second counts; churn and one step do not', async () => {
+    const { steadyGrowth } = await import('../src/live/snapshots.js');
+    const KiB = 1024;
+    // 240 KiB/s of vmalloc for 20 s (the vmleak scenario's slow leak): 4.7 MiB, under the 0.5%-of-RAM rule.
+    const leak = Array.from({ length: 21 }, (_, i) => 40 * 1024 * KiB + i * 240 * KiB);
+    expect(steadyGrowth(leak)?.growth).toBe(20 * 240 * KiB);
+    // Churn: the same net growth, but up and down.
+    const churn = leak.map((v, i) => v + (i % 2 ? 3 * 1024 * KiB : -3 * 1024 * KiB));
+    expect(steadyGrowth(churn)).toBeNull();
+    // One big allocation: a single step among flat samples is not a leak.
+    const step = Array.from({ length: 21 }, (_, i) => (i < 10 ? 0 : 8 * 1024 * KiB));
+    expect(steadyGrowth(step)).toBeNull();
+    expect(steadyGrowth(leak.slice(0, 3))).toBeNull(); // too few samples
+  });
+});

@@ -14,7 +14,7 @@ import { analyzeAny, decideType, type AnyReport, type Snapshots } from '../analy
 import { Kallsyms } from '../kernel/kallsyms.js';
 import { readText } from '../sources/files.js';
 import { buildImage } from '../extract.js';
-import { checkLeak, snapshotFromTexts, suspectCache, type CheckResult, type LeakKind, type Snapshot } from './snapshots.js';
+import { checkLeak, parseMeminfo, snapshotFromTexts, suspectCache, usageOf, vmallocBytes, type CheckResult, type LeakKind, type Snapshot, type UsageSeries } from './snapshots.js';
 import { findTracefs, TraceInstance } from './tracefs.js';
 import { decodePage } from './ring-buffer.js';
 import { EventTextWriter, formatTs, type DecodedEvent } from './trace-text.js';
@@ -73,6 +73,30 @@ export function snapshot(): Snapshot & { texts: Record<string, string> } {
   return { ...s, texts: { meminfo, slabinfo, vmallocinfo: vmallocinfo ?? '' } };
 }
 
+/** One usage sample (meminfo + vmallocinfo), for the steady-growth rule. */
+function sampleUsage(series: UsageSeries): void {
+  try {
+    const meminfo = parseMeminfo(fs.readFileSync(`${PROC}/meminfo`, 'utf8'), `${PROC}/meminfo`);
+    let vm: number | null = null;
+    try {
+      vm = vmallocBytes(fs.readFileSync(`${PROC}/vmallocinfo`, 'utf8'));
+    } catch {
+      vm = null;
+    }
+    const u = usageOf({ meminfo, vmallocBytes: vm });
+    series.t.push(Date.now());
+    series.page.push(u.page);
+    series.slab.push(u.slab);
+    series.vmalloc.push(u.vmalloc);
+  } catch {
+    /* a missed sample only shortens the series */
+  }
+}
+
+export function newSeries(): UsageSeries {
+  return { t: [], page: [], slab: [], vmalloc: [] };
+}
+
 function reclaimable(name: string): boolean {
   try {
     return fs.readFileSync(`/sys/kernel/slab/${name}/reclaim_account`, 'utf8').trim() === '1';
@@ -117,7 +141,7 @@ interface TraceRun {
 /** Events to enable, by what the kernel has: kmalloc_node/kmem_cache_alloc_node exist up to 6.0; 6.1 folded them into kmalloc/kmem_cache_alloc (with a node field). */
 const SLAB_EVENTS = ['kmalloc', 'kmalloc_node', 'kmem_cache_alloc', 'kmem_cache_alloc_node', 'kfree', 'kmem_cache_free'];
 
-async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, opts: LiveOptions, hooks: LiveHooks, out: string, drainMs: number): Promise<TraceRun> {
+async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, opts: LiveOptions, hooks: LiveHooks, out: string, drainMs: number, series: UsageSeries): Promise<TraceRun> {
   const formats: EventFormat[] = [];
   if (opts.type === 'auto' || opts.type === 'page') {
     // Page leaks: unmovable allocations with a kernel stack each (a stacktrace trigger on
@@ -184,7 +208,13 @@ async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, op
     const t0 = Date.now();
     const end = t0 + opts.duration * 1000;
     let lastProgress = 0;
+    sampleUsage(series);
+    let nextSample = t0 + 1000;
     while (Date.now() < end) {
+      if (Date.now() >= nextSample) {
+        sampleUsage(series);
+        nextSample += 1000;
+      }
       if (hooks.signal.aborted) throw new MemleakError('E_INTERRUPTED', 'interrupted: the tracing instance was removed, nothing else was changed');
       await new Promise((r) => setTimeout(r, Math.min(drainMs, Math.max(0, end - Date.now()))));
       drain();
@@ -194,6 +224,7 @@ async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, op
       }
     }
     inst.set('tracing_on', '0');
+    sampleUsage(series);
     drain();
     flush(null);
     lost += inst.lostEvents();
@@ -229,12 +260,20 @@ async function checkOnly(opts: LiveOptions, hooks: LiveHooks, withWindow: boolea
   const first = snapshot();
   if (!withWindow) return { check: checkLeak(first, null), report: null, reason: 'check only (-c)' };
   const t0 = Date.now();
+  const series = newSeries();
+  sampleUsage(series);
+  let nextSample = t0 + 1000;
   while (Date.now() - t0 < opts.duration * 1000) {
     if (hooks.signal.aborted) throw new MemleakError('E_INTERRUPTED', 'interrupted during the check window (nothing was changed)');
     await new Promise((r) => setTimeout(r, 200));
+    if (Date.now() >= nextSample) {
+      sampleUsage(series);
+      nextSample += 1000;
+    }
     hooks.progress?.((Date.now() - t0) / 1000, opts.duration, 0);
   }
-  return { check: checkLeak(first, snapshot()), report: null, reason: 'check only (-c)' };
+  sampleUsage(series);
+  return { check: checkLeak(first, snapshot(), series), report: null, reason: 'check only (-c)' };
 }
 
 export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow = false): Promise<LiveResult> {
@@ -271,25 +310,28 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
   let before: ReturnType<typeof snapshot>;
   let after: ReturnType<typeof snapshot>;
   const warnings: string[] = [];
+  const series = newSeries();
   try {
     inst.set('buffer_size_kb', String(opts.bufferKb));
     // mono = CLOCK_MONOTONIC, the clock of process.hrtime(): drains can tell which events are complete.
     if (fs.readFileSync(join(inst.dir, 'trace_clock'), 'utf8').includes('mono')) inst.set('trace_clock', 'mono');
     // The window's "before" is taken after our own ring buffer is allocated, so it is not counted as growth.
     before = snapshot();
-    run = await traceWindow(inst, pre.kallsyms, row.objectSize, opts, hooks, tracePath, DRAIN_MS);
+    run = await traceWindow(inst, pre.kallsyms, row.objectSize, opts, hooks, tracePath, DRAIN_MS, series);
   } finally {
     restore();
     process.removeListener('exit', onExit);
   }
   after = snapshot();
   saveSnapshots(workDir, before, after);
-  const check = checkLeak(before, after);
+  const check = checkLeak(before, after, series);
   const g = (f: string) => join(workDir, 'guest', f);
   const snaps: Snapshots = {
     meminfoBefore: g('meminfo.before'), meminfoAfter: g('meminfo.after'), slabinfoBefore: g('slabinfo.before'),
     slabinfoAfter: g('slabinfo.after'), vmallocinfoBefore: g('vmallocinfo.before'), vmallocinfoAfter: g('vmallocinfo.after'),
   };
+  fs.writeFileSync(g('usage_series.json'), JSON.stringify(series));
+  snaps.usageSeries = g('usage_series.json');
   const kind = decideType(opts.type, check);
   if (!opts.cache && decideType(opts.type, check) === 'slab') {
     const grown = suspectCache(check.caches, reclaimable);

@@ -73,6 +73,7 @@ export interface RecordingFiles {
   meminfoAfter: string | null;
   vmallocinfoBefore: string | null;
   vmallocinfoAfter: string | null;
+  usageSeries: string | null;
   kmem: string | null;
   rd: string[];
   vmcore: string | null;
@@ -105,6 +106,7 @@ export function findRecording(dir: string): RecordingFiles {
     meminfoAfter: pick('guest/meminfo.after', 'guest/meminfo.after.gz', 'meminfo.after'),
     vmallocinfoBefore: pick('guest/vmallocinfo.before', 'guest/vmallocinfo.before.gz', 'vmallocinfo.before'),
     vmallocinfoAfter: pick('guest/vmallocinfo.after', 'guest/vmallocinfo.after.gz', 'vmallocinfo.after'),
+    usageSeries: pick('guest/usage_series.json'),
     kmem: kmemName ? join(crashDir, kmemName) : null,
     rd: rd ? [rd] : [],
     vmcore: pick('vmcore.kdump', 'vmcore.extract.gz', 'vmcore.extract', 'vmcore.elf', 'vmcore'),
