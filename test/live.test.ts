@@ -18,14 +18,15 @@ const why = process.env.SYSAK_HARNESS !== '1' ? 'set SYSAK_HARNESS=1 to run (boo
   : spawnSync('sh', ['-c', 'command -v qemu-system-x86_64']).status !== 0 ? 'qemu-system-x86_64 is not installed (see the harness README)'
   : process.getuid?.() !== 0 ? 'the harness needs root' : null;
 
-function runPayload(scenario: string): { out: string; dir: string } {
+function runPayload(scenario: string, payload = 'live-payload.sh'): { out: string; dir: string } {
   const stage = mkdtempSync(join(tmpdir(), 'sysak-payload-'));
   mkdirSync(join(stage, 'app'));
   for (const f of ['dist', 'package.json', 'package-lock.json']) cpSync(join(ROOT, f), join(stage, 'app', f), { recursive: true });
   execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: join(stage, 'app'), stdio: 'ignore' });
-  cpSync(join(ROOT, 'test', 'harness', 'live-payload.sh'), join(stage, 'run.sh'));
+  cpSync(join(ROOT, 'test', 'harness', payload), join(stage, 'run.sh'));
   const out = join(stage, 'out');
-  execFileSync(join(HARNESS, 'record.sh'), [join(HARNESS, 'scenarios', scenario), out], {
+  const scenDir = existsSync(join(HARNESS, 'scenarios', scenario)) ? join(HARNESS, 'scenarios', scenario) : join(ROOT, 'test', 'scenarios', scenario);
+  execFileSync(join(HARNESS, 'record.sh'), [scenDir, out], {
     cwd: HARNESS,
     env: { ...process.env, HASH_POINTERS: '1', TRACE: '0', DURATION: '5', PAYLOAD_DIR: stage, PAYLOAD_CMD: 'sh run.sh' },
     stdio: 'ignore',
@@ -35,7 +36,7 @@ function runPayload(scenario: string): { out: string; dir: string } {
   const tar = stdout.split('=== SAVE-TAR-BEGIN\n')[1]?.split('=== SAVE-TAR-END')[0] ?? '';
   const saved = join(stage, 'saved');
   mkdirSync(saved);
-  execFileSync('sh', ['-c', `base64 -d | tar xzf - -C ${saved}`], { input: tar });
+  if (tar) execFileSync('sh', ['-c', `base64 -d | tar xzf - -C ${saved}`], { input: tar });
   return { out: stdout, dir: join(saved, 'save') };
 }
 
@@ -54,6 +55,23 @@ describe.skipIf(why !== null)(`live mode in a QEMU guest (${why ?? 'harness avai
     expect(replay.verdict?.function).toBe(live.verdict.function);
     expect(replay.verdict?.marked).toBe(live.verdict.marked);
     rmSync(dir, { recursive: true, force: true });
+  }, 1_800_000);
+
+  it('vmalloc scenario: --type auto finds the vmalloc leak from steady growth and names vmleak_buf_add', () => {
+    const { out } = runPayload('vmleak-vmalloc', 'live-kinds-payload.sh');
+    expect(out).toMatch(/=== auto rc=0/);
+    expect(out).toMatch(/=== state equal: yes/);
+    const auto = JSON.parse(out.split('=== auto rc=0')[1].split('\n').find((l) => l.startsWith('{'))!);
+    expect(auto.type).toBe('vmalloc');
+    expect(auto.verdict.function).toMatch(/^vmleak_buf_add\+/);
+  }, 1_800_000);
+
+  it('page scenario: -t page names vmleak_page_add from kernel stacks decoded from the ring buffer', () => {
+    const { out } = runPayload('vmleak-page', 'live-kinds-payload.sh');
+    expect(out).toMatch(/=== page rc=0/);
+    const page = JSON.parse(out.split('=== page rc=0')[1].split('\n').find((l) => l.startsWith('{'))!);
+    expect(page.verdict.function).toMatch(/^vmleak_page_add\+/);
+    expect(page.verdict.similar).toBe(page.verdict.blocks);
   }, 1_800_000);
 
   it('sanity (nothing leaks): no verdict', () => {
