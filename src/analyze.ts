@@ -4,7 +4,7 @@
  */
 import { MemleakError } from './errors.js';
 import { hex } from './hex.js';
-import { SparseMemory, type MemoryReader } from './memory.js';
+import { SparseMemory } from './memory.js';
 import { Kallsyms } from './kernel/kallsyms.js';
 import { estimateAddressSpace } from './kernel/address-space.js';
 import { parseCrashRd } from './input/crash-rd.js';

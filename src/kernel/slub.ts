@@ -143,7 +143,6 @@ export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: Sl
   const objects = types.bitfield(S, 'objects');
   const frozen = types.bitfield(S, 'frozen');
   const pgSlab = prog.info.numbers.get('PG_slab');
-  const headMask = prog.info.numbers.get('PG_head_mask');
   const maxPfn = Number(prog.u64(sym(ctx, 'max_pfn'), 'max_pfn'));
   const stats: SlabWalkStats = { pfnsScanned: 0, unreadableStructPages: 0 };
   const pageSize = BigInt(prog.pageSize);

@@ -3,7 +3,7 @@
  * Memory grows with the number of distinct templates (capped), never with the number of objects.
  */
 import { finishKey, templateInPlace, templateKey, type HeavyTable } from './heavy.js';
-import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, TOK_VAR, TOK_VMALLOC, TOK_VMEMMAP, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
+import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, TOK_VAR, TOK_VMALLOC, TOK_VMEMMAP, tokenizeObject, type TokenSpace } from './tokens.js';
 import { OPAQUE_SLAB_POINTER_HI } from '../input/crash-rd.js';
 import { MemleakError } from '../errors.js';
 
