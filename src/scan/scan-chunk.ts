@@ -119,6 +119,19 @@ export function scanChunk(job: ChunkJob): ChunkResult {
   const vmLo = space.vmallocLo | 0, vmHi = space.vmallocHi | 0;
   // A disabled range has lo > hi as unsigned; keep it empty as signed too.
   const heapOn = space.heapLo <= space.heapHi, vmemOn = space.vmemmapLo <= space.vmemmapHi, vmOn = space.vmallocLo <= space.vmallocHi;
+  // Fast path per 8-byte word: when the raw word equals the most frequent token pair of its position
+  // and that pair tokenizes to itself (a constant field: an ops pointer, flags, zero), its tokens are
+  // known and heavy, and the class tests are skipped.
+  const same = new Uint8Array(nU32 >>> 1);
+  for (let p = 0; p < nU32; p += 2) {
+    if (hNone[p] || hNone[p + 1]) continue;
+    const a = hFirst[p];
+    const b = hFirst[p + 1];
+    const plain = b < I_KERNEL_HALF || b >= 0
+      ? b !== I_OPAQUE_HI && !(b === I_POISON_HI && (a === 0x100 || a === 0x100100 || a === 0x122 || a === 0x200200))
+      : !(heapOn && b >= heapLo && b <= heapHi) && !(vmemOn && b >= vmemLo && b <= vmemHi) && !(vmOn && b >= vmLo && b <= vmHi) && b === -1 && a < 0;
+    if (plain) same[p >>> 1] = 1;
+  }
   let objects = 0;
   let skipped = 0;
   let overflow = 0;
@@ -151,6 +164,11 @@ export function scanChunk(job: ChunkJob): ChunkResult {
         c2 = (Math.imul(c2, 0x2c1b3c6d) + b) | 0;
         let t0: number;
         let t1: number;
+        if (same[p >>> 1] === 1 && a === hFirst[p] && b === hFirst[p + 1]) {
+          h1 = Math.imul(((h1 << 13) | (h1 >>> 19)) ^ a, 0x9e3779b1) ^ b;
+          h2 = Math.imul(((h2 << 5) | (h2 >>> 27)) ^ b, 0x85ebca6b) ^ a;
+          continue;
+        }
         if (b < I_KERNEL_HALF || b >= 0) {
           if (b === I_POISON_HI && (a === 0x100 || a === 0x100100)) (t0 = I_LIST_NEXT), (t1 = I_CLASS_HI);
           else if (b === I_POISON_HI && (a === 0x122 || a === 0x200200)) (t0 = I_LIST_PREV), (t1 = I_CLASS_HI);
