@@ -34,6 +34,7 @@ export interface LiveOptions {
 
 export const LIVE_DEFAULTS = { duration: 300, bufferKb: 8192 };
 const DRAIN_MS = 200;
+const SETTLE_MS = 2000;
 /** Events younger than this at a drain wait for the next one, so CPUs merge in time order. */
 const HOLD_BACK_NS = 50_000_000n;
 
@@ -208,8 +209,9 @@ async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, op
     const t0 = Date.now();
     const end = t0 + opts.duration * 1000;
     let lastProgress = 0;
-    sampleUsage(series);
-    let nextSample = t0 + 1000;
+    // Usage samples start after SETTLE_MS: enabling events and the stacktrace trigger allocate and free
+    // megabytes in the first second (seen in the guest), which is not the workload's trend.
+    let nextSample = t0 + SETTLE_MS;
     while (Date.now() < end) {
       if (Date.now() >= nextSample) {
         sampleUsage(series);

@@ -88,36 +88,50 @@ export interface UsageSeries {
 }
 
 /**
- * Steady growth: at least STEADY_MIN_BYTES over the window, never shrinking in STEADY_SHARE of the
- * one-second steps and rising in at least STEADY_RISING of them (one big allocation is a single step).
+ * Steady growth over one-second samples: a trend, not a single jump and not noise. Three tests:
+ * the median of the last third exceeds the median of the first third by STEADY_MIN_BYTES (medians shrug
+ * off the per-CPU page lists' bursts); Kendall's tau >= STEADY_TAU (the series mostly rises, whatever the
+ * noise); and no single step carries more than STEADY_MAX_STEP of the growth (one big allocation is one step).
  */
 export const STEADY_MIN_BYTES = 1 << 20;
-export const STEADY_SHARE = 0.8;
-export const STEADY_RISING = 0.5;
-export const STEADY_MIN_SAMPLES = 5;
+export const STEADY_TAU = 0.5;
+export const STEADY_MAX_STEP = 0.6;
+export const STEADY_MIN_SAMPLES = 6;
 
 export function usageOf(s: { meminfo: Map<string, number>; vmallocBytes: number | null }): Record<LeakKind, number> {
   return usage({ ...s, slabinfo: null, at: 0 });
 }
 
+function median(v: number[]): number {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
 /**
  * A leak grows in step after step; churn goes up and down. With samples every second a leak is seen
  * long before it reaches the absolute thresholds: 240 KiB/s of vmalloc on a 2 GiB machine is 4.8 MiB in
- * 20 s, under the 0.5%-of-RAM growth rule, but it rose in every second.
+ * 20 s, under the 0.5%-of-RAM growth rule, but it rises the whole time.
  */
-export function steadyGrowth(values: number[]): { growth: number; risingShare: number } | null {
-  if (values.length < STEADY_MIN_SAMPLES) return null;
-  let rising = 0;
-  let falling = 0;
-  for (let i = 1; i < values.length; i++) {
-    if (values[i] > values[i - 1]) rising++;
-    else if (values[i] < values[i - 1]) falling++;
+export function steadyGrowth(values: number[]): { growth: number; tau: number } | null {
+  const n = values.length;
+  if (n < STEADY_MIN_SAMPLES) return null;
+  const third = Math.max(2, Math.floor(n / 3));
+  const growth = median(values.slice(n - third)) - median(values.slice(0, third));
+  if (growth < STEADY_MIN_BYTES) return null;
+  let concordant = 0;
+  let discordant = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      if (values[j] > values[i]) concordant++;
+      else if (values[j] < values[i]) discordant++;
+    }
   }
-  const steps = values.length - 1;
-  const growth = values[values.length - 1] - values[0];
-  const risingShare = (steps - falling) / steps;
-  if (growth < STEADY_MIN_BYTES || risingShare < STEADY_SHARE || rising < STEADY_RISING * steps) return null;
-  return { growth, risingShare };
+  const tau = (concordant - discordant) / ((n * (n - 1)) / 2);
+  if (tau < STEADY_TAU) return null;
+  let maxStep = 0;
+  for (let i = 1; i < n; i++) maxStep = Math.max(maxStep, values[i] - values[i - 1]);
+  if (maxStep > STEADY_MAX_STEP * (values[n - 1] - values[0])) return null;
+  return { growth, tau };
 }
 
 export function checkLeak(before: Snapshot, after: Snapshot | null, series: UsageSeries | null = null): CheckResult {
@@ -133,7 +147,7 @@ export function checkLeak(before: Snapshot, after: Snapshot | null, series: Usag
     const steady = series ? steadyGrowth(series[kind]) : null;
     const why = absolute ? `${mib(bytes)} in use (the original's rule: >= 6 GiB, or > 10% of RAM and > 1.5 GiB)`
       : grew ? `grew by ${mib(growth!)} over the window (>= ${mib(GROWTH_MIN_BYTES)} and >= ${GROWTH_MIN_SHARE * 100}% of RAM)`
-      : steady ? `grew steadily by ${mib(steady.growth)}: it rose in most of the ${series!.t.length - 1} one-second steps and shrank in ${Math.round((1 - steady.risingShare) * 100)}%`
+      : steady ? `grew steadily by ${mib(steady.growth)} over ${series!.t.length} one-second samples (Kendall's tau ${steady.tau.toFixed(2)})`
       : growth !== null ? `${mib(bytes)} in use, ${growth >= 0 ? '+' : ''}${mib(growth)} over the window` : `${mib(bytes)} in use`;
     return { kind, bytes, growth, leaking: absolute || grew || steady !== null, why };
   });
