@@ -142,7 +142,10 @@ interface TraceRun {
 /** Events to enable, by what the kernel has: kmalloc_node/kmem_cache_alloc_node exist up to 6.0; 6.1 folded them into kmalloc/kmem_cache_alloc (with a node field). */
 const SLAB_EVENTS = ['kmalloc', 'kmalloc_node', 'kmem_cache_alloc', 'kmem_cache_alloc_node', 'kfree', 'kmem_cache_free'];
 
-async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, opts: LiveOptions, hooks: LiveHooks, out: string, drainMs: number, series: UsageSeries): Promise<TraceRun> {
+async function traceWindow(
+  inst: TraceInstance, ks: Kallsyms, stride: number, opts: LiveOptions, hooks: LiveHooks, out: string, drainMs: number, series: UsageSeries,
+  settled: () => void,
+): Promise<TraceRun> {
   const formats: EventFormat[] = [];
   if (opts.type === 'auto' || opts.type === 'page') {
     // Page leaks: unmovable allocations with a kernel stack each (a stacktrace trigger on
@@ -212,8 +215,15 @@ async function traceWindow(inst: TraceInstance, ks: Kallsyms, stride: number, op
     // Usage samples start after SETTLE_MS: enabling events and the stacktrace trigger allocate and free
     // megabytes in the first second (seen in the guest), which is not the workload's trend.
     let nextSample = t0 + SETTLE_MS;
+    let isSettled = false;
     while (Date.now() < end) {
       if (Date.now() >= nextSample) {
+        if (!isSettled) {
+          // The check's "before" snapshot too: enabling the first event on a boot also expands the
+          // top-level ring buffer (MiBs of pages) -- our own doing, not the workload's growth.
+          settled();
+          isSettled = true;
+        }
         sampleUsage(series);
         nextSample += 1000;
       }
@@ -317,9 +327,14 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
     inst.set('buffer_size_kb', String(opts.bufferKb));
     // mono = CLOCK_MONOTONIC, the clock of process.hrtime(): drains can tell which events are complete.
     if (fs.readFileSync(join(inst.dir, 'trace_clock'), 'utf8').includes('mono')) inst.set('trace_clock', 'mono');
-    // The window's "before" is taken after our own ring buffer is allocated, so it is not counted as growth.
-    before = snapshot();
-    run = await traceWindow(inst, pre.kallsyms, row.objectSize, opts, hooks, tracePath, DRAIN_MS, series);
+    // The window's "before" is taken once tracing has settled (our ring buffers allocated), so they are
+    // not counted as growth; a window shorter than the settle time falls back to a snapshot taken now.
+    let settledSnap: ReturnType<typeof snapshot> | null = null;
+    const early = snapshot();
+    run = await traceWindow(inst, pre.kallsyms, row.objectSize, opts, hooks, tracePath, DRAIN_MS, series, () => {
+      settledSnap = snapshot();
+    });
+    before = settledSnap ?? early;
   } finally {
     restore();
     process.removeListener('exit', onExit);

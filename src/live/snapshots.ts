@@ -154,7 +154,9 @@ export function checkLeak(before: Snapshot, after: Snapshot | null, series: Usag
   // Several kinds may pass: with growth known the one that grew most is the leak (a slab leak also
   // grows allocPages by its new slab pages); without, the original's order (page, slab, vmalloc).
   const leaking = kinds.filter((k) => k.leaking);
-  const leak = (u0 ? leaking.sort((a, b) => (b.growth ?? 0) - (a.growth ?? 0))[0]?.kind : leaking[0]?.kind) ?? null;
+  // With per-second samples the trend's size (medians) ranks the kinds: it leaves out one-off swings.
+  const size = (k: KindUsage) => (series ? steadyGrowth(series[k.kind])?.growth ?? k.growth ?? 0 : k.growth ?? 0);
+  const leak = (u0 ? leaking.sort((a, b) => size(b) - size(a))[0]?.kind : leaking[0]?.kind) ?? null;
   return { memTotal, kinds, leak, caches: cacheGrowth(before.slabinfo, after?.slabinfo ?? null) };
 }
 
