@@ -15,6 +15,7 @@ import { Kallsyms } from './kernel/kallsyms.js';
 import { parseFtrace } from './trace/ftrace.js';
 import { outstandingPages, pageVerdict, type PageCallerRow } from './pages/page-trace.js';
 import { unaccountedPages, type UnaccountedPages } from './pages/dump-pages.js';
+import { pfnToPage } from './kernel/mm.js';
 
 export interface Snapshots {
   meminfoBefore: string | null;
@@ -148,10 +149,9 @@ function pageReport(req: AnalyzeRequest, check: CheckResult | null, t0: number):
 /** PG_slab of a pfn's struct page (VMCOREINFO NUMBER(PG_slab), else BTF's enum pageflags). */
 function slabPfnTest(v: OpenVmcore): ((pfn: number) => boolean) | undefined {
   const bit = v.prog.info.numbers.get('PG_slab') ?? (v.types.btf?.enumerator('PG_slab') != null ? BigInt(v.types.btf.enumerator('PG_slab')!) : undefined);
-  const vmemmap = v.prog.bases?.vmemmapBase;
-  if (bit === undefined || vmemmap === undefined) return undefined;
+  if (bit === undefined || !v.prog.bases) return undefined;
   return (pfn) => {
-    const b = v.prog.read(vmemmap + BigInt(pfn) * 64n, 8);
+    const b = v.prog.read(pfnToPage(v.prog, pfn), 8);
     return b !== null && ((new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) >> bit) & 1n) === 1n;
   };
 }

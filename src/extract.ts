@@ -11,8 +11,7 @@ import { analyze, type AnalyzeRequest, type Report } from './analyze.js';
 import { writeElfCore, type ExtractPage } from './dump/elf-writer.js';
 import type { OpenVmcore } from './sources/vmcore.js';
 import type { SlabSet } from './scan/slab-set.js';
-
-const STRUCT_PAGE = 64n;
+import { pfnToPage, structPageSize } from './kernel/mm.js';
 
 export interface ExtractResult {
   image: Uint8Array;
@@ -27,6 +26,7 @@ export function buildImage(v: OpenVmcore, set: SlabSet): { image: Uint8Array; pa
   const bases = prog.bases!;
   const pageSize = prog.pageSize;
   const ps = BigInt(pageSize);
+  const size = structPageSize(prog);
   // pfns whose struct page must survive: every page of every slab of the cache.
   const keep = new Set<number>();
   const pagesPerSlab = set.cache.slabSize / pageSize;
@@ -36,10 +36,10 @@ export function buildImage(v: OpenVmcore, set: SlabSet): { image: Uint8Array; pa
   }
   // Which dump pages hold struct pages, and of which pfns.
   const memmapPage = new Map<number, number>(); // physical pfn -> first pfn described
-  const maxPfn = Math.ceil((prog.dump.phys?.physEnd ?? 0) / pageSize);
-  const perPage = pageSize / Number(STRUCT_PAGE);
-  for (let pfn = 0; pfn < maxPfn; pfn += perPage) {
-    const phys = prog.translate(bases.vmemmapBase + BigInt(pfn) * STRUCT_PAGE);
+  const lastPfn = Math.ceil((prog.dump.phys?.physEnd ?? 0) / pageSize);
+  const perPage = pageSize / size;
+  for (let pfn = 0; pfn < lastPfn; pfn += perPage) {
+    const phys = prog.translate(pfnToPage(prog, pfn));
     if (phys !== null) memmapPage.set(Math.floor(phys / pageSize), pfn);
   }
   prog.captured = null;
@@ -51,7 +51,7 @@ export function buildImage(v: OpenVmcore, set: SlabSet): { image: Uint8Array; pa
     if (first !== undefined) {
       for (let i = 0; i < perPage; i++) {
         if (keep.has(first + i)) continue;
-        data.fill(0, i * 64, (i + 1) * 64);
+        data.fill(0, i * size, (i + 1) * size);
         blanked++;
       }
     }

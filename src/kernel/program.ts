@@ -5,12 +5,11 @@
  * which are read directly. Analysis code only ever calls read(addr, len).
  */
 import { MemleakError } from '../errors.js';
-import { hex } from '../hex.js';
+import { hex, U64_MASK as U64 } from '../hex.js';
 import type { MemoryReader } from '../memory.js';
 import type { Dump } from '../dump/dump.js';
 import { parseVmcoreinfo, type VmcoreInfo } from './vmcoreinfo.js';
 
-const U64 = (1n << 64n) - 1n;
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h). */
 export const START_KERNEL_MAP = 0xffffffff80000000n;
 /** The kernel image mapping spans KERNEL_IMAGE_SIZE (1 GiB with KASLR); modules follow it. */

@@ -13,13 +13,12 @@
  *   is the same test with one fewer witness.
  */
 import { MemleakError } from '../errors.js';
-import { hex } from '../hex.js';
+import { hex, U64_MASK } from '../hex.js';
 import type { Kallsyms } from './kallsyms.js';
 import type { Program } from './program.js';
 import type { KernelTypes } from './types.js';
+import { forEachStructPage, maxPfn, pfnToPage, pfnToVirt, structPageSize, type StructPageWalk } from './mm.js';
 
-const STRUCT_PAGE = 64;
-const PAGE_CHUNK = 4096; // struct pages per vmemmap read (256 KiB)
 
 export interface KmemCache {
   addr: bigint;
@@ -123,19 +122,14 @@ function readBits(b: DataView, bitOffset: number, bitSize: number): number {
   return Math.floor(word / 2 ** (bitOffset & 7)) % 2 ** bitSize;
 }
 
-export interface SlabWalkStats {
-  pfnsScanned: number;
-  /** struct pages that could not be read (vmemmap holes are normal; excluded pages are not). */
-  unreadableStructPages: number;
-}
+export type SlabWalkStats = StructPageWalk;
 
 /**
- * for_each_slab: every head page whose slab_cache is one of `caches` (all known caches when null),
- * by reading struct page for every pfn up to max_pfn.
+ * for_each_slab: every head page whose slab_cache is one of `caches`, by reading struct page for every
+ * pfn up to max_pfn.
  */
 export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: SlabPage) => void): SlabWalkStats {
   const { prog, types } = ctx;
-  const bases = prog.bases!;
   const S = slabStruct(types);
   const offCache = types.offsetOf(S, 'slab_cache');
   const offFreelist = types.offsetOf(S, 'freelist');
@@ -143,48 +137,25 @@ export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: Sl
   const objects = types.bitfield(S, 'objects');
   const frozen = types.bitfield(S, 'frozen');
   const pgSlab = prog.info.numbers.get('PG_slab');
-  const maxPfn = Number(prog.u64(sym(ctx, 'max_pfn'), 'max_pfn'));
-  const stats: SlabWalkStats = { pfnsScanned: 0, unreadableStructPages: 0 };
-  const pageSize = BigInt(prog.pageSize);
-  const perPage = prog.pageSize / STRUCT_PAGE;
-  const visitBlock = (pfn0: number, bytes: Uint8Array, n: number) => {
-    for (let i = 0; i < n; i++) {
-      const b = new DataView(bytes.buffer, bytes.byteOffset + i * STRUCT_PAGE, STRUCT_PAGE);
-      stats.pfnsScanned++;
-      const flags = b.getBigUint64(0, true);
-      if (pgSlab !== undefined && ((flags >> pgSlab) & 1n) === 0n) continue;
-      // Tail pages of a compound slab carry compound_head | 1 at offset 8; only head pages describe a slab.
-      if ((b.getBigUint64(8, true) & 1n) === 1n) continue;
-      const cache = b.getBigUint64(offCache, true);
-      if (!caches.has(cache)) continue;
-      const pfn = pfn0 + i;
-      visit({
-        page: bases.vmemmapBase + BigInt(pfn * STRUCT_PAGE),
-        base: bases.pageOffsetBase + BigInt(pfn) * pageSize,
-        cache,
-        objects: readBits(b, objects.bitOffset, objects.bitSize),
-        inuse: readBits(b, inuse.bitOffset, inuse.bitSize),
-        frozen: readBits(b, frozen.bitOffset, frozen.bitSize) === 1,
-        freelist: b.getBigUint64(offFreelist, true),
-      });
-    }
-  };
-  for (let pfn0 = 0; pfn0 < maxPfn; pfn0 += PAGE_CHUNK) {
-    const n = Math.min(PAGE_CHUNK, maxPfn - pfn0);
-    const chunk = prog.read(bases.vmemmapBase + BigInt(pfn0 * STRUCT_PAGE), n * STRUCT_PAGE);
-    if (chunk) {
-      visitBlock(pfn0, chunk, n);
-      continue;
-    }
-    // A hole in vmemmap (memory holes are not populated) or an excluded page: one vmemmap page at a time.
-    for (let j = 0; j < n; j += perPage) {
-      const m = Math.min(perPage, n - j);
-      const one = prog.read(bases.vmemmapBase + BigInt((pfn0 + j) * STRUCT_PAGE), m * STRUCT_PAGE);
-      if (one) visitBlock(pfn0 + j, one, m);
-      else stats.unreadableStructPages += m;
-    }
-  }
-  return stats;
+  const size = structPageSize(prog);
+  return forEachStructPage(prog, maxPfn(prog, ctx.syms), (pfn, dv, off) => {
+    const flags = dv.getBigUint64(off, true);
+    if (pgSlab !== undefined && ((flags >> pgSlab) & 1n) === 0n) return;
+    // Tail pages of a compound slab carry compound_head | 1 at offset 8; only head pages describe a slab.
+    if ((dv.getBigUint64(off + 8, true) & 1n) === 1n) return;
+    const cache = dv.getBigUint64(off + offCache, true);
+    if (!caches.has(cache)) return;
+    const b = new DataView(dv.buffer, dv.byteOffset + off, size);
+    visit({
+      page: pfnToPage(prog, pfn),
+      base: pfnToVirt(prog, pfn),
+      cache,
+      objects: readBits(b, objects.bitOffset, objects.bitSize),
+      inuse: readBits(b, inuse.bitOffset, inuse.bitSize),
+      frozen: readBits(b, frozen.bitOffset, frozen.bitSize) === 1,
+      freelist: b.getBigUint64(offFreelist, true),
+    });
+  });
 }
 
 function swab64(x: bigint): bigint {
@@ -266,7 +237,7 @@ export function cpuSlabs(ctx: SlubContext, c: KmemCache): CpuSlab[] {
   const offPartial = types.tryOffsetOf('kmem_cache_cpu', 'partial');
   const out: CpuSlab[] = [];
   for (let cpu = 0; cpu < nr; cpu++) {
-    const addr = (c.cpuSlab + ov.getBigUint64(cpu * 8, true)) & ((1n << 64n) - 1n);
+    const addr = (c.cpuSlab + ov.getBigUint64(cpu * 8, true)) & U64_MASK;
     const b = prog.read(addr, Math.max(offFree, offSlab, offPartial ?? 0) + 8);
     if (!b) continue;
     const v = dv(b);

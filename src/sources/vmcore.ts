@@ -18,6 +18,7 @@ import {
   type KmemCache, type SlabPage, type SlubContext,
 } from '../kernel/slub.js';
 import type { AddressSpace } from '../kernel/address-space.js';
+import { pageToPfn, pfnToPage, pfnToVirt } from '../kernel/mm.js';
 import type { SlabSet } from '../scan/slab-set.js';
 import { readBinary, readText } from './files.js';
 
@@ -132,8 +133,7 @@ function readU64(v: OpenVmcore, a: bigint): bigint | null {
 
 /** page_address(slab): the direct-map address of a struct page's memory. */
 export function slabBaseOfPage(v: OpenVmcore, page: bigint): bigint {
-  const b = v.prog.bases!;
-  return b.pageOffsetBase + ((page - b.vmemmapBase) / 64n) * BigInt(v.prog.pageSize);
+  return pfnToVirt(v.prog, pageToPfn(v.prog, page));
 }
 
 export function chooseSuspectCache(rows: CacheSummary[]): CacheSummary | null {
@@ -228,7 +228,7 @@ export function addressSpaceOf(v: OpenVmcore): AddressSpace {
     directMap: { lo: b.pageOffsetBase, hi: b.pageOffsetBase + (physEnd > 0n ? physEnd : 1n << 46n) },
     // VMALLOC_SIZE_TB is 32 with 4-level paging, 12800 with 5-level (Documentation/x86/x86_64/mm.rst).
     vmalloc: { lo: b.vmallocBase, hi: b.vmallocBase + ((v.prog.pgtableL5 ? 12800n : 32n) << 40n) },
-    vmemmap: { lo: b.vmemmapBase, hi: b.vmemmapBase + (physEnd > 0n ? (physEnd / 4096n) * 64n : 1n << 40n) },
+    vmemmap: { lo: b.vmemmapBase, hi: physEnd > 0n ? pfnToPage(v.prog, Number(physEnd / BigInt(v.prog.pageSize))) : b.vmemmapBase + (1n << 40n) },
   };
 }
 
