@@ -34,6 +34,8 @@ export interface KmemCache {
   random: bigint;
   hardened: boolean;
   cpuSlab: bigint;
+  /** s->flags (SLAB_RECLAIM_ACCOUNT ...), 0 when the layout has no such member. */
+  flags: number;
 }
 
 export interface SlabPage {
@@ -75,6 +77,7 @@ export function readKmemCache(ctx: SlubContext, addr: bigint): KmemCache {
   const namePtr = b.getBigUint64(types.offsetOf('kmem_cache', 'name'), true);
   const oo = b.getUint32(types.offsetOf('kmem_cache', 'oo'), true);
   const randomOff = types.tryOffsetOf('kmem_cache', 'random');
+  const flagsOff = types.tryOffsetOf('kmem_cache', 'flags');
   return {
     addr,
     name: prog.cString(namePtr, 64, 'kmem_cache name'),
@@ -87,6 +90,7 @@ export function readKmemCache(ctx: SlubContext, addr: bigint): KmemCache {
     random: randomOff === null ? 0n : b.getBigUint64(randomOff, true),
     hardened: randomOff !== null,
     cpuSlab: b.getBigUint64(types.offsetOf('kmem_cache', 'cpu_slab'), true),
+    flags: flagsOff === null ? 0 : b.getUint32(flagsOff, true),
   };
 }
 

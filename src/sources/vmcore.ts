@@ -48,8 +48,9 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
     if (inp.capturePages) prog.captured = new Map();
     const warnings: string[] = [];
     const fileSyms = inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null;
-    let dumpKernel: Kallsyms | null = null;
-    if (dumpHasKallsyms(prog)) dumpKernel = Kallsyms.fromRows(kernelSymbolsFromDump(prog), `${dump.path} (kallsyms tables)`);
+    // Decoded once: the kernel's table, and later the base of kernel + module symbols.
+    const kernelRows = dumpHasKallsyms(prog) ? kernelSymbolsFromDump(prog) : null;
+    const dumpKernel = kernelRows ? Kallsyms.fromRows(kernelRows, `${dump.path} (kallsyms tables)`) : null;
     if (fileSyms) checkKallsymsAgainstDump(prog, fileSyms, dumpKernel);
     const kernelSyms = fileSyms ?? dumpKernel;
     if (!kernelSyms) {
@@ -80,7 +81,7 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
     if (!fileSyms) {
       const mods = moduleSymbolsFromDump(prog, kernelSyms, types);
       warnings.push(...mods.warnings);
-      syms = Kallsyms.fromRows([...kernelSymbolsFromDump(prog), ...mods.rows], kernelSyms.source);
+      syms = Kallsyms.fromRows([...kernelRows!, ...mods.rows], kernelSyms.source);
       symbolsSource = `${dump.path} (kallsyms tables + ${mods.rows.length} module symbols)`;
     }
     return { dump, prog, syms, types, symbolsSource, typesSource, warnings, close: () => dump.close() };
@@ -92,23 +93,16 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
 
 export interface CacheSummary {
   cache: KmemCache;
-  flags: number;
   slabs: number;
   total: number;
   allocated: number;
-}
-
-function cacheFlags(v: OpenVmcore, c: KmemCache): number {
-  const off = v.types.tryOffsetOf('kmem_cache', 'flags');
-  if (off === null) return 0;
-  return v.prog.u32(c.addr + BigInt(off), 'kmem_cache.flags');
 }
 
 /** kmem -s for every cache: one pass over struct pages; cpu slabs' private freelists subtracted. */
 export function summarizeCaches(v: OpenVmcore): CacheSummary[] {
   const caches = forEachSlabCache(v);
   const byAddr = new Map<bigint, CacheSummary>();
-  for (const c of caches) byAddr.set(c.addr, { cache: c, flags: cacheFlags(v, c), slabs: 0, total: 0, allocated: 0 });
+  for (const c of caches) byAddr.set(c.addr, { cache: c, slabs: 0, total: 0, allocated: 0 });
   forEachSlab(v, new Set(byAddr.keys()), (s) => {
     const row = byAddr.get(s.cache)!;
     row.slabs++;
@@ -139,7 +133,7 @@ export function slabBaseOfPage(v: OpenVmcore, page: bigint): bigint {
 export function chooseSuspectCache(rows: CacheSummary[]): CacheSummary | null {
   let best: CacheSummary | null = null;
   for (const r of rows) {
-    if (r.flags & SLAB_RECLAIM_ACCOUNT) continue;
+    if (r.cache.flags & SLAB_RECLAIM_ACCOUNT) continue;
     if (!best || r.allocated * r.cache.size > best.allocated * best.cache.size) best = r;
   }
   return best;
