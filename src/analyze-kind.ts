@@ -74,11 +74,11 @@ export function decideType(type: 'auto' | LeakKind, check: CheckResult | null): 
 
 function vmallocReport(req: AnalyzeRequest, snaps: Snapshots | null, check: CheckResult | null, t0: number): VmallocReport {
   const warnings: string[] = [];
-  const ks = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
   let after: VmallocArea[] | null = null;
   let before: VmallocArea[] | null = null;
   let source: string;
   if (snaps?.vmallocinfoAfter) {
+    const ks = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
     after = parseVmallocinfo(readText(snaps.vmallocinfoAfter), snaps.vmallocinfoAfter, ks);
     if (snaps.vmallocinfoBefore) before = parseVmallocinfo(readText(snaps.vmallocinfoBefore), snaps.vmallocinfoBefore, ks);
     source = before ? `${snaps.vmallocinfoBefore} -> ${snaps.vmallocinfoAfter}` : snaps.vmallocinfoAfter;
@@ -107,13 +107,14 @@ function vmallocReport(req: AnalyzeRequest, snaps: Snapshots | null, check: Chec
 
 function pageReport(req: AnalyzeRequest, check: CheckResult | null, t0: number): PageReport {
   if (!req.trace && !req.vmcore) throw new MemleakError('E_USAGE', 'a page-leak analysis needs a trace of mm_page_alloc/mm_page_free with stacks (--trace, or live mode), or a vmcore for the page census');
-  const ks = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
-  const trace = req.trace ? parseFtrace(readText(req.trace), req.trace, ks) : null;
   const warnings: string[] = [];
-  if (trace?.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: some frees may be missing`);
   let v: OpenVmcore | null = null;
   try {
     if (req.vmcore) v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, btf: req.btf });
+    // With a dump its symbol table (already checked against --kallsyms) serves the trace too.
+    const ks = v ? v.syms : req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
+    const trace = req.trace ? parseFtrace(readText(req.trace), req.trace, ks) : null;
+    if (trace?.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: some frees may be missing`);
     // An extract keeps only the struct pages of its cache's slabs: a census of it would count nothing.
     const census = v && !v.dump.extractInfo ? unaccountedPages(v) : null;
     if (v?.dump.extractInfo) warnings.push(`${req.vmcore} is a sysak extract (struct pages of its cache only): no page census`);
