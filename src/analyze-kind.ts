@@ -5,13 +5,12 @@
  * vmap areas); page leaks from outstanding mm_page_alloc blocks grouped by the caller in their stacks.
  */
 import { MemleakError } from './errors.js';
-import { analyze, REPORT_SCHEMA, type AnalyzeRequest, type LiveInfo, type Report } from './analyze.js';
+import { analyze, kallsymsOf, REPORT_SCHEMA, type AnalyzeRequest, type LiveInfo, type Report } from './analyze.js';
 import { readText } from './sources/files.js';
 import { checkLeak, snapshotFromTexts, type CheckResult, type LeakKind, type UsageSeries } from './live/snapshots.js';
 import { parseVmallocinfo, vmallocByCaller, vmallocVerdict, type VmallocArea, type VmallocCallerRow } from './vmalloc/vmallocinfo.js';
 import { vmapAreasFromDump } from './vmalloc/vmap-areas.js';
 import { openVmcore, type OpenVmcore } from './sources/vmcore.js';
-import { Kallsyms } from './kernel/kallsyms.js';
 import { parseFtrace } from './trace/ftrace.js';
 import { outstandingPages, pageVerdict, type PageCallerRow } from './pages/page-trace.js';
 import { unaccountedPages, type UnaccountedPages } from './pages/dump-pages.js';
@@ -78,14 +77,14 @@ function vmallocReport(req: AnalyzeRequest, snaps: Snapshots | null, check: Chec
   let before: VmallocArea[] | null = null;
   let source: string;
   if (snaps?.vmallocinfoAfter) {
-    const ks = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
+    const ks = kallsymsOf(req);
     after = parseVmallocinfo(readText(snaps.vmallocinfoAfter), snaps.vmallocinfoAfter, ks);
     if (snaps.vmallocinfoBefore) before = parseVmallocinfo(readText(snaps.vmallocinfoBefore), snaps.vmallocinfoBefore, ks);
     source = before ? `${snaps.vmallocinfoBefore} -> ${snaps.vmallocinfoAfter}` : snaps.vmallocinfoAfter;
   } else if (req.vmcore) {
     let v: OpenVmcore | null = null;
     try {
-      v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, btf: req.btf });
+      v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, kallsymsTable: req.kallsymsTable, btf: req.btf });
       const r = vmapAreasFromDump(v);
       after = r.areas;
       warnings.push(...v.warnings, ...r.warnings);
@@ -110,9 +109,9 @@ function pageReport(req: AnalyzeRequest, check: CheckResult | null, t0: number):
   const warnings: string[] = [];
   let v: OpenVmcore | null = null;
   try {
-    if (req.vmcore) v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, btf: req.btf });
+    if (req.vmcore) v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, kallsymsTable: req.kallsymsTable, btf: req.btf });
     // With a dump its symbol table (already checked against --kallsyms) serves the trace too.
-    const ks = v ? v.syms : req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
+    const ks = v ? v.syms : kallsymsOf(req);
     const trace = req.trace ? parseFtrace(readText(req.trace), req.trace, ks) : null;
     if (trace?.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: some frees may be missing`);
     // An extract keeps only the struct pages of its cache's slabs: a census of it would count nothing.

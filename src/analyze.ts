@@ -38,6 +38,8 @@ export interface AnalyzeRequest {
   rd: string[];
   kmem: string | null;
   kallsyms: string | null;
+  /** The same table already parsed (live mode read /proc/kallsyms once for the trace): wins over the file. */
+  kallsymsTable?: Kallsyms;
   slabinfo: string | null;
   raw: { file: string; base: bigint } | null;
   trace: string | null;
@@ -187,7 +189,7 @@ interface Loaded {
 
 function loadVmcore(req: AnalyzeRequest, warnings: string[]): Loaded {
   if (req.rd.length || req.raw || req.kmem) throw new MemleakError('E_USAGE', '--vmcore is a complete memory source: do not combine it with --rd, --raw or --kmem');
-  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, btf: req.btf, capturePages: req.vmcoreHook?.capturePages });
+  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, kallsymsTable: req.kallsymsTable, btf: req.btf, capturePages: req.vmcoreHook?.capturePages });
   try {
     warnings.push(...v.warnings);
     let cache: KmemCache;
@@ -226,13 +228,18 @@ function dumpReport(v: OpenVmcore): DumpReport {
   };
 }
 
+/** The request's symbol table: parsed by the caller, or from the --kallsyms file, or none. */
+export function kallsymsOf(req: AnalyzeRequest): Kallsyms | null {
+  return req.kallsymsTable ?? (req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null);
+}
+
 async function loadMemory(req: AnalyzeRequest, warnings: string[]): Promise<Loaded> {
   if (req.recordingWithoutMemory) {
     throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: req.recordingWithoutMemory });
   }
   if (req.vmcore) return loadVmcore(req, warnings);
   if (req.btf) throw new MemleakError('E_USAGE', '--btf goes with --vmcore');
-  const kallsyms = req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null;
+  const kallsyms = kallsymsOf(req);
   let kmem: KmemReport | null = null;
   if (req.kmem) kmem = parseCrashKmem(readAs(req.kmem, 'kmem'), req.kmem);
   let slabinfo: Map<string, SlabinfoRow> | null = null;

@@ -107,7 +107,7 @@ function reclaimable(name: string): boolean {
 }
 
 /** Everything live mode needs, checked before anything is written. */
-export function preflight(): { tracefs: string; kallsyms: Kallsyms; btf: string } {
+export function preflight(): { tracefs: string; kallsyms: Kallsyms; kallsymsText: string; btf: string } {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     throw new MemleakError('E_PERMISSION', 'live mode needs root (tracefs, /proc/kcore); or analyse a vmcore offline with --vmcore');
   }
@@ -120,7 +120,8 @@ export function preflight(): { tracefs: string; kallsyms: Kallsyms; btf: string 
     if (e instanceof MemleakError) throw e;
   }
   const tracefs = findTracefs();
-  const kallsyms = Kallsyms.parse(readText('/proc/kallsyms'), '/proc/kallsyms');
+  const kallsymsText = readText('/proc/kallsyms');
+  const kallsyms = Kallsyms.parse(kallsymsText, '/proc/kallsyms');
   const btf = '/sys/kernel/btf/vmlinux';
   if (!fs.existsSync(btf)) throw new MemleakError('E_LIVE', 'no BTF: the kernel lacks CONFIG_DEBUG_INFO_BTF; pass --btf FILE for this exact kernel', { file: btf });
   try {
@@ -129,7 +130,7 @@ export function preflight(): { tracefs: string; kallsyms: Kallsyms; btf: string 
     const code = (e as NodeJS.ErrnoException).code;
     throw new MemleakError(code === 'EPERM' || code === 'EACCES' ? 'E_PERMISSION' : 'E_LIVE', `cannot open: ${(e as Error).message} (needs root and no lockdown)`, { file: '/proc/kcore' });
   }
-  return { tracefs, kallsyms, btf };
+  return { tracefs, kallsyms, kallsymsText, btf };
 }
 
 interface TraceRun {
@@ -295,7 +296,8 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
   fs.mkdirSync(join(workDir, 'guest'), { recursive: true });
   const tracePath = join(workDir, 'guest', 'trace.txt');
   if (opts.save) {
-    fs.writeFileSync(join(workDir, 'guest', 'kallsyms.txt'), readText('/proc/kallsyms'));
+    // The table the trace was symbolized with, not a second read that a module load could change.
+    fs.writeFileSync(join(workDir, 'guest', 'kallsyms.txt'), pre.kallsymsText);
     fs.writeFileSync(join(workDir, 'guest', 'btf_vmlinux.bin.gz'), gzipSync(fs.readFileSync(pre.btf), { level: 6 }));
   }
 
@@ -360,6 +362,7 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
     ...opts.request,
     vmcore: '/proc/kcore',
     kallsyms: opts.save ? join(workDir, 'guest', 'kallsyms.txt') : '/proc/kallsyms',
+    kallsymsTable: pre.kallsyms,
     btf: opts.save ? join(workDir, 'guest', 'btf_vmlinux.bin.gz') : pre.btf,
     trace: tracePath,
     geometry: { cache: cacheName },

@@ -28,6 +28,8 @@ const SLAB_RECLAIM_ACCOUNT = 0x00020000;
 export interface VmcoreInputs {
   vmcore: string;
   kallsyms: string | null;
+  /** `kallsyms` already parsed: used instead of reading the file again. */
+  kallsymsTable?: Kallsyms;
   btf: string | null;
   /** Keep every physical page read (for `extract` and live --save). */
   capturePages?: boolean;
@@ -47,7 +49,7 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
     const prog = new Program(dump);
     if (inp.capturePages) prog.captured = new Map();
     const warnings: string[] = [];
-    const fileSyms = inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null;
+    const fileSyms = inp.kallsymsTable ?? (inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null);
     // Decoded once: the kernel's table, and later the base of kernel + module symbols.
     const kernelRows = dumpHasKallsyms(prog) ? kernelSymbolsFromDump(prog) : null;
     const dumpKernel = kernelRows ? Kallsyms.fromRows(kernelRows, `${dump.path} (kallsyms tables)`) : null;
