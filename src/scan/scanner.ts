@@ -72,6 +72,32 @@ export function workerPath(name: string): string {
   throw new MemleakError('E_INTERNAL', `worker ${name}.js not found: run "npm run build" first`);
 }
 
+/** The scan pool: one piscina worker per --workers. */
+export function scanPool(workers: number): Piscina {
+  return new Piscina({ filename: workerPath('scan-worker'), minThreads: workers, maxThreads: workers });
+}
+
+/** One chunk on the pool; the worker's errors (plain {code, message, context}, or a crash) come back as MemleakError. */
+export async function runChunk(pool: Piscina, job: ChunkJob): Promise<ChunkResult> {
+  let r: unknown;
+  try {
+    r = await pool.run(job);
+  } catch (e) {
+    throw isPlainError(e) ? MemleakError.fromPlain(e) : new MemleakError('E_WORKER', `scan worker failed: ${(e as Error).message}`);
+  }
+  const res = r as ChunkResult | { error: PlainError };
+  if ('error' in res) throw MemleakError.fromPlain(res.error);
+  return res;
+}
+
+/** The first failure among chunks in flight, rethrown once every chunk has settled (no unhandled rejections). */
+export class FirstFailure {
+  error: MemleakError | null = null;
+  keep = (e: unknown): void => {
+    this.error ??= e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
+  };
+}
+
 interface PreparedChunk {
   job: ChunkJob;
   unreadable: number;
@@ -175,9 +201,8 @@ export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): 
   // checksums, in slab order, into the memory digest: one call per scan, where it is fast.
   const xx = await xxhash();
   const chunkDigests: [number, number][] = [];
-  const absorb = (r: ChunkResult | { error: PlainError }, index: number) => {
-    if ('error' in r) throw MemleakError.fromPlain(r.error);
-    chunkDigests[index] = r.digest!;
+  const absorb = (r: ChunkResult, index: number) => {
+    chunkDigests[index] = r.digest;
     objects += r.objects;
     skipped += r.skipped;
     overflow += mergeChunkResults(merged, r, mergeCap);
@@ -190,31 +215,21 @@ export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): 
       absorb(scanChunk(c.job), chunkDigests.length);
     }
   } else {
-    const pool = new Piscina({ filename: workerPath('scan-worker'), minThreads: o.workers, maxThreads: o.workers });
-    // The first failure is kept and rethrown once every chunk has settled (no unhandled rejections).
-    let failure: MemleakError | null = null;
+    const pool = scanPool(o.workers);
+    const failure = new FirstFailure();
     let chunkIndex = 0;
     try {
       const pending: Promise<void>[] = [];
-      for (let s = 0; s < set.slabs.length && failure === null; s += slabsPerChunk) {
+      for (let s = 0; s < set.slabs.length && failure.error === null; s += slabsPerChunk) {
         const c = prepareChunk(set, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates);
         unreadable += c.unreadable;
         const index = chunkIndex++;
-        pending.push(
-          pool.run(c.job).then(
-            (r: unknown) => absorb(r as ChunkResult | { error: PlainError }, index),
-            (e: unknown) => {
-              throw isPlainError(e) ? MemleakError.fromPlain(e) : new MemleakError('E_WORKER', `scan worker failed: ${(e as Error).message}`);
-            },
-          ).catch((e: unknown) => {
-            failure ??= e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
-          }),
-        );
+        pending.push(runChunk(pool, c.job).then((r) => absorb(r, index)).catch(failure.keep));
         // Bounded memory: never more chunks in flight than twice the workers.
         if (pending.length >= 2 * o.workers) await pending.shift();
       }
       await Promise.all(pending);
-      if (failure) throw failure;
+      if (failure.error) throw failure.error;
     } finally {
       await pool.destroy();
     }

@@ -10,13 +10,13 @@
 import * as fs from 'node:fs';
 import { Piscina } from 'piscina';
 import xxhash from 'xxhash-wasm';
-import { MemleakError, isPlainError, type PlainError } from '../errors.js';
+import { MemleakError } from '../errors.js';
 import { SparseMemory } from '../memory.js';
 import { tokenSpaceOf, type AddressSpace } from '../kernel/address-space.js';
 import { HeavyLearner } from './heavy.js';
 import { buildClusters } from './clusters.js';
 import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
-import { DEFAULT_SCAN, workerPath, type ScanOptions, type ScanResult } from './scanner.js';
+import { DEFAULT_SCAN, FirstFailure, runChunk, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
 export const LEARN_BYTES = 64 << 20;
@@ -158,7 +158,7 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
   };
   const absorb = (s: Slot, r: ChunkResult) => {
     objects += r.objects;
-    digests[s.offset / chunkBytes] = r.digest!;
+    digests[s.offset / chunkBytes] = r.digest;
     const before = new Map<number, [number, number]>();
     for (const t of r.templates) {
       const e = merged.get(t.key);
@@ -181,7 +181,7 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
 
   const run = async (pool: Piscina | null) => {
     const inFlight = new Set<Promise<void>>();
-    let failure: MemleakError | null = null;
+    const failure = new FirstFailure();
     const dispatch = (s: Slot) => {
       const job = jobOf(s);
       if (!pool) {
@@ -189,19 +189,13 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
         free.push(s);
         return;
       }
-      const p: Promise<void> = pool.run(job).then(
-        (r: unknown) => {
-          const res = r as ChunkResult | { error: PlainError };
-          if ('error' in res) throw MemleakError.fromPlain(res.error);
-          absorb(s, res);
+      const p: Promise<void> = runChunk(pool, job)
+        .then((r) => {
+          absorb(s, r);
           free.push(s);
-        },
-        (e: unknown) => {
-          throw isPlainError(e) ? MemleakError.fromPlain(e) : new MemleakError('E_WORKER', `scan worker failed: ${(e as Error).message}`);
-        },
-      ).catch((e: unknown) => {
-        failure ??= e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
-      }).finally(() => inFlight.delete(p));
+        })
+        .catch(failure.keep)
+        .finally(() => inFlight.delete(p));
       inFlight.add(p);
     };
     const maxInFlight = pool ? 2 * o.workers : 1;
@@ -210,7 +204,7 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
       dispatch(s);
     }
     for (;;) {
-      if (failure) break;
+      if (failure.error) break;
       while (pool && inFlight.size >= maxInFlight) await Promise.race(inFlight);
       const slot = free.pop() ?? newSlot();
       const s = fill(slot);
@@ -221,12 +215,12 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
       dispatch(s);
     }
     await Promise.all(inFlight);
-    if (failure) throw failure;
+    if (failure.error) throw failure.error;
   };
 
   if (o.workers <= 0) await run(null);
   else {
-    const pool = new Piscina({ filename: workerPath('scan-worker'), minThreads: o.workers, maxThreads: o.workers });
+    const pool = scanPool(o.workers);
     try {
       await run(pool);
     } finally {
