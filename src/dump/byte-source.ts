@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { MemleakError } from '../errors.js';
+import { floorIndex } from '../sorted.js';
 
 export interface ByteSource {
   /** The path the user gave, for error messages. */
@@ -178,16 +179,7 @@ export class FlattenedSource implements ByteSource {
       });
     }
     const out = new Uint8Array(len);
-    let lo = 0;
-    let hi = this.starts.length - 1;
-    let i = 0;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.starts[mid] <= offset) {
-        i = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
+    let i = Math.max(0, floorIndex(this.starts, offset));
     const end = offset + len;
     for (; i < this.starts.length && this.starts[i] < end; i++) {
       const s = Math.max(offset, this.starts[i]);

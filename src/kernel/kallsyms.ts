@@ -5,6 +5,7 @@
  */
 import { MemleakError } from '../errors.js';
 import { hex } from '../hex.js';
+import { floorIndex } from '../sorted.js';
 
 /** drgn caps guessed symbol sizes at 64 KiB; so do we. */
 const MAX_SYMBOL_SIZE = 0x10000n;
@@ -132,21 +133,6 @@ export class Kallsyms {
     return new Kallsyms(source, addrs, names, types, modules);
   }
 
-  /** Index of the last symbol at or below addr, or -1. */
-  private floor(addr: bigint): number {
-    let lo = 0;
-    let hi = this.addrs.length - 1;
-    let ans = -1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (this.addrs[mid] <= addr) {
-        ans = mid;
-        lo = mid + 1;
-      } else hi = mid - 1;
-    }
-    return ans;
-  }
-
   private sizeAt(i: number): bigint {
     const a = this.addrs[i];
     const mod = this.modules[i];
@@ -161,7 +147,7 @@ export class Kallsyms {
 
   /** The symbol containing addr (within its guessed size), or null. */
   lookup(addr: bigint): ResolvedSymbol | null {
-    let i = this.floor(addr);
+    let i = floorIndex(this.addrs, addr);
     if (i < 0) return null;
     // Several symbols may share an address; prefer a global text symbol, then the first listed.
     const a = this.addrs[i];
