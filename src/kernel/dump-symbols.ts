@@ -112,12 +112,14 @@ export function moduleSymbolsFromDump(prog: Program, kernel: Kallsyms, types: Ke
   const offList = types.offsetOf('module', 'list');
   const offName = types.offsetOf('module', 'name');
   const offKallsyms = types.offsetOf('module', 'kallsyms');
-  const offSymtab = types.offsetOf('mod_kallsyms', 'symtab');
-  const offNum = types.offsetOf('mod_kallsyms', 'num_symtab');
-  const offStrtab = types.offsetOf('mod_kallsyms', 'strtab');
-  // typetab since v5.2 ("kallsyms: store type information in its own array"); before it the type
-  // letter is derived from st_info as a fallback.
-  const offTypetab = types.tryOffsetOf('mod_kallsyms', 'typetab');
+  const offs: ModKallsymsOffsets = {
+    symtab: types.offsetOf('mod_kallsyms', 'symtab'),
+    num: types.offsetOf('mod_kallsyms', 'num_symtab'),
+    strtab: types.offsetOf('mod_kallsyms', 'strtab'),
+    // typetab since v5.2 ("kallsyms: store type information in its own array"); before it the type
+    // letter is derived from st_info as a fallback.
+    typetab: types.tryOffsetOf('mod_kallsyms', 'typetab'),
+  };
   let node = prog.u64(head, 'modules list');
   for (let guard = 0; node !== head; guard++) {
     if (guard > 10000) {
@@ -132,48 +134,57 @@ export function moduleSymbolsFromDump(prog: Program, kernel: Kallsyms, types: Ke
       warnings.push(`module ${name || hex(mod)}: struct module not in the dump, its symbols are missing`);
       break;
     }
-    const ksAddr = new DataView(ks.buffer).getBigUint64(0, true);
-    const hdr = prog.read(ksAddr, Math.max(offSymtab, offNum, offStrtab, offTypetab ?? 0) + 8);
-    if (!hdr) {
-      warnings.push(`module ${name}: its kallsyms are not in the dump`);
-    } else {
-      const hv = new DataView(hdr.buffer);
-      const symtab = hv.getBigUint64(offSymtab, true);
-      const n = hv.getUint32(offNum, true);
-      const strtab = hv.getBigUint64(offStrtab, true);
-      const typetab = offTypetab !== null ? hv.getBigUint64(offTypetab, true) : 0n;
-      const syms = n > 0 && n < 1_000_000 ? prog.read(symtab, n * 24) : null;
-      const types_ = typetab ? prog.read(typetab, n) : null;
-      if (!syms) warnings.push(`module ${name}: symtab (${n} symbols) not in the dump`);
-      else {
-        const sv = new DataView(syms.buffer);
-        let strBuf: Uint8Array | null = null;
-        let maxName = 0;
-        for (let i = 0; i < n; i++) maxName = Math.max(maxName, sv.getUint32(i * 24, true));
-        strBuf = prog.read(strtab, maxName + 256) ?? prog.read(strtab, maxName + 1);
-        if (!strBuf) warnings.push(`module ${name}: strtab not in the dump`);
-        else {
-          const dec = new TextDecoder('latin1');
-          for (let i = 0; i < n; i++) {
-            const st = sv.getUint32(i * 24, true);
-            const info = syms[i * 24 + 4];
-            const shndx = sv.getUint16(i * 24 + 6, true);
-            const value = sv.getBigUint64(i * 24 + 8, true);
-            if (st === 0 || shndx === 0 || value === 0n) continue;
-            const z = strBuf.indexOf(0, st);
-            const symName = dec.decode(strBuf.subarray(st, z < 0 ? strBuf.length : z));
-            if (!symName) continue;
-            // STT_FUNC (2) is text, STT_OBJECT (1) data; typetab, when present, is what /proc/kallsyms prints.
-            const t = types_ ? String.fromCharCode(types_[i]) : (info & 0xf) === 2 ? 't' : 'd';
-            if (t === 'a' || t === 'A' || t === 'U') continue;
-            rows.push({ a: value, t, n: symName, m: name });
-          }
-        }
-      }
-    }
+    const got = readModKallsyms(prog, name, new DataView(ks.buffer).getBigUint64(0, true), offs);
+    if (typeof got === 'string') warnings.push(got);
+    else rows.push(...got);
     node = new DataView(next.buffer).getBigUint64(0, true);
   }
   return { rows, warnings };
+}
+
+interface ModKallsymsOffsets {
+  symtab: number;
+  num: number;
+  strtab: number;
+  typetab: number | null;
+}
+
+const ELF64_SYM = 24;
+
+/** One module's symbols from its struct mod_kallsyms (Elf64_Sym table + strtab), or why they are missing. */
+function readModKallsyms(prog: Program, name: string, ksAddr: bigint, o: ModKallsymsOffsets): KallsymsRow[] | string {
+  const hdr = prog.read(ksAddr, Math.max(o.symtab, o.num, o.strtab, o.typetab ?? 0) + 8);
+  if (!hdr) return `module ${name}: its kallsyms are not in the dump`;
+  const hv = new DataView(hdr.buffer);
+  const n = hv.getUint32(o.num, true);
+  const syms = n > 0 && n < 1_000_000 ? prog.read(hv.getBigUint64(o.symtab, true), n * ELF64_SYM) : null;
+  if (!syms) return `module ${name}: symtab (${n} symbols) not in the dump`;
+  const typetab = o.typetab !== null ? hv.getBigUint64(o.typetab, true) : 0n;
+  const typeLetters = typetab ? prog.read(typetab, n) : null;
+  const sv = new DataView(syms.buffer);
+  let maxName = 0;
+  for (let i = 0; i < n; i++) maxName = Math.max(maxName, sv.getUint32(i * ELF64_SYM, true));
+  const strtab = hv.getBigUint64(o.strtab, true);
+  const strBuf = prog.read(strtab, maxName + 256) ?? prog.read(strtab, maxName + 1);
+  if (!strBuf) return `module ${name}: strtab not in the dump`;
+  const dec = new TextDecoder('latin1');
+  const rows: KallsymsRow[] = [];
+  for (let i = 0; i < n; i++) {
+    const at = i * ELF64_SYM;
+    const st = sv.getUint32(at, true);
+    const info = syms[at + 4];
+    const shndx = sv.getUint16(at + 6, true);
+    const value = sv.getBigUint64(at + 8, true);
+    if (st === 0 || shndx === 0 || value === 0n) continue;
+    const z = strBuf.indexOf(0, st);
+    const symName = dec.decode(strBuf.subarray(st, z < 0 ? strBuf.length : z));
+    if (!symName) continue;
+    // STT_FUNC (2) is text, STT_OBJECT (1) data; typetab, when present, is what /proc/kallsyms prints.
+    const t = typeLetters ? String.fromCharCode(typeLetters[i]) : (info & 0xf) === 2 ? 't' : 'd';
+    if (t === 'a' || t === 'A' || t === 'U') continue;
+    rows.push({ a: value, t, n: symName, m: name });
+  }
+  return rows;
 }
 
 /** The dump's own .BTF section, or null if the symbols or pages are missing. */
