@@ -15,7 +15,7 @@ import { Program } from '../kernel/program.js';
 import { KernelTypes } from '../kernel/types.js';
 import {
   cpuSlabs, forEachSlab, forEachSlabCache, walkFreelist,
-  type KmemCache, type SlabPage, type SlubContext,
+  type CpuSlab, type FreeChain, type KmemCache, type SlabPage, type SlubContext,
 } from '../kernel/slub.js';
 import type { AddressSpace } from '../kernel/address-space.js';
 import { pageToPfn, pfnToPage, pfnToVirt } from '../kernel/mm.js';
@@ -112,14 +112,38 @@ export function summarizeCaches(v: OpenVmcore): CacheSummary[] {
     row.allocated += s.inuse;
   });
   for (const row of byAddr.values()) {
-    for (const cpu of cpuSlabs(v, row.cache)) {
-      if (cpu.freelist === 0n || cpu.slab === 0n) continue;
-      const base = slabBaseOfPage(v, cpu.slab);
-      const chain = walkFreelist(row.cache, base, row.cache.objects, null, (a) => readU64(v, a), cpu.freelist);
-      row.allocated -= chain.objects.length;
-    }
+    for (const { chain } of cpuFreelists(v, row.cache, () => row.cache.objects)) row.allocated -= chain.objects.length;
   }
   return [...byAddr.values()];
+}
+
+/**
+ * Each CPU's private freelist (kmem_cache_cpu.freelist, objects of its cpu slab). On a live kernel it
+ * moves with every allocation: a broken walk reads kmem_cache_cpu and the slab again, up to 3 times.
+ */
+function cpuFreelists(v: OpenVmcore, cache: KmemCache, objectsOf: (slabBase: bigint) => number): { cpu: CpuSlab; chain: FreeChain; raced: boolean }[] {
+  const slabBytes = v.prog.pageSize << cache.order;
+  const out: { cpu: CpuSlab; chain: FreeChain; raced: boolean }[] = [];
+  const cpus = cpuSlabs(v, cache);
+  for (let k = 0; k < cpus.length; k++) {
+    let cpu = cpus[k];
+    const walkCpu = () => {
+      if (cpu.freelist === 0n || cpu.slab === 0n) return null;
+      const base = slabBaseOfPage(v, cpu.slab);
+      return walkFreelist(cache, base, objectsOf(base), null, (a) => readU64(v, a), cpu.freelist);
+    };
+    let chain = walkCpu();
+    let raced = false;
+    for (let attempt = 0; chain?.broken && v.dump.live && attempt < 3; attempt++) {
+      v.prog.forget(cpu.addr, 32);
+      if (cpu.slab) v.prog.forget(slabBaseOfPage(v, cpu.slab), slabBytes);
+      cpu = cpuSlabs(v, cache)[k] ?? cpu;
+      chain = walkCpu();
+      if (chain && !chain.broken) raced = true;
+    }
+    if (chain) out.push({ cpu, chain, raced });
+  }
+  return out;
 }
 
 function readU64(v: OpenVmcore, a: bigint): bigint | null {
@@ -188,24 +212,8 @@ export function walkCache(v: OpenVmcore, cache: KmemCache): CacheWalk {
     for (const o of chain.objects) free.add(o);
   }
   let cpuFree = 0;
-  const cpus = cpuSlabs(v, cache);
-  for (let k = 0; k < cpus.length; k++) {
-    let cpu = cpus[k];
-    const walkCpu = () => {
-      if (cpu.freelist === 0n || cpu.slab === 0n) return null;
-      const base = slabBaseOfPage(v, cpu.slab);
-      return walkFreelist(cache, base, byBase.get(base)?.objects ?? cache.objects, null, (a) => readU64(v, a), cpu.freelist);
-    };
-    let chain = walkCpu();
-    // The CPU's own freelist moves with every allocation on a live kernel: read kmem_cache_cpu again.
-    for (let attempt = 0; chain?.broken && v.dump.live && attempt < 3; attempt++) {
-      v.prog.forget(cpu.addr, 32);
-      if (cpu.slab) v.prog.forget(slabBaseOfPage(v, cpu.slab), Number(slabBytes));
-      cpu = cpuSlabs(v, cache)[k] ?? cpu;
-      chain = walkCpu();
-      if (chain && !chain.broken) raced++;
-    }
-    if (!chain) continue;
+  for (const { cpu, chain, raced: moved } of cpuFreelists(v, cache, (base) => byBase.get(base)?.objects ?? cache.objects)) {
+    if (moved) raced++;
     if (chain.broken) note(`cpu ${cpu.cpu}: ${chain.broken}${v.dump.live ? ' (live kernel: still changing after 3 re-reads)' : ''}`);
     for (const o of chain.objects) free.add(o);
     cpuFree += chain.objects.length;
