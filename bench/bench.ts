@@ -2,18 +2,20 @@
  * npm run bench: the scan engine against the read limit and the seed's manual method, on synthetic slab
  * dumps (bench/gen-slabs.ts: the leak fills whole slabs, other slabs mix shapes and free objects).
  * Prints, in one run: GB/s and ns/object for 32/64/256-byte objects with 1 and 2 workers, peak RSS,
+ * the same for real slab contents (the demo recording's kmalloc-64 pages replicated, bench/real-slabs.ts),
  * `cat FILE > /dev/null` on the same file, `rd`-style hex text | sort | uniq -c | sort -rn on a slice,
  * and the seed's case (419,440,512 kmalloc-32 objects = 13.4 GB piped through `sysak memleak --raw -`).
  * BENCH_GIB (default 1) sets the file size, BENCH_SEED=0 skips the seed's case.
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
-import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import xxhash from 'xxhash-wasm';
 import { templateKey } from '../src/scan/heavy.js';
 import { BENCH_BASE, SlabGenerator } from './gen-slabs.js';
+import { loadRealSlabs, writeReplicated } from './real-slabs.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const GiB = 2 ** 30;
@@ -67,6 +69,24 @@ function manualMethod(file: string, size: number, sliceBytes: number): string {
   return `${(sliceBytes / (r.ms * 1e6)).toFixed(3)} GB/s on a ${sliceBytes >> 20} MiB slice (${lines.length} objects; the text itself not counted), top line ${r.out.trim().split(/\s+/)[0]}x`;
 }
 
+/** `cat` and one scan per worker count of one raw dump, in fresh processes. */
+function scanCase(title: string, file: string, size: number, base: bigint): void {
+  const bytes = statSync(file).size;
+  const cat = sh(`cat ${file} > /dev/null`);
+  const catGBs = bytes / (cat.ms * 1e6);
+  console.log(`\n## ${title}; cat FILE > /dev/null: ${catGBs.toFixed(2)} GB/s`);
+  const rates: number[] = [];
+  for (const workers of [1, 2]) {
+    const r = JSON.parse(sh(`${node} ${join(here, 'scan-once.js')} ${file} ${size} ${workers} ${base.toString(16)}`).out);
+    const gbs = bytes / (r.elapsedMs * 1e6);
+    rates.push(gbs);
+    console.log(
+      `workers ${workers}: ${gbs.toFixed(3)} GB/s, ${((r.elapsedMs * 1e6) / r.objects).toFixed(1)} ns/object, ${(gbs / catGBs).toFixed(2)} of cat, peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB, top cluster ${r.top}, digest ${r.digest}`,
+    );
+  }
+  console.log(`2 workers / 1 worker: ${(rates[1] / rates[0]).toFixed(2)}x`);
+}
+
 async function main() {
   const cpu = cpus()[0]?.model ?? 'unknown cpu';
   console.log(`# sysak memleak bench: node ${process.version}, ${cpus().length} x ${cpu}, files of ${fileBytes / GiB} GiB in ${tmpdir()}`);
@@ -78,22 +98,18 @@ async function main() {
       const fd = openSync(file, 'w');
       new SlabGenerator(size).write(fd, Math.floor(fileBytes / size));
       closeSync(fd);
-      const cat = sh(`cat ${file} > /dev/null`);
-      const catGBs = fileBytes / (cat.ms * 1e6);
-      console.log(`\n## ${size}-byte objects: ${(fileBytes / size / 1e6).toFixed(1)} M objects; cat FILE > /dev/null: ${catGBs.toFixed(2)} GB/s`);
-      const rates: number[] = [];
-      for (const workers of [1, 2]) {
-        const r = JSON.parse(sh(`${node} ${join(here, 'scan-once.js')} ${file} ${size} ${workers}`).out);
-        const gbs = fileBytes / (r.elapsedMs * 1e6);
-        rates.push(gbs);
-        console.log(
-          `workers ${workers}: ${gbs.toFixed(3)} GB/s, ${((r.elapsedMs * 1e6) / r.objects).toFixed(1)} ns/object, ${(gbs / catGBs).toFixed(2)} of cat, peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB, top cluster ${r.top}, digest ${r.digest}`,
-        );
-      }
-      console.log(`2 workers / 1 worker: ${(rates[1] / rates[0]).toFixed(2)}x`);
+      scanCase(`${size}-byte objects: ${(fileBytes / size / 1e6).toFixed(1)} M objects`, file, size, BENCH_BASE);
       console.log(`manual method (rd text | sort | uniq -c | sort -rn): ${manualMethod(file, size, 32 << 20)}`);
       rmSync(file);
     }
+    // Real contents: the demo recording's kmalloc-64 slab pages (bench/real-slabs.ts), replicated.
+    const real = loadRealSlabs();
+    const file = join(dir, 'real-kmalloc64.bin');
+    const fd = openSync(file, 'w');
+    const slabs = writeReplicated(fd, real, real.bases[0], fileBytes);
+    closeSync(fd);
+    scanCase(`real slab contents: ${real.pages.length} ${real.cache} slab pages of the demo recording replicated to ${slabs} slabs, ${((slabs * real.slabSize) / real.stride / 1e6).toFixed(1)} M objects`, file, real.stride, real.bases[0]);
+    rmSync(file);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

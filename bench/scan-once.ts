@@ -1,7 +1,8 @@
-/** One scan in a fresh process (so the bench sees this scan's peak RSS): prints {elapsedMs, maxRssKiB, objects, top}. */
+/** One scan in a fresh process (so the bench sees this scan's peak RSS): prints {elapsedMs, maxRssKiB, objects, top, digest}. */
 import { analyze, defaultRequest } from '../src/analyze.js';
 import { BENCH_BASE } from './gen-slabs.js';
 
-const [file, size, workers] = process.argv.slice(2);
-const r = await analyze({ ...defaultRequest(), raw: { file, base: BENCH_BASE }, geometry: { objectSize: Number(size) }, scan: { workers: Number(workers), ...(process.env.CHUNK_KIB ? { chunkBytes: Number(process.env.CHUNK_KIB) << 10 } : {}) } });
-process.stdout.write(JSON.stringify({ elapsedMs: r.scan.elapsedMs, maxRssKiB: process.resourceUsage().maxRSS, objects: r.scan.objectsScanned, top: r.clusters[0]?.count ?? 0, digest: r.scan.memoryDigest }) + '\n');
+const [file, size, workers, baseHex] = process.argv.slice(2);
+const base = baseHex ? BigInt('0x' + baseHex) : BENCH_BASE;
+const r = await analyze({ ...defaultRequest(), raw: { file, base }, geometry: { objectSize: Number(size) }, scan: { workers: Number(workers), ...(process.env.CHUNK_KIB ? { chunkBytes: Number(process.env.CHUNK_KIB) << 10 } : {}) } });
+process.stdout.write(JSON.stringify({ elapsedMs: r.scan.elapsedMs, maxRssKiB: process.resourceUsage().maxRSS, objects: r.scan.objectsScanned, top: r.clusters[0]?.count ?? 0, digest: r.scan.memoryDigest, clusters: r.clusters.length }) + '\n');
