@@ -10,11 +10,24 @@ import type { MemoryReader } from '../memory.js';
 import type { ParsedTrace, TraceEvent } from '../trace/ftrace.js';
 import { traceWindow } from '../trace/outstanding.js';
 
-/** Frames that are the allocator itself (or the tracing that recorded the stack), not its caller. Frames
- *  come with or without `+off/size` (trace option sym-offset). */
-const ALLOCATOR = /^(__alloc_pages|alloc_pages|__alloc_pages_bulk|alloc_pages_bulk_array\w*|__get_free_pages|get_zeroed_page|alloc_pages_exact\w*|__folio_alloc|folio_alloc|vma_alloc_folio|__alloc_pages_node|alloc_pages_node|alloc_pages_vma|__alloc_pages_nodemask|alloc_page_interleave|alloc_pages_mpol|__page_frag_cache_refill|page_frag_alloc\w*|__kmalloc_large\w*|kmalloc_large\w*|kmalloc_order\w*|trace_event_raw_event_\w+|perf_trace_\w+|__traceiter_\w+|stack_trace_save\w*|__ftrace_trace_stack|ftrace_\w+)(\+|$|\s)/;
+/** Frames that are the allocator itself (or the tracing that recorded the stack), not its caller, by
+ *  their name before 6.10 (see allocatorName). Frames come with or without `+off/size` (trace option
+ *  sym-offset). `get_free_pages` is 6.10's name of `__get_free_pages`; `___kmalloc_large_node` (6.11)
+ *  is what large kmalloc()s go through. */
+const ALLOCATOR = /^(__alloc_pages|alloc_pages|__alloc_pages_bulk|alloc_pages_bulk\w*|_?_?get_free_pages|get_zeroed_page|alloc_pages_exact\w*|__folio_alloc|folio_alloc|folio_alloc_mpol|vma_alloc_folio|__alloc_pages_node|alloc_pages_node|alloc_pages_vma|__alloc_pages_nodemask|alloc_page_interleave|alloc_pages_mpol|alloc_contig_pages|__page_frag_cache_refill|page_frag_alloc\w*|_{2,3}kmalloc_large\w*|kmalloc_large\w*|kmalloc_order\w*|trace_event_raw_event_\w+|perf_trace_\w+|__traceiter_\w+|stack_trace_save\w*|__ftrace_trace_stack|ftrace_\w+)(\+|$|\s)/;
 /** Stacks through these are slab or vmalloc pages: analysed as such, not as page leaks. */
 const OTHER_OWNER = /^(allocate_slab|new_slab|___slab_alloc|__vmalloc_area_node|vm_area_alloc_pages|__vmalloc_node_range)(\+|$|\s)/;
+/**
+ * A frame's function as it was named before 6.10: memory allocation profiling (b951aaff5035 "mm: enable
+ * page allocation tagging", 88ae5fb755b0 "mm: vmalloc: enable memory allocation profiling", v6.10)
+ * renamed the allocator's functions to `NAME_noprof` and made `NAME` a macro that wraps the call in
+ * alloc_hooks(), so stacks of 6.10+ kernels show `__alloc_pages_noprof`, `alloc_pages_mpol_noprof`,
+ * `__vmalloc_node_range_noprof` where older ones show the plain names (kallsyms tells which: both
+ * spellings are never in one kernel).
+ */
+export function allocatorName(frame: string): string {
+  return frame.replace(/^(\w+?)_noprof(?=\+|$|\s)/, '$1');
+}
 const MIGRATE_UNMOVABLE = 0;
 
 export interface PageBlock {
@@ -54,8 +67,9 @@ export interface PageTraceResult {
 export function callerOf(stack: string[] | null): string | null {
   if (!stack) return null;
   for (const f of stack) {
-    if (OTHER_OWNER.test(f)) return '';
-    if (!ALLOCATOR.test(f)) return f;
+    const name = allocatorName(f);
+    if (OTHER_OWNER.test(name)) return '';
+    if (!ALLOCATOR.test(name)) return f;
   }
   return null;
 }
