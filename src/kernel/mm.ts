@@ -68,3 +68,58 @@ export function forEachStructPage(prog: Program, limit: number, visit: (pfn: num
   }
   return walk;
 }
+
+/**
+ * Page flags and page types of a struct page, by what this kernel exports (VMCOREINFO first, BTF
+ * enumerators second), the tests of include/linux/page-flags.h:
+ * - flags: a bit number per flag (NUMBER(PG_lru), BTF enum pageflags); -1 when the kernel has no such flag.
+ * - page types live in page->page_type, a union with _mapcount (6e292b9be7f4 "mm: split page_type out
+ *   from _mapcount", 4.18). Up to 6.11 a type is a CLEARED bit under PAGE_TYPE_BASE 0xf0000000, and
+ *   VMCOREINFO NUMBER(PAGE_BUDDY_MAPCOUNT_VALUE) is ~PG_buddy (-129). 6.10 (46df8e73a4a3 "mm: free up
+ *   PG_slab") made PageSlab such a type: PG_slab left the flags, NUMBER(PAGE_SLAB_MAPCOUNT_VALUE) came.
+ *   6.12 (4ffca5a96678 "mm: support only one page_type per page") made the top byte the type (PGTY_buddy
+ *   0xf0 ... PGTY_slab 0xf5, the low 24 bits its data) and the exported values PGTY_x << 24.
+ *   Which encoding a kernel uses shows in the exported value itself (low 24 bits zero or not), so it is
+ *   probed, not inferred from a version.
+ */
+export interface PageKinds {
+  /** Bit number of a page flag, -1 when this kernel has no such flag. */
+  flagBit(name: 'PG_slab' | 'PG_lru' | 'PG_reserved'): number;
+  /** PageBuddy from the page_type/_mapcount word (read as u32). */
+  isBuddy(pageType: number): boolean;
+  /** PageSlab from the flags word and the page_type word. */
+  isSlab(flags: bigint, pageType: number): boolean;
+  /** How PageSlab is told on this kernel, for reports and tests. */
+  slabBy: 'PG_slab flag' | 'page type (cleared bit)' | 'page type (top byte)' | 'unknown';
+}
+
+const PAGE_TYPE_BASE = 0xf0000000;
+
+/** A test for one page type from its exported *_MAPCOUNT_VALUE (a signed 32-bit number). */
+function pageTypeTest(value: bigint | undefined): { test: (word: number) => boolean; byte: boolean } | null {
+  if (value === undefined) return null;
+  const v = Number(BigInt.asUintN(32, value));
+  if ((v & 0xffffff) === 0) return { test: (w) => (w >>> 24) === v >>> 24, byte: true }; // 6.12+: PGTY_x << 24
+  // up to 6.11: the type's bit is cleared under PAGE_TYPE_BASE (before 4.18 the whole word equals it: same test)
+  const mask = (PAGE_TYPE_BASE | (~v >>> 0)) >>> 0;
+  return { test: (w) => ((w & mask) >>> 0) === PAGE_TYPE_BASE, byte: false };
+}
+
+export function pageKinds(prog: Program, btf: { enumerator(name: string): number | null } | null): PageKinds {
+  const flagBit = (name: string): number => {
+    const n = prog.info.numbers.get(name);
+    if (n !== undefined) return Number(n);
+    const e = btf?.enumerator(name);
+    return e === undefined || e === null ? -1 : e;
+  };
+  const buddy = pageTypeTest(prog.info.numbers.get('PAGE_BUDDY_MAPCOUNT_VALUE') ?? -129n);
+  const slabType = pageTypeTest(prog.info.numbers.get('PAGE_SLAB_MAPCOUNT_VALUE'));
+  const pgSlab = flagBit('PG_slab');
+  const has = (flags: bigint, bit: number) => bit >= 0 && ((flags >> BigInt(bit)) & 1n) === 1n;
+  return {
+    flagBit,
+    isBuddy: (w) => buddy!.test(w >>> 0),
+    isSlab: slabType ? (_f, w) => slabType.test(w >>> 0) : (f) => has(f, pgSlab),
+    slabBy: slabType ? (slabType.byte ? 'page type (top byte)' : 'page type (cleared bit)') : pgSlab >= 0 ? 'PG_slab flag' : 'unknown',
+  };
+}

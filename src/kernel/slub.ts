@@ -8,16 +8,16 @@
  *   kmem_cache_cpu has `page` instead of `slab`.
  * - CONFIG_SLAB_FREELIST_HARDENED stores free pointers as ptr ^ s->random ^ swab(&ptr) since v5.7
  *   ("slub: improve bit diffusion for freelist ptr obfuscation"), ptr ^ s->random ^ &ptr before (v4.14).
- * - PG_slab comes from VMCOREINFO NUMBER(PG_slab); v6.10 replaced it by a page type ("mm: free up
- *   PG_slab"). Without it a page counts as a slab when its slab_cache is a known kmem_cache, which
- *   is the same test with one fewer witness.
+ * - PageSlab: the PG_slab flag up to 6.9, a page type since 6.10 (kernel/mm.ts pageKinds). Where the
+ *   kernel tells neither, a page counts as a slab when its slab_cache is a known kmem_cache, which is
+ *   the same test with one fewer witness.
  */
 import { MemleakError } from '../errors.js';
 import { hex, U64_MASK } from '../hex.js';
 import type { Kallsyms } from './kallsyms.js';
 import type { Program } from './program.js';
 import type { KernelTypes } from './types.js';
-import { forEachStructPage, maxPfn, pfnToPage, pfnToVirt, structPageSize, type StructPageWalk } from './mm.js';
+import { forEachStructPage, maxPfn, pageKinds, pfnToPage, pfnToVirt, structPageSize, type StructPageWalk } from './mm.js';
 
 
 export interface KmemCache {
@@ -140,11 +140,11 @@ export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: Sl
   const inuse = types.bitfield(S, 'inuse');
   const objects = types.bitfield(S, 'objects');
   const frozen = types.bitfield(S, 'frozen');
-  const pgSlab = prog.info.numbers.get('PG_slab');
+  const kinds = pageKinds(prog, types.btf);
+  const offType = types.offsetOf('page', '_mapcount');
   const size = structPageSize(prog);
   return forEachStructPage(prog, maxPfn(prog, ctx.syms), (pfn, dv, off) => {
-    const flags = dv.getBigUint64(off, true);
-    if (pgSlab !== undefined && ((flags >> pgSlab) & 1n) === 0n) return;
+    if (kinds.slabBy !== 'unknown' && !kinds.isSlab(dv.getBigUint64(off, true), dv.getUint32(off + offType, true))) return;
     // Tail pages of a compound slab carry compound_head | 1 at offset 8; only head pages describe a slab.
     if ((dv.getBigUint64(off + 8, true) & 1n) === 1n) return;
     const cache = dv.getBigUint64(off + offCache, true);

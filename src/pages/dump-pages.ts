@@ -1,13 +1,13 @@
 /**
  * Page leaks from a dump alone: a census of struct pages that nothing accounts for. A page counts as
  * "unaccounted kernel memory" when it is in use (_refcount > 0), not free in the buddy allocator
- * (page_type PAGE_BUDDY_MAPCOUNT_VALUE), not a slab page (PG_slab), not on an LRU list (PG_lru: page
+ * (PageBuddy), not a slab page (PageSlab: a flag before 6.10, a page type since; kernel/mm.ts pageKinds), not on an LRU list (PG_lru: page
  * cache and anonymous memory), not reserved (PG_reserved), has no mapping, and is not a compound tail.
  * Those are what alloc_pages() callers hold: page tables, kernel stacks, driver buffers, and leaks.
  * Their first 8 bytes are grouped: a leak that stamps its pages shows up as one large group.
  */
 import type { OpenVmcore } from '../sources/vmcore.js';
-import { forEachStructPage, maxPfn, pfnToVirt } from '../kernel/mm.js';
+import { forEachStructPage, maxPfn, pageKinds, pfnToVirt } from '../kernel/mm.js';
 
 export interface UnaccountedPages {
   pfnsScanned: number;
@@ -29,27 +29,22 @@ function ascii(v: bigint): string {
 
 export function unaccountedPages(v: OpenVmcore, top = 5): UnaccountedPages {
   const { prog, types, syms } = v;
-  const btf = types.btf;
-  const bit = (name: string, vmcoreName: string) => {
-    const b = btf?.enumerator(name) ?? prog.info.numbers.get(vmcoreName);
-    return b === undefined || b === null ? -1 : Number(b);
-  };
-  const PG_slab = bit('PG_slab', 'PG_slab');
-  const PG_lru = bit('PG_lru', 'PG_lru');
-  const PG_reserved = bit('PG_reserved', 'PG_reserved');
+  const kinds = pageKinds(prog, types.btf);
+  const PG_lru = kinds.flagBit('PG_lru');
+  const PG_reserved = kinds.flagBit('PG_reserved');
   const offRef = types.offsetOf('page', '_refcount');
   const offMapping = types.offsetOf('page', 'mapping');
   const offMapcount = types.offsetOf('page', '_mapcount');
-  const buddy = Number(prog.info.numbers.get('PAGE_BUDDY_MAPCOUNT_VALUE') ?? -129n);
   const counts = new Map<bigint, number>();
   let unaccounted = 0;
   const walk = forEachStructPage(prog, maxPfn(prog, syms), (pfn, dv, o) => {
     const flags = dv.getBigUint64(o, true);
     const has = (k: number) => k >= 0 && ((flags >> BigInt(k)) & 1n) === 1n;
-    if (has(PG_slab) || has(PG_lru) || has(PG_reserved)) return;
+    const pageType = dv.getUint32(o + offMapcount, true);
+    if (kinds.isSlab(flags, pageType) || has(PG_lru) || has(PG_reserved)) return;
     if ((dv.getBigUint64(o + 8, true) & 1n) === 1n) return; // compound tail
     if (dv.getInt32(o + offRef, true) <= 0) return;
-    if (dv.getInt32(o + offMapcount, true) === buddy) return;
+    if (kinds.isBuddy(pageType)) return;
     if (dv.getBigUint64(o + offMapping, true) !== 0n) return;
     unaccounted++;
     const head = prog.read(pfnToVirt(prog, pfn), 8);
