@@ -5,6 +5,14 @@
  * Call sites are `%pS` (`fn+0x24/0x140 [mod]`) since 5.x, raw hex before (resolved through kallsyms).
  * With options/stacktrace a `<stack trace>` entry with ` => frame` lines follows an event; trace_pipe may
  * put another CPU's event in between, so stacks attach to the last event of the same CPU and pid.
+ * Other producers of the same events, read as well:
+ * - options/fields (print_event_fields, 6.x): `ptr=0xffff9e0e8571e000 (-107689771147264)`,
+ *   `bytes_alloc=0x1000 (4096)`, `accounted=(0)`: raw pointers even where %p hashes;
+ * - kernels before 4.15 print a NULL %p as `(null)` (padded: `ptr=          (null)`): kfree(NULL);
+ * - `trace-cmd report` (its `version = 6`, `cpus=2`, `CPU 0 is empty` preamble; the kmem plugin's
+ *   `(func+0x2f)` before the fields);
+ * - `perf script` of kmem:* tracepoints: `comm  pid [cpu] secs: kmem:kmalloc: fields`, with `-g`
+ *   followed by `\tADDR sym+off (dso)` frames.
  */
 import { MemleakError } from '../errors.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
@@ -43,6 +51,12 @@ export interface TraceStats {
   badLines: number;
   firstBadLine: number | null;
   firstBadText: string | null;
+  /** kfree/kmem_cache_free of NULL (`ptr=(null)` before 4.15, `ptr=0000000000000000` after): no object. */
+  nullFrees: number;
+  /** Allocations that returned NULL (failed): nothing to track. */
+  nullAllocs: number;
+  /** Which text layout the trace is in (the first event line decides). */
+  producer: 'ftrace' | 'trace-cmd' | 'perf';
   stacks: number;
   orphanStacks: number;
   firstTs: number | null;
@@ -58,7 +72,18 @@ export interface ParsedTrace {
 }
 
 const HEAD = /^\s*(.*?)-(\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(\d+)\]\s+(?:(\S{4,5})\s+)?(\d+\.\d+):\s+(<stack trace>|<user stack trace>|\w+):?\s?(.*)$/;
+/** perf script: `comm pid[/tid] [cpu] secs: [period] system:event: fields`; comm may hold spaces. */
+const PERF_HEAD = /^\s*(.*?)\s+(\d+)(?:\/(\d+))?\s+\[(\d+)\]\s+(\d+\.\d+):\s+(?:\d+\s+)?(\w+):(\w+):\s?(.*)$/;
+/** perf script -g frame: `\t ffffffff811a2458 __kmalloc+0x1f8 ([kernel.kallsyms])`. */
+const PERF_FRAME = /^\s+([0-9a-f]+)\s+(\S+?)(?:\s+\(.*\))?$/;
+/** trace-cmd report's preamble and per-CPU notes. */
+const TRACE_CMD_META = /^(version = \d+|cpus=\d+|CPU \d+ is empty|trace-cmd: .*|\s*buffer: .*|\s*instance: .*)$/;
+const LOST = /^CPU:\s?(\d+) \[(?:LOST (\d+) EVENTS|(\d+) EVENTS DROPPED)\]/;
 const FIELD = /(?:^|\s)([a-z_]+)=/g;
+/** options/fields prints every number as `0x1000 (4096)`, a pointer as `0xffff... (-1076...)`, a bool as `(0)`. */
+const FIELDS_VALUE = /^(\S*?)\s*\((-?\d+)\)$/;
+const NULL_PTR = /^\(null\)$/;
+const HEX_PTR = /^(?:0x)?([0-9a-f]{1,16})$/;
 
 function parseFields(s: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -67,33 +92,53 @@ function parseFields(s: string): Map<string, string> {
   let m: RegExpExecArray | null;
   while ((m = FIELD.exec(s)) !== null) keys.push({ k: m[1], start: m.index, end: m.index + m[0].length });
   for (let i = 0; i < keys.length; i++) {
-    const v = s.slice(keys[i].end, i + 1 < keys.length ? keys[i + 1].start : s.length).trim();
+    let v = s.slice(keys[i].end, i + 1 < keys.length ? keys[i + 1].start : s.length).trim();
+    const f = FIELDS_VALUE.exec(v);
+    if (f) v = f[1] === '' ? f[2] : f[1];
     out.set(keys[i].k, v);
   }
   return out;
+}
+
+/** A decimal or 0x-hex count; null when it is neither (then the line is unreadable, never 0). */
+function count(v: string | undefined, dflt: number | null): number | null {
+  if (v === undefined) return dflt;
+  if (/^\d{1,15}$/.test(v)) return Number(v);
+  if (/^0x[0-9a-f]{1,13}$/i.test(v)) return Number(v);
+  return null;
 }
 
 const ALLOC_EVENTS = new Set(['kmalloc', 'kmalloc_node', 'kmem_cache_alloc', 'kmem_cache_alloc_node']);
 const FREE_EVENTS = new Set(['kfree', 'kmem_cache_free']);
 
 export function looksLikeTrace(text: string): boolean {
-  for (const line of text.split('\n', 50)) {
-    if (line.startsWith('#') || line.trim() === '') continue;
-    return HEAD.test(line) || /^CPU:\d+ \[LOST \d+ EVENTS\]/.test(line);
+  for (const line of text.slice(0, 1 << 16).split('\n', 50)) {
+    if (line.startsWith('#') || line.trim() === '' || TRACE_CMD_META.test(line)) continue;
+    return HEAD.test(line) || PERF_HEAD.test(line) || LOST.test(line);
   }
   return false;
 }
+
+/** Lines longer than this are no trace line (a binary file, a joined log); they are not regex-matched. */
+const MAX_LINE = 8192;
 
 export function parseFtrace(text: string, file: string, ks: Kallsyms | null = null): ParsedTrace {
   const events: TraceEvent[] = [];
   const stats: TraceStats = {
     lines: 0, events: 0, byEvent: {}, lostEvents: 0, lostMarkers: 0, badLines: 0, firstBadLine: null, firstBadText: null,
+    nullFrees: 0, nullAllocs: 0, producer: 'ftrace',
     stacks: 0, orphanStacks: 0, firstTs: null, lastTs: null, callSiteFormat: 'none', markers: [],
   };
   const lastByCpu = new Map<number, TraceEvent>();
   let pendingStack: { cpu: number; pid: number; target: TraceEvent | null; frames: string[] } | null = null;
   let symbolic = 0;
   let hexSites = 0;
+  /** Alloc events whose pointer has at most 8 hex digits: a 32-bit kernel's (hashed or not). */
+  let narrowPtrs = 0;
+  let widePtrs = 0;
+  let firstNarrow: string | null = null;
+  let sawProducer = false;
+  let sawTraceCmdMeta = false;
   const resolved = new Map<string, string>();
   const bad = (lineNo: number, l: string) => {
     stats.badLines++;
@@ -101,6 +146,13 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
       stats.firstBadLine = lineNo;
       stats.firstBadText = l.slice(0, 120);
     }
+  };
+  /** kfree(NULL) and failed allocations are events (counted by type) but follow no object. */
+  const countNull = (kind: 'alloc' | 'free', ev: string) => {
+    if (kind === 'free') stats.nullFrees++;
+    else stats.nullAllocs++;
+    stats.byEvent[ev] = (stats.byEvent[ev] ?? 0) + 1;
+    stats.events++;
   };
   const flushStack = () => {
     if (pendingStack) {
@@ -114,34 +166,73 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
   while (pos < text.length) {
     let end = text.indexOf('\n', pos);
     if (end < 0) end = text.length;
-    const l = text.slice(pos, end);
+    let l = text.slice(pos, end);
     pos = end + 1;
     lineNo++;
     stats.lines++;
+    if (l.endsWith('\r')) l = l.slice(0, -1);
     if (l.length === 0 || l[0] === '#') continue;
+    if (l.length > MAX_LINE) {
+      bad(lineNo, l);
+      continue;
+    }
     if (l.startsWith(' => ')) {
       if (pendingStack) pendingStack.frames.push(l.slice(4).trim());
       else bad(lineNo, l);
       continue;
     }
+    if (stats.producer === 'perf' && pendingStack && (l[0] === '\t' || l[0] === ' ')) {
+      // perf script -g: the frames of the event just read, innermost first.
+      const f = PERF_FRAME.exec(l);
+      if (f) {
+        pendingStack.frames.push(f[2] === '[unknown]' ? f[1] : f[2]);
+        continue;
+      }
+    }
     flushStack();
-    const lost = /^CPU:(\d+) \[LOST (\d+) EVENTS\]/.exec(l);
+    if (l.trim() === '') continue;
+    if (TRACE_CMD_META.test(l)) {
+      sawTraceCmdMeta = true;
+      continue;
+    }
+    const lost = LOST.exec(l);
     if (lost) {
-      stats.lostEvents += Number(lost[2]);
+      stats.lostEvents += Number(lost[2] ?? lost[3]);
       stats.lostMarkers++;
       continue;
     }
+    let comm: string;
+    let pid: number;
+    let cpu: number;
+    let tsText: string;
+    let ev: string;
+    let body: string;
     const m = HEAD.exec(l);
-    if (!m) {
+    if (m) {
+      [, comm, , , , tsText, ev, body] = m;
+      pid = Number(m[2]);
+      cpu = Number(m[3]);
+      if (!sawProducer) stats.producer = sawTraceCmdMeta || /^\s*\([^)]*\)\s/.test(body) ? 'trace-cmd' : 'ftrace';
+    } else {
+      const p = PERF_HEAD.exec(l);
+      if (!p) {
+        bad(lineNo, l);
+        continue;
+      }
+      comm = p[1];
+      pid = Number(p[3] ?? p[2]);
+      cpu = Number(p[4]);
+      tsText = p[5];
+      ev = p[7];
+      body = p[8];
+      if (!sawProducer) stats.producer = 'perf';
+    }
+    sawProducer = true;
+    const ts = Number(tsText);
+    if (!Number.isFinite(ts)) {
       bad(lineNo, l);
       continue;
     }
-    const comm = m[1];
-    const pid = Number(m[2]);
-    const cpu = Number(m[3]);
-    const ts = Number(m[5]);
-    const ev = m[6];
-    const body = m[7];
     if (stats.firstTs === null) stats.firstTs = ts;
     stats.lastTs = ts;
     if (ev === '<user stack trace>') continue;
@@ -165,8 +256,35 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
       continue;
     }
     const f = parseFields(body);
-    const ptr = kind === 'alloc' || kind === 'free' ? f.get('ptr') : f.get('page');
-    if (ptr === undefined || !/^(0x)?[0-9a-f]+$/.test(ptr)) {
+    const ptrText = kind === 'alloc' || kind === 'free' ? f.get('ptr') : f.get('page');
+    if (ptrText !== undefined && NULL_PTR.test(ptrText)) {
+      // Before 4.15 %p printed NULL as "(null)": kfree(NULL) is legal and frees nothing.
+      if (kind === 'page_alloc' || kind === 'page_free') bad(lineNo, l);
+      else countNull(kind, ev);
+      continue;
+    }
+    const pm = ptrText === undefined ? null : HEX_PTR.exec(ptrText);
+    if (pm === null) {
+      bad(lineNo, l);
+      continue;
+    }
+    const ptrHex = pm[1];
+    if (/^0+$/.test(ptrHex) && (kind === 'free' || kind === 'alloc')) {
+      countNull(kind, ev);
+      continue;
+    }
+    if (kind === 'alloc') {
+      if (ptrHex.length <= 8) {
+        narrowPtrs++;
+        firstNarrow ??= ptrText!;
+      } else widePtrs++;
+    }
+    const bytesReq = count(f.get('bytes_req'), 0);
+    const bytesAlloc = count(f.get('bytes_alloc'), 0);
+    const order = count(f.get('order'), 0);
+    const pfn = count(f.get('pfn'), null);
+    const migratetype = f.has('migratetype') ? count(f.get('migratetype'), null) : -1;
+    if (bytesReq === null || bytesAlloc === null || order === null || order > 30 || migratetype === null || (f.has('pfn') && pfn === null)) {
       bad(lineNo, l);
       continue;
     }
@@ -184,6 +302,7 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
         callSite = r;
       } else symbolic++;
     }
+    const acc = f.get('accounted');
     const e: TraceEvent = {
       kind,
       event: ev,
@@ -191,16 +310,16 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
       pid,
       cpu,
       ts,
-      ptr: ptr.replace(/^0x/, '').padStart(16, '0'),
+      ptr: ptrHex.padStart(16, '0'),
       callSite,
-      bytesReq: Number(f.get('bytes_req') ?? 0),
-      bytesAlloc: Number(f.get('bytes_alloc') ?? 0),
+      bytesReq,
+      bytesAlloc,
       cacheName: f.get('name') ?? null,
       gfp: f.get('gfp_flags') ?? null,
-      accounted: f.has('accounted') ? f.get('accounted') === 'true' : null,
-      pfn: f.has('pfn') ? Number(f.get('pfn')) : null,
-      order: Number(f.get('order') ?? 0),
-      migratetype: f.has('migratetype') ? Number(f.get('migratetype')) : null,
+      accounted: acc === undefined ? null : acc === 'true' || acc === '1',
+      pfn,
+      order,
+      migratetype: migratetype === -1 ? null : migratetype,
       stack: null,
       line: lineNo,
     };
@@ -208,15 +327,54 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
     stats.events++;
     events.push(e);
     lastByCpu.set(cpu, e);
+    if (stats.producer === 'perf') pendingStack = { cpu, pid, target: e, frames: [] };
   }
   flushStack();
   stats.callSiteFormat = symbolic && hexSites ? 'mixed' : symbolic ? 'symbolic' : hexSites ? 'hex' : 'none';
-  if (stats.events === 0 && stats.badLines > 0) {
-    throw new MemleakError('E_FORMAT', `no kmem trace events; first unreadable line: ${JSON.stringify(stats.firstBadText)}`, { file, line: stats.firstBadLine ?? undefined });
+  if (narrowPtrs > 0 && narrowPtrs >= widePtrs) {
+    throw new MemleakError(
+      'E_TRACE',
+      `the trace is from a 32-bit kernel (ptr=${firstNarrow}: ${narrowPtrs} allocations with 32-bit pointers): 32-bit kernels are not supported, only x86_64`,
+      { file },
+    );
   }
+  if (events.length === 0) throw noEvents(stats, file);
   checkPointersNotHashed(events, file);
   if (ks !== null) expectTraceMatchesKallsyms(events, hexSites > 0 && [...resolved.values()].every((r) => r.startsWith('0x')), ks, file);
   return { file, events, stats };
+}
+
+/** Why a trace gives nothing to analyse: empty, unreadable, or events of other kinds only. */
+function noEvents(stats: TraceStats, file: string): MemleakError {
+  const others = Object.entries(stats.byEvent).filter(([k]) => !ALLOC_EVENTS.has(k) && !FREE_EVENTS.has(k)).sort((a, b) => b[1] - a[1]);
+  const enable = 'enable kmem:kmalloc, kmem:kfree, kmem:kmem_cache_alloc and kmem:kmem_cache_free (or mm_page_alloc/mm_page_free for pages)';
+  if (stats.badLines > 0) {
+    const perf = /^\s*\S+\s+\d+\s+\[\d+\]\s+\d+\.\d+:/.test(stats.firstBadText ?? '');
+    return new MemleakError(
+      'E_FORMAT',
+      `no kmem trace events; first unreadable line: ${JSON.stringify(stats.firstBadText)}` +
+        (perf ? ' (perf script output is read for kmem:* tracepoints: `perf record -e kmem:kmalloc -e kmem:kfree ...` then `perf script`)' : '') +
+        '. Read are ftrace text (trace, trace_pipe, options/fields), trace-cmd report and perf script output',
+      { file, line: stats.firstBadLine ?? undefined },
+    );
+  }
+  if (others.length > 0) {
+    return new MemleakError('E_TRACE', `the trace holds no kmem events, only ${others.slice(0, 3).map(([k, n]) => `${n} ${k}`).join(', ')}: ${enable}`, { file });
+  }
+  if (stats.nullFrees + stats.nullAllocs > 0) {
+    return new MemleakError('E_TRACE', `the trace holds only frees of NULL (${stats.nullFrees}) and failed allocations (${stats.nullAllocs}): no object to follow`, { file });
+  }
+  return new MemleakError('E_TRACE', `the trace holds no events (${stats.lines} lines, empty or comments only): ${enable} and copy trace or trace_pipe while the leak runs`, { file });
+}
+
+/** What the user should know about a trace that was read (both the slab and the page analyses say it). */
+export function traceWarnings(t: ParsedTrace): string[] {
+  const w: string[] = [];
+  const s = t.stats;
+  if (s.badLines) w.push(`${t.file}: ${s.badLines} lines could not be read and were skipped (first: line ${s.firstBadLine}: ${JSON.stringify(s.firstBadText)})`);
+  if (s.lostEvents || s.lostMarkers) w.push(`${t.file}: the kernel lost ${s.lostEvents} events (${s.lostMarkers} [LOST] markers): unfreed counts may include allocations whose free was lost`);
+  if (s.nullAllocs) w.push(`${t.file}: ${s.nullAllocs} allocations returned NULL (failed) and were skipped`);
+  return w;
 }
 
 /**
@@ -257,7 +415,7 @@ function checkPointersNotHashed(events: TraceEvent[], file: string): void {
   if (slab > 0 && hashed / slab > 0.5) {
     throw new MemleakError(
       'E_TRACE',
-      `the trace's pointers are hashed (ptr=${events.find((e) => e.kind === 'alloc' && e.ptr.startsWith('00000000'))?.ptr}): they cannot be matched to memory. Boot with no_hash_pointers, or use live mode, which reads the raw ring buffer`,
+      `the trace's pointers are hashed (ptr=${events.find((e) => e.kind === 'alloc' && e.ptr.startsWith('00000000'))?.ptr}): they cannot be matched to memory. Boot with no_hash_pointers, or record with \`echo 1 > options/fields\` (6.2+: fields print raw pointers as ptr=0xffff... (-...)), or use live mode, which reads the raw ring buffer`,
       { file },
     );
   }
