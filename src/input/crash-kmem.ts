@@ -33,9 +33,19 @@ export interface KmemReport {
   /** Smallest distance between listed objects: the real stride (s->size) when OBJSIZE is object_size. */
   stride: number | null;
   fullSlabsTracked: boolean;
+  /** crash's own complaints about corrupted slabs (`kmem: CACHE: slab: ADDR invalid freepointer: V`), skipped. */
+  crashWarnings: { count: number; first: string | null; firstLine: number | null };
 }
 
 const CACHE_HEADER = /^CACHE\s+/;
+/** crash's error(INFO, ...) lines, printed between the slab lines when it meets a corrupted slab. */
+const CRASH_MESSAGE = /^(kmem: |WARNING: |crash: )/;
+/** A 32-bit kernel's cache row, slab or object line: addresses of 8 hex digits where x86_64 has 16. */
+const NARROW_ADDRESS = /^\[?[0-9a-f]{8}\]?(\s|$)/;
+
+function thirtyTwoBit(file: string, line: number, t: string): MemleakError {
+  return new MemleakError('E_FORMAT', `32-bit addresses (${JSON.stringify(t.slice(0, 40))}): this is crash output of a 32-bit kernel; 32-bit kernels are not supported, only x86_64`, { file, line });
+}
 
 export function looksLikeKmem(text: string): boolean {
   const first = text.split('\n', 5).find((l) => l.trim() !== '' && !l.startsWith('crash>'));
@@ -51,22 +61,40 @@ export function parseCrashKmem(text: string, file: string): KmemReport {
   let inSlabHeader = false;
   let fullSlabsTracked = true;
   let sawHeader = false;
+  const crashWarnings: KmemReport['crashWarnings'] = { count: 0, first: null, firstLine: null };
+  // crash ends every line with a newline: a last line without one was cut while being written.
+  const cut = text.length > 0 && !text.endsWith('\n');
   for (let i = 0; i < lines.length; i++) {
     const lineNo = i + 1;
     const line = lines[i].replace(/\r$/, '');
     const t = line.trim();
     if (t === '' || line.startsWith('crash>')) continue;
+    if (CRASH_MESSAGE.test(t)) {
+      crashWarnings.count++;
+      if (crashWarnings.first === null) {
+        crashWarnings.first = t.slice(0, 120);
+        crashWarnings.firstLine = lineNo;
+      }
+      continue;
+    }
     if (CACHE_HEADER.test(line) && /OBJSIZE/.test(line)) {
       columns = t.split(/\s+/);
+      if (!['CACHE', 'OBJSIZE', 'ALLOCATED', 'TOTAL', 'SLABS', 'SSIZE', 'NAME'].every((c) => columns!.includes(c))) {
+        throw new MemleakError('E_FORMAT', `the kmem header ${JSON.stringify(t.slice(0, 80))} lacks one of CACHE OBJSIZE ALLOCATED TOTAL SLABS SSIZE NAME: cut or not crash kmem -s/-S output`, { file, line: lineNo });
+      }
       sawHeader = true;
       continue;
     }
+    if (columns && NARROW_ADDRESS.test(t)) throw thirtyTwoBit(file, lineNo, t);
     if (columns && /^[0-9a-f]{16}\s/.test(line) && !inSlabHeader) {
       const f = t.split(/\s+/);
+      if (cut && i === lines.length - 1 && caches.length === 0) {
+        throw new MemleakError('E_FORMAT', `the file ends inside the cache table (${JSON.stringify(t.slice(0, 80))} has no newline): truncated`, { file, line: lineNo });
+      }
       if (f.length === columns.length) {
         const get = (name: string) => f[columns!.indexOf(name)];
         const num = (name: string) => {
-          const v = Number(get(name));
+          const v = /^\d{1,12}$/.test(get(name)) ? Number(get(name)) : NaN;
           if (!Number.isFinite(v)) throw new MemleakError('E_FORMAT', `kmem ${name} is not a number: ${get(name)}`, { file, line: lineNo });
           return v;
         };
@@ -91,7 +119,7 @@ export function parseCrashKmem(text: string, file: string): KmemReport {
     }
     if (inSlabHeader) {
       const f = t.split(/\s+/);
-      if (f.length === 6 && /^[0-9a-f]{16}$/.test(f[0])) {
+      if (f.length === 6 && /^[0-9a-f]{16}$/.test(f[0]) && /^[0-9a-f]{16}$/.test(f[1]) && f.slice(3).every((x) => /^\d{1,9}$/.test(x))) {
         slabs.push({
           slabStruct: BigInt('0x' + f[0]),
           memory: BigInt('0x' + f[1]),
@@ -119,9 +147,12 @@ export function parseCrashKmem(text: string, file: string): KmemReport {
     }
     // Section titles (CPU 0 SLAB:, NODE 0 FULL:, FREE / [ALLOCATED], (empty), KMEM_CACHE_CPU rows).
     if (/^(CPU \d+|NODE \d+|KMEM_CACHE_NODE|FREE \/ \[ALLOCATED\]|\(empty\))/.test(t) || /^[0-9a-f]{16}(\s+\d+)*$/.test(t)) continue;
+    if (NARROW_ADDRESS.test(t)) throw thirtyTwoBit(file, lineNo, t);
+    if (cut && i === lines.length - 1) throw new MemleakError('E_FORMAT', `the file ends inside a line (${JSON.stringify(t.slice(0, 60))}, no newline): truncated`, { file, line: lineNo });
     throw new MemleakError('E_FORMAT', `unexpected line in crash kmem output: ${JSON.stringify(t.slice(0, 60))}`, { file, line: lineNo });
   }
   if (!sawHeader || caches.length === 0) {
+    if (sawHeader && cut) throw new MemleakError('E_FORMAT', 'the file ends inside the cache table: truncated', { file, line: lines.length });
     throw new MemleakError('E_FORMAT', 'no "CACHE ... OBJSIZE ... NAME" table: not crash kmem -s/-S output', { file });
   }
   let stride: number | null = null;
@@ -130,5 +161,5 @@ export function parseCrashKmem(text: string, file: string): KmemReport {
     const d = Number(addrs[i] - addrs[i - 1]);
     if (d > 0 && (stride === null || d < stride)) stride = d;
   }
-  return { caches, slabs, objects, stride, fullSlabsTracked };
+  return { caches, slabs, objects, stride, fullSlabsTracked, crashWarnings };
 }

@@ -61,8 +61,14 @@ export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdP
     if (line.trim() === '' || line.startsWith('crash>')) continue;
     const m = LINE.exec(line);
     if (!m) throw new MemleakError('E_FORMAT', `not a crash rd line: ${JSON.stringify(line.slice(0, 60))}`, { file, line: lineNo });
+    // crash pads addresses to the word size: 8 digits is a 32-bit kernel (x86_64 prints 16).
+    if (m[1].length <= 8) {
+      throw new MemleakError('E_FORMAT', `address ${m[1]} has ${m[1].length} hex digits: this is crash rd output of a 32-bit kernel; 32-bit kernels are not supported, only x86_64`, { file, line: lineNo });
+    }
     const addr = BigInt('0x' + m[1]);
-    if (addr & 7n) throw new MemleakError('E_FORMAT', `rd address ${m[1]} is not 8-byte aligned (use rd -64)`, { file, line: lineNo });
+    if (addr & 7n) {
+      throw new MemleakError('E_FORMAT', `rd address ${m[1]} is not 8-byte aligned: crash rd -64 of an aligned address prints aligned lines, so this line was edited or damaged (or the dump started at an unaligned address: dump the pages again from the slab's page address)`, { file, line: lineNo });
+    }
     const rest = m[2].replace(/^ /, '');
     const { words, ascii } = splitWords(rest);
     if (words.length === 0 || words[0] === '') throw new MemleakError('E_FORMAT', 'rd line has no words (truncated?)', { file, line: lineNo });

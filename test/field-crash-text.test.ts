@@ -1,0 +1,69 @@
+/**
+ * crash text as people publish it (issue 11): kmem -S of corrupted slabs with crash's own warnings in
+ * between, files cut while being written, 32-bit kernels, unaligned rd lines.
+ */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { parseCrashKmem } from '../src/input/crash-kmem.js';
+import { parseCrashRd } from '../src/input/crash-rd.js';
+import { SparseMemory } from '../src/memory.js';
+import { errorOf, sample } from './helpers.js';
+
+const KMEM = readFileSync(sample('demo-kmalloc64/crash/kmem_S_kmalloc-64.txt'), 'utf8');
+
+describe('crash kmem -S', () => {
+  it('skips, counts and names crash\'s own warnings about corrupted slabs', () => {
+    const lines = KMEM.split('\n');
+    const warn = (slab: string) => `kmem: kmalloc-64: slab: ${slab} invalid freepointer: a6086ac099f0c5a4`;
+    lines.splice(7, 0, warn('fffffb6ec00f4040'));
+    lines.splice(20, 0, warn('fffffb6ec00f4040'), 'kmem: kmalloc-64: partial list slab: fffffb6ec00f4080 invalid page.inuse: -1');
+    const k = parseCrashKmem(lines.join('\n'), 'corrupt.txt');
+    const clean = parseCrashKmem(KMEM, 'clean.txt');
+    expect(k.crashWarnings).toEqual({ count: 3, first: warn('fffffb6ec00f4040'), firstLine: 8 });
+    expect(k.objects.size).toBe(clean.objects.size);
+    expect(k.slabs).toEqual(clean.slabs);
+    expect(clean.crashWarnings.count).toBe(0);
+  });
+
+  it('a file cut inside its cache table is truncated, not a cache called "kmall"', () => {
+    for (const cut of [KMEM.indexOf('kmalloc-64') + 5, KMEM.indexOf('NAME') + 2, KMEM.indexOf('ALLOC') + 3]) {
+      const e = errorOf(() => parseCrashKmem(KMEM.slice(0, cut), 'cut.txt'));
+      expect(e.code).toBe('E_FORMAT');
+      expect(e.message).toMatch(/truncated|cut or not crash kmem/);
+    }
+    // Cut inside a later line: named as truncated at that line.
+    const at = KMEM.indexOf('ffff8eadc3d01100');
+    const e = errorOf(() => parseCrashKmem(KMEM.slice(0, at + 6), 'cut2.txt'));
+    expect(e.message).toMatch(/ends inside a line.*truncated/);
+    expect(e.context.line).toBe(KMEM.slice(0, at).split('\n').length);
+  });
+
+  it('32-bit crash output says 32-bit kernels are not supported', () => {
+    const text = [
+      'CACHE    OBJSIZE  ALLOCATED     TOTAL  SLABS  SSIZE  NAME',
+      'f5c01e00      64       2920      3072     48     4k  kmalloc-64',
+      'CPU 0 SLAB:',
+      '  SLAB      MEMORY    NODE  TOTAL  ALLOCATED  FREE',
+      '  f7e7a560  f3d2b000     0     64         30    34',
+      '  FREE / [ALLOCATED]',
+      '  [f3d2b000]',
+    ].join('\n') + '\n';
+    const e = errorOf(() => parseCrashKmem(text, 'i386-kmem.txt'));
+    expect(e.message).toMatch(/32-bit kernels are not supported/);
+    expect(e.context.line).toBe(2);
+  });
+});
+
+describe('crash rd', () => {
+  it('32-bit rd output says 32-bit kernels are not supported', () => {
+    const e = errorOf(() => parseCrashRd('c147dd20:  00000000 c1234567 f3d2b040 00000001   ....gE#.@.......\n', 'i386-rd.txt', new SparseMemory('x')));
+    expect(e.message).toMatch(/32-bit kernels are not supported/);
+  });
+
+  it('an unaligned address is a damaged line, not advice to use rd -64', () => {
+    const e = errorOf(() => parseCrashRd('ffff8eadc3d02004:  6d656d64656d6f31 ffffffffc0614b60   1omedmem`Ka.....\n', 'u.txt', new SparseMemory('x')));
+    expect(e.message).toMatch(/not 8-byte aligned.*edited or damaged/);
+    expect(e.message).not.toMatch(/use rd -64\)/);
+    expect(e.context.line).toBe(1);
+  });
+});
