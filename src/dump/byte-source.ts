@@ -46,6 +46,13 @@ export class FileSource implements ByteSource {
   }
 
   read(offset: number, len: number): Uint8Array {
+    // Check before allocating: a length from a damaged header may be gigabytes.
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || len < 0 || offset < 0 || offset + len > this.size) {
+      throw new MemleakError('E_FORMAT', `needs ${len} bytes at offset ${offset} but the file ends at ${this.size}: truncated or a damaged size field`, {
+        file: this.path,
+        offset: Number.isSafeInteger(offset) && offset >= 0 ? offset : 0,
+      });
+    }
     const out = new Uint8Array(len);
     this.readInto(out, offset);
     return out;
@@ -53,7 +60,7 @@ export class FileSource implements ByteSource {
 
   /** Fills `out` from `offset`; short reads are a truncated file. */
   readInto(out: Uint8Array, offset: number): void {
-    if (offset < 0 || offset + out.length > this.size) {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + out.length > this.size) {
       throw new MemleakError('E_FORMAT', `needs ${out.length} bytes at offset ${offset} but the file ends at ${this.size}: truncated`, {
         file: this.path,
         offset,
@@ -88,10 +95,10 @@ export class BufferSource implements ByteSource {
     this.size = bytes.length;
   }
   read(offset: number, len: number): Uint8Array {
-    if (offset < 0 || offset + len > this.size) {
-      throw new MemleakError('E_FORMAT', `needs ${len} bytes at offset ${offset} but the file ends at ${this.size}: truncated`, {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || len < 0 || offset < 0 || offset + len > this.size) {
+      throw new MemleakError('E_FORMAT', `needs ${len} bytes at offset ${offset} but the file ends at ${this.size}: truncated or a damaged size field`, {
         file: this.path,
-        offset,
+        offset: Number.isSafeInteger(offset) && offset >= 0 ? offset : 0,
       });
     }
     return this.bytes.slice(offset, offset + len);
@@ -172,10 +179,10 @@ export class FlattenedSource implements ByteSource {
 
   /** Logical [offset, offset+len); holes between records read as zeros, as in the rebuilt file. */
   read(offset: number, len: number): Uint8Array {
-    if (offset < 0 || offset + len > this.size) {
-      throw new MemleakError('E_FORMAT', `needs ${len} bytes at logical offset ${offset} but the dump ends at ${this.size}: truncated`, {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || len < 0 || offset < 0 || offset + len > this.size) {
+      throw new MemleakError('E_FORMAT', `needs ${len} bytes at logical offset ${offset} but the dump ends at ${this.size}: truncated or a damaged size field`, {
         file: this.path,
-        offset,
+        offset: Number.isSafeInteger(offset) && offset >= 0 ? offset : 0,
       });
     }
     const out = new Uint8Array(len);

@@ -47,3 +47,15 @@ export interface Dump {
 export function newStats(): DumpStats {
   return { excludedPages: 0, corruptPages: 0, firstCorrupt: null };
 }
+
+/** The kernel writes at most a page of VMCOREINFO (VMCOREINFO_BYTES); more is a damaged size field. */
+export const MAX_VMCOREINFO = 1 << 20;
+
+/**
+ * VMCOREINFO note bytes -> text: a C string, so it ends at the first NUL. Linear whatever follows (a
+ * regex strip of trailing NULs costs the square of a NUL run that is followed by other bytes).
+ */
+export function vmcoreinfoText(desc: Uint8Array): string {
+  const z = desc.indexOf(0);
+  return new TextDecoder().decode(z < 0 ? desc : desc.subarray(0, z));
+}

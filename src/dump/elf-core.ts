@@ -6,7 +6,7 @@
  */
 import { MemleakError } from '../errors.js';
 import type { ByteSource } from './byte-source.js';
-import { newStats, type Dump, type PhysicalMemory, type VirtualSegments } from './dump.js';
+import { MAX_VMCOREINFO, newStats, vmcoreinfoText, type Dump, type PhysicalMemory, type VirtualSegments } from './dump.js';
 
 const PT_LOAD = 1;
 const PT_NOTE = 4;
@@ -67,16 +67,23 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
   if (type !== ET_CORE) fail(src, 16, `ELF type ${type} is not ET_CORE (4): this is not a core dump`);
   const machine = dv.getUint16(18, true);
   if (machine !== EM_X86_64) fail(src, 18, `ELF machine ${machine} is not x86_64 (62)`);
-  const phoff = Number(dv.getBigUint64(32, true));
+  const phoffBig = dv.getBigUint64(32, true);
   const phentsize = dv.getUint16(54, true);
   let phnum = dv.getUint16(56, true);
+  if (phentsize !== 56) fail(src, 54, `ELF program header size ${phentsize} is not 56`);
   if (phnum === 0xffff) {
     // PN_XNUM: the real count is in section header 0's sh_info (large QEMU dumps).
-    const shoff = Number(dv.getBigUint64(40, true));
-    const sh0 = new DataView(src.read(shoff, 64).buffer);
+    const shoff = dv.getBigUint64(40, true);
+    if (shoff === 0n || shoff + 64n > BigInt(src.size)) fail(src, 40, `e_phnum is PN_XNUM but section header 0 (e_shoff ${shoff}) is not in the file (${src.size} bytes)`);
+    const sh0 = new DataView(src.read(Number(shoff), 64).buffer);
     phnum = sh0.getUint32(44, true);
+    if (phnum < 0xffff) fail(src, Number(shoff) + 44, `e_phnum is PN_XNUM but section 0's sh_info gives ${phnum} program headers (PN_XNUM is only for 65535 or more)`);
   }
-  if (phentsize !== 56) fail(src, 54, `ELF program header size ${phentsize} is not 56`);
+  // Bounds before any allocation: phnum * 56 bytes from e_phoff must lie in the file.
+  if (phoffBig + BigInt(phnum) * 56n > BigInt(src.size)) {
+    fail(src, 32, `${phnum} program headers at e_phoff ${phoffBig} run past the end of the file (${src.size} bytes): truncated or damaged header`);
+  }
+  const phoff = Number(phoffBig);
   const ph = src.read(phoff, phnum * phentsize);
   const pdv = new DataView(ph.buffer);
   const loads: Segment[] = [];
@@ -85,15 +92,30 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
   for (let i = 0; i < phnum; i++) {
     const o = i * phentsize;
     const ptype = pdv.getUint32(o, true);
-    const fileOff = Number(pdv.getBigUint64(o + 8, true));
+    const fileOffBig = pdv.getBigUint64(o + 8, true);
     const vaddr = pdv.getBigUint64(o + 16, true);
     const paddr = pdv.getBigUint64(o + 24, true);
-    const fileSz = Number(pdv.getBigUint64(o + 32, true));
-    const memSz = Number(pdv.getBigUint64(o + 40, true));
+    const fileSzBig = pdv.getBigUint64(o + 32, true);
+    const memSzBig = pdv.getBigUint64(o + 40, true);
+    if (ptype === PT_NOTE || ptype === PT_LOAD) {
+      // 2^53 bytes is far beyond any machine: such a field is damage, and Number() would round it.
+      for (const [v, at, what] of [[fileOffBig, 8, 'p_offset'], [fileSzBig, 32, 'p_filesz'], [memSzBig, 40, 'p_memsz']] as const) {
+        if (v > BigInt(Number.MAX_SAFE_INTEGER)) fail(src, phoff + o + at, `program header ${i} ${what} ${v} is impossible: damaged header`);
+      }
+      if (ptype === PT_LOAD && paddr !== NO_PADDR && paddr + memSzBig > 1n << 52n) {
+        fail(src, phoff + o + 24, `PT_LOAD ${i} at physical ${paddr} (+${memSzBig}) lies beyond x86_64's 52-bit physical address space: damaged header`);
+      }
+    }
+    const fileOff = Number(fileOffBig);
+    const fileSz = Number(fileSzBig);
+    const memSz = Number(memSzBig);
     if (ptype === PT_NOTE) {
       if (fileOff + fileSz > src.size) fail(src, phoff + o, `PT_NOTE at ${fileOff}+${fileSz} runs past the end of the file (${src.size}): truncated`);
       for (const n of parseNotes(src.read(fileOff, fileSz), src, fileOff)) {
-        if (n.name === 'VMCOREINFO') vmcoreinfo = new TextDecoder().decode(n.desc).replace(/\0+$/, '');
+        if (n.name === 'VMCOREINFO') {
+          if (n.desc.length > MAX_VMCOREINFO) fail(src, fileOff, `VMCOREINFO note of ${n.desc.length} bytes: the kernel writes at most a page; damaged note`);
+          vmcoreinfo = vmcoreinfoText(n.desc);
+        }
         if (n.name === 'SYSAK') {
           try {
             extractInfo = JSON.parse(new TextDecoder().decode(n.desc));

@@ -8,7 +8,7 @@
 import { MemleakError } from '../errors.js';
 import type { ByteSource } from './byte-source.js';
 import { decompressLzo1x, decompressSnappy, decompressZstd, inflateZlib, type Compression } from './decompress.js';
-import { newStats, type Dump, type PhysicalMemory } from './dump.js';
+import { MAX_VMCOREINFO, newStats, vmcoreinfoText, type Dump, type PhysicalMemory } from './dump.js';
 
 export const KDUMP_SIGNATURE = 'KDUMP   ';
 const DUMP_DH_COMPRESSED_ZLIB = 0x1;
@@ -50,19 +50,24 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
   }
   const sub = new DataView(src.read(blockSize, 104).buffer);
   const physBase = sub.getBigUint64(0, true);
-  const offVmcoreinfo = Number(sub.getBigUint64(32, true));
-  const sizeVmcoreinfo = Number(sub.getBigUint64(40, true));
+  const offVmcoreinfoBig = sub.getBigUint64(32, true);
+  const sizeVmcoreinfoBig = sub.getBigUint64(40, true);
+  if (sizeVmcoreinfoBig > BigInt(MAX_VMCOREINFO)) fail(src, blockSize + 40, `kdump sub-header size_vmcoreinfo ${sizeVmcoreinfoBig}: the kernel writes at most a page; corrupt header`);
+  if (sizeVmcoreinfoBig > 0n && offVmcoreinfoBig + sizeVmcoreinfoBig > BigInt(src.size)) {
+    fail(src, blockSize + 32, `VMCOREINFO at offset ${offVmcoreinfoBig} (+${sizeVmcoreinfoBig}) lies past the end of the dump (${src.size}): truncated`);
+  }
+  const offVmcoreinfo = Number(offVmcoreinfoBig);
+  const sizeVmcoreinfo = Number(sizeVmcoreinfoBig);
   // header_version >= 6 carries 64-bit max_mapnr (makedumpfile 1.5.x, for > 16 TiB machines).
   if (headerVersion >= 6) {
     const mm64 = sub.getBigUint64(96, true);
+    // 2^40 pages is x86_64's whole 52-bit physical space.
+    if (mm64 > 1n << 40n) fail(src, blockSize + 96, `kdump sub-header max_mapnr_64 ${mm64} is beyond any x86_64 machine: corrupt header`);
     if (mm64 > 0n) maxMapnr = Number(mm64);
   }
   let vmcoreinfo: string | null = null;
   if (sizeVmcoreinfo > 0) {
-    if (offVmcoreinfo + sizeVmcoreinfo > src.size) {
-      fail(src, blockSize + 32, `VMCOREINFO at offset ${offVmcoreinfo} (+${sizeVmcoreinfo}) lies past the end of the dump: truncated`);
-    }
-    vmcoreinfo = new TextDecoder().decode(src.read(offVmcoreinfo, sizeVmcoreinfo)).replace(/\0+$/, '');
+    vmcoreinfo = vmcoreinfoText(src.read(offVmcoreinfo, sizeVmcoreinfo));
   }
 
   const bitmapOff = blockSize * (1 + subHdrSize);
@@ -107,6 +112,19 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
       fail(src, descOff + (nDumped - 1) * PAGE_DESC_SIZE, `last page's data (offset ${last.offset}, ${last.size} bytes) lies past the end of the dump (${src.size}): truncated dump`);
     }
     compressions |= first.flags | last.flags;
+    // Page data begins where the descriptor table ends (makedumpfile and QEMU write the zero page
+    // there). If the dumped bitmap lost a bit, the table really ends 24 bytes later and those bytes are
+    // one more valid descriptor: every page after the lost bit would be read from its neighbour's data.
+    if (descEnd + PAGE_DESC_SIZE <= src.size) {
+      const d = new DataView(src.read(descEnd, PAGE_DESC_SIZE).buffer);
+      const off = d.getBigInt64(0, true);
+      const size = d.getUint32(8, true);
+      const flags = d.getUint32(12, true);
+      const pageFlags = d.getBigUint64(16, true);
+      if (off > BigInt(descEnd) && off < BigInt(src.size) && size > 0 && size <= blockSize && (flags & ~0x27) === 0 && pageFlags === 0n) {
+        fail(src, descEnd, `the dumped bitmap counts ${nDumped} pages, but another page descriptor (data at offset ${off}, ${size} bytes) follows the table where page data should begin: a bit of the dumped bitmap is cleared (corrupt bitmap)`);
+      }
+    }
   }
 
   const stats = newStats();

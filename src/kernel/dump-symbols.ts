@@ -79,8 +79,14 @@ export function kernelSymbolsFromDump(prog: Program): KallsymsRow[] {
     return o >= 0 ? BigInt(o) : relBase - 1n - BigInt(o);
   };
   const relative = (i: number) => relBase + BigInt(ov.getUint32(i * 4, true));
+  expectNamesDecode(names, tokens, prog);
   const stext = prog.vmcoreSymbol('_stext');
   const stextIdx = names.findIndex((n) => n.slice(1) === '_stext');
+  if (stext !== null && stextIdx < 0) {
+    throw new MemleakError('E_FORMAT', `the dump's kallsyms tables decode ${num} names but none is _stext (VMCOREINFO has it at ${hex(stext)}): kallsyms_names or kallsyms_token_table is damaged`, {
+      file: prog.dump.path,
+    });
+  }
   let addrOf = absPercpu;
   if (stext !== null && stextIdx >= 0) {
     if (absPercpu(stextIdx) === stext) addrOf = absPercpu;
@@ -100,6 +106,30 @@ export function kernelSymbolsFromDump(prog: Program): KallsymsRow[] {
     rows.push({ a, t, n: names[i].slice(1), m: null });
   }
   return rows;
+}
+
+/**
+ * Names decoded from damaged tables (a zeroed stretch of kallsyms_token_table gives empty tokens) are
+ * garbage: a type letter then a C identifier is what every kernel symbol is (Rust symbols too, mangled).
+ */
+function expectNamesDecode(names: string[], tokens: string[], prog: Program): void {
+  const NAME = /^[A-Za-z?][A-Za-z0-9_.$]+$/;
+  let bad = 0;
+  let firstBad: string | null = null;
+  for (const n of names) {
+    if (NAME.test(n)) continue;
+    bad++;
+    firstBad ??= n;
+  }
+  if (bad > names.length / 100) {
+    const empty = tokens.filter((t) => t === '').length;
+    throw new MemleakError(
+      'E_FORMAT',
+      `the dump's kallsyms tables decode to garbage: ${bad} of ${names.length} names are no symbol names (first ${JSON.stringify(firstBad!.slice(0, 40))})` +
+        (empty ? `; ${empty} of 256 entries of kallsyms_token_table are empty (zeroed)` : '') + ': the tables are damaged; pass --kallsyms FILE',
+      { file: prog.dump.path },
+    );
+  }
 }
 
 /** Walks `modules` and reads every module's symtab (struct mod_kallsyms). Needs BTF for struct module. */

@@ -3,6 +3,7 @@
  * (struct page), its memory at page_offset_base + N * PAGE_SIZE. Helpers named after the kernel's
  * pfn_to_page / page_to_pfn / pfn_to_virt, and the one walk over every struct page the analyses share.
  */
+import { MemleakError } from '../errors.js';
 import type { Kallsyms } from './kallsyms.js';
 import type { Program } from './program.js';
 
@@ -26,8 +27,14 @@ export function pfnToVirt(prog: Program, pfn: number): bigint {
 
 /** max_pfn from the kernel, else the dump's physical end. */
 export function maxPfn(prog: Program, syms: Kallsyms): number {
+  const dumpEnd = Math.ceil((prog.dump.phys?.physEnd ?? 0) / prog.pageSize);
   const at = syms.addressOf('max_pfn');
-  return at !== null ? Number(prog.u64(at, 'max_pfn')) : Math.floor((prog.dump.phys?.physEnd ?? 0) / prog.pageSize);
+  if (at === null) return dumpEnd;
+  const v = prog.u64(at, 'max_pfn');
+  // 2^40 pfns is x86_64's whole 52-bit physical space: more is a damaged value, not a machine.
+  if (v > 1n << 40n) throw new MemleakError('E_FORMAT', `max_pfn in the dump is ${v}: beyond any x86_64 machine (damaged memory or wrong symbols)`, { file: prog.dump.path });
+  // A page past the dump's physical end has no memory in it; walking its struct pages reads nothing.
+  return prog.dump.phys ? Math.min(Number(v), dumpEnd) : Number(v);
 }
 
 const PAGE_CHUNK = 4096; // struct pages per read (256 KiB)

@@ -143,12 +143,22 @@ export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: Sl
   const kinds = pageKinds(prog, types.btf);
   const offType = types.offsetOf('page', '_mapcount');
   const size = structPageSize(prog);
-  return forEachStructPage(prog, maxPfn(prog, ctx.syms), (pfn, dv, off) => {
-    if (kinds.slabBy !== 'unknown' && !kinds.isSlab(dv.getBigUint64(off, true), dv.getUint32(off + offType, true))) return;
+  // Head pages naming one of the caches, with and without the slab marker: a PG_slab bit (or page
+  // type) that marks none of them while many name the cache is a damaged VMCOREINFO, not an empty cache.
+  let flagged = 0;
+  let unflagged = 0;
+  const walk = forEachStructPage(prog, maxPfn(prog, ctx.syms), (pfn, dv, off) => {
+    const isSlab = kinds.slabBy === 'unknown' || kinds.isSlab(dv.getBigUint64(off, true), dv.getUint32(off + offType, true));
+    if (!isSlab && flagged > 0) return; // the marker is known to work: the plain path
     // Tail pages of a compound slab carry compound_head | 1 at offset 8; only head pages describe a slab.
     if ((dv.getBigUint64(off + 8, true) & 1n) === 1n) return;
     const cache = dv.getBigUint64(off + offCache, true);
     if (!caches.has(cache)) return;
+    if (!isSlab) {
+      unflagged++;
+      return;
+    }
+    flagged++;
     const b = new DataView(dv.buffer, dv.byteOffset + off, size);
     visit({
       page: pfnToPage(prog, pfn),
@@ -160,6 +170,15 @@ export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: Sl
       freelist: b.getBigUint64(offFreelist, true),
     });
   });
+  if (flagged === 0 && unflagged >= 8) {
+    const marker = kinds.slabBy === 'PG_slab flag' ? `VMCOREINFO NUMBER(PG_slab)=${kinds.flagBit('PG_slab')}` : `the slab page type (${kinds.slabBy})`;
+    throw new MemleakError(
+      'E_FORMAT',
+      `${marker} marks none of the ${unflagged} struct pages that name the cache as their slab_cache: the slab marker is wrong (corrupt VMCOREINFO) or the memory map is damaged`,
+      { file: prog.dump.path },
+    );
+  }
+  return walk;
 }
 
 function swab64(x: bigint): bigint {
