@@ -52,10 +52,10 @@ export function newStats(): DumpStats {
 export const MAX_VMCOREINFO = 1 << 20;
 
 /**
- * VMCOREINFO note bytes -> text: a C string, so it ends at the first NUL. Linear whatever follows (a
+ * Note bytes (VMCOREINFO, note names) -> text: a C string, so it ends at the first NUL. Linear whatever follows (a
  * regex strip of trailing NULs costs the square of a NUL run that is followed by other bytes).
  */
-export function vmcoreinfoText(desc: Uint8Array): string {
+export function cString(desc: Uint8Array): string {
   const z = desc.indexOf(0);
   return new TextDecoder().decode(z < 0 ? desc : desc.subarray(0, z));
 }

@@ -6,7 +6,7 @@
  */
 import { MemleakError } from '../errors.js';
 import type { ByteSource } from './byte-source.js';
-import { MAX_VMCOREINFO, newStats, vmcoreinfoText, type Dump, type PhysicalMemory, type VirtualSegments } from './dump.js';
+import { MAX_VMCOREINFO, newStats, cString, type Dump, type PhysicalMemory, type VirtualSegments } from './dump.js';
 
 const PT_LOAD = 1;
 const PT_NOTE = 4;
@@ -48,10 +48,11 @@ export function parseNotes(bytes: Uint8Array, src: ByteSource, baseOffset: numbe
     const type = dv.getUint32(p + 8, true);
     if (namesz === 0 && descsz === 0 && type === 0) break; // zero padding at the end of the note segment
     const nameOff = p + 12;
-    const descOff = nameOff + ((namesz + 3) & ~3);
-    const next = descOff + ((descsz + 3) & ~3);
+    // Sizes are u32: rounded up to 4 in float arithmetic (a 32-bit `& ~3` turns 2^31 negative).
+    const descOff = nameOff + Math.ceil(namesz / 4) * 4;
+    const next = descOff + Math.ceil(descsz / 4) * 4;
     if (next > bytes.length + 3) fail(src, baseOffset + p, `ELF note of ${namesz}+${descsz} bytes runs past its PT_NOTE segment`);
-    const name = new TextDecoder().decode(bytes.subarray(nameOff, nameOff + namesz)).replace(/\0+$/, '');
+    const name = cString(bytes.subarray(nameOff, nameOff + namesz));
     notes.push({ name, type, desc: bytes.subarray(descOff, Math.min(bytes.length, descOff + descsz)) });
     p = next;
   }
@@ -114,7 +115,7 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
       for (const n of parseNotes(src.read(fileOff, fileSz), src, fileOff)) {
         if (n.name === 'VMCOREINFO') {
           if (n.desc.length > MAX_VMCOREINFO) fail(src, fileOff, `VMCOREINFO note of ${n.desc.length} bytes: the kernel writes at most a page; damaged note`);
-          vmcoreinfo = vmcoreinfoText(n.desc);
+          vmcoreinfo = cString(n.desc);
         }
         if (n.name === 'SYSAK') {
           try {

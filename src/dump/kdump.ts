@@ -8,7 +8,7 @@
 import { MemleakError } from '../errors.js';
 import type { ByteSource } from './byte-source.js';
 import { decompressLzo1x, decompressSnappy, decompressZstd, inflateZlib, type Compression } from './decompress.js';
-import { MAX_VMCOREINFO, newStats, vmcoreinfoText, type Dump, type PhysicalMemory } from './dump.js';
+import { MAX_VMCOREINFO, newStats, cString, type Dump, type PhysicalMemory } from './dump.js';
 
 export const KDUMP_SIGNATURE = 'KDUMP   ';
 const DUMP_DH_COMPRESSED_ZLIB = 0x1;
@@ -67,7 +67,7 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
   }
   let vmcoreinfo: string | null = null;
   if (sizeVmcoreinfo > 0) {
-    vmcoreinfo = vmcoreinfoText(src.read(offVmcoreinfo, sizeVmcoreinfo));
+    vmcoreinfo = cString(src.read(offVmcoreinfo, sizeVmcoreinfo));
   }
 
   const bitmapOff = blockSize * (1 + subHdrSize);

@@ -11,6 +11,22 @@ const KIND = {
   RESTRICT: 11, FUNC: 12, FUNC_PROTO: 13, VAR: 14, DATASEC: 15, FLOAT: 16, DECL_TAG: 17, TYPE_TAG: 18, ENUM64: 19,
 } as const;
 
+/** Bytes that follow a type record of this kind (members, enumerators, array info), or null for an unknown kind. */
+export function trailingBytes(kind: number, vlen: number): number | null {
+  switch (kind) {
+    case KIND.INT: case KIND.VAR: case KIND.DECL_TAG: return 4;
+    case KIND.ARRAY: return 12;
+    case KIND.STRUCT: case KIND.UNION: case KIND.DATASEC: case KIND.ENUM64: return vlen * 12;
+    case KIND.ENUM: case KIND.FUNC_PROTO: return vlen * 8;
+    case KIND.PTR: case KIND.FWD: case KIND.TYPEDEF: case KIND.VOLATILE: case KIND.CONST: case KIND.RESTRICT:
+    case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: return 0;
+    default: return null;
+  }
+}
+
+/** Types nest (arrays of structs of anonymous unions) but never this deep; a cycle is damage. */
+const MAX_DEPTH = 64;
+
 interface BtfType {
   name: string;
   kind: number;
@@ -44,6 +60,7 @@ export class Btf {
       throw new MemleakError('E_FORMAT', 'not BTF: the 0xeb9f magic is missing', { file: source, offset: 0 });
     }
     const hdrLen = dv.getUint32(4, true);
+    if (hdrLen < 24 || hdrLen > 4096) throw new MemleakError('E_FORMAT', `BTF header length ${hdrLen} is impossible (24 in every kernel)`, { file: source, offset: 4 });
     const typeOff = dv.getUint32(8, true);
     const typeLen = dv.getUint32(12, true);
     const strOff = dv.getUint32(16, true);
@@ -71,16 +88,15 @@ export class Btf {
       const kind = (info >>> 24) & 0x1f;
       const vlen = info & 0xffff;
       const extra = p + 12;
-      let extraLen: number;
-      switch (kind) {
-        case KIND.INT: case KIND.VAR: case KIND.DECL_TAG: extraLen = 4; break;
-        case KIND.ARRAY: extraLen = 12; break;
-        case KIND.STRUCT: case KIND.UNION: case KIND.DATASEC: case KIND.ENUM64: extraLen = vlen * 12; break;
-        case KIND.ENUM: case KIND.FUNC_PROTO: extraLen = vlen * 8; break;
-        case KIND.PTR: case KIND.FWD: case KIND.TYPEDEF: case KIND.VOLATILE: case KIND.CONST: case KIND.RESTRICT:
-        case KIND.FUNC: case KIND.FLOAT: case KIND.TYPE_TAG: extraLen = 0; break;
-        default:
-          throw new MemleakError('E_FORMAT', `unknown BTF kind ${kind} (type ${this.types.length})`, { file: source, offset: hdrLen + typeOff + p });
+      const extraLen = trailingBytes(kind, vlen);
+      if (extraLen === null) {
+        throw new MemleakError('E_FORMAT', `unknown BTF kind ${kind} (type ${this.types.length})`, { file: source, offset: hdrLen + typeOff + p });
+      }
+      if (extra + extraLen > typeLen) {
+        throw new MemleakError('E_FORMAT', `BTF type ${this.types.length} (kind ${kind}, vlen ${vlen}) runs past the type section (${typeLen} bytes): truncated or damaged`, {
+          file: source,
+          offset: hdrLen + typeOff + p,
+        });
       }
       const name = nameOff ? str(nameOff) : '';
       const id = this.types.length;
@@ -143,7 +159,8 @@ export class Btf {
     return id;
   }
 
-  sizeOfId(id: number): number {
+  sizeOfId(id: number, depth = 0): number {
+    if (depth > MAX_DEPTH) return 0;
     id = this.resolve(id);
     const t = this.types[id];
     if (!t) return 0;
@@ -152,7 +169,7 @@ export class Btf {
       case KIND.ARRAY: {
         const elem = this.tv.getUint32(t.extra, true);
         const n = this.tv.getUint32(t.extra + 8, true);
-        return this.sizeOfId(elem) * n;
+        return this.sizeOfId(elem, depth + 1) * n;
       }
       case KIND.INT: case KIND.STRUCT: case KIND.UNION: case KIND.ENUM: case KIND.ENUM64: case KIND.FLOAT: return t.sizeOrType;
       default: return 0;
@@ -184,14 +201,15 @@ export class Btf {
     return cur;
   }
 
-  private findMember(id: number, name: string, base: number): BtfMember | null {
+  private findMember(id: number, name: string, base: number, depth = 0): BtfMember | null {
     const t = this.types[id];
+    if (depth > MAX_DEPTH) return null;
     if (!t || (t.kind !== KIND.STRUCT && t.kind !== KIND.UNION)) return null;
     const members = this.memberNames(t);
     for (const m of members) if (m.name === name) return { name, typeId: m.typeId, bitOffset: base + m.offset, bitSize: m.bitSize };
     for (const m of members) {
       if (m.name !== '') continue;
-      const inner = this.findMember(this.resolve(m.typeId), name, base + m.offset);
+      const inner = this.findMember(this.resolve(m.typeId), name, base + m.offset, depth + 1);
       if (inner) return inner;
     }
     return null;

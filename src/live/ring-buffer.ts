@@ -29,6 +29,10 @@ export interface PageDecode {
 
 export function decodePage(page: Uint8Array, hdr: PageHeaderFormat): PageDecode {
   const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  // header_page offsets come from a file: a page they do not fit is an empty page, never a RangeError.
+  if (hdr.timestampOffset + 8 > page.length || hdr.commitOffset + hdr.commitSize > page.length || (hdr.commitSize !== 8 && hdr.commitSize !== 4) || hdr.dataOffset > page.length) {
+    return { events: [], missed: 0, missedUnknown: false };
+  }
   let ts = dv.getBigUint64(hdr.timestampOffset, true);
   const commitRaw = hdr.commitSize === 8 ? Number(dv.getBigUint64(hdr.commitOffset, true) & 0xffffffffn) : dv.getUint32(hdr.commitOffset, true);
   const flagsMissed = commitRaw >= RB_MISSED_EVENTS;
@@ -44,6 +48,8 @@ export function decodePage(page: Uint8Array, hdr: PageHeaderFormat): PageDecode 
     const h = dv.getUint32(pos, true);
     const typeLen = h & 0x1f;
     const delta = BigInt(h >>> 5);
+    // Every header kind but a small data event has a second word; a page cut there ends here.
+    if ((typeLen === 0 || typeLen >= RINGBUF_TYPE_PADDING) && pos + 8 > end) break;
     if (typeLen === RINGBUF_TYPE_PADDING) {
       if (delta === 0n) break; // the rest of the page is padding
       pos += 4 + dv.getUint32(pos + 4, true);
