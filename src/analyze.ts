@@ -3,8 +3,8 @@
  * the CLI renders the report and maps errors to exit codes.
  */
 import { MemleakError } from './errors.js';
-import { hex } from './hex.js';
-import { SparseMemory } from './memory.js';
+import { hex } from './util/hex.js';
+import { SparseMemory } from './util/memory.js';
 import { Kallsyms } from './kernel/kallsyms.js';
 import { estimateAddressSpace } from './kernel/address-space.js';
 import { parseCrashRd } from './input/crash-rd.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SparseMemory } from '../src/memory.js';
+import { SparseMemory } from '../src/util/memory.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
 import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { parseSlabinfo } from '../src/input/slabinfo.js';

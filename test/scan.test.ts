@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SparseMemory } from '../src/memory.js';
+import { SparseMemory } from '../src/util/memory.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
 import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
@@ -144,7 +144,8 @@ describe('the fused hot loop equals the reference tokenize -> template -> key pa
   it('on real slab pages and on words at every class boundary', async () => {
     const { scanChunk, referenceKey } = await import('../src/scan/scan-chunk.js');
     const { HeavyLearner } = await import('../src/scan/heavy.js');
-    const { tokenSpaceOf, estimateAddressSpace } = await import('../src/kernel/address-space.js');
+    const { tokenSpaceOf } = await import('../src/scan/tokens.js');
+    const { estimateAddressSpace } = await import('../src/kernel/address-space.js');
     const { set } = load('demo-kmalloc64');
     const stride = 64;
     const nSlabs = 64;

@@ -5,7 +5,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemleakError } from '../errors.js';
-import { parseHex, parseSize } from '../hex.js';
+import { parseHex, parseSize } from '../util/hex.js';
 import { defaultRequest, requestFromRecording, type AnalyzeRequest } from '../analyze.js';
 import { DEFAULT_MARK } from '../trace/mark.js';
 import { DEFAULT_SCAN } from '../scan/scanner.js';

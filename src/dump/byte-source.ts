@@ -6,7 +6,7 @@
  */
 import * as fs from 'node:fs';
 import { MemleakError } from '../errors.js';
-import { floorIndex } from '../sorted.js';
+import { floorIndex } from '../util/sorted.js';
 
 export interface ByteSource {
   /** The path the user gave, for error messages. */

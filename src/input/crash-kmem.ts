@@ -5,7 +5,7 @@
  * `   ADDR  ` free (maybe `(cpu N cache)`). Full slabs are "(not tracked)" without slub_debug=U.
  */
 import { MemleakError } from '../errors.js';
-import { parseSize } from '../hex.js';
+import { parseSize } from '../util/hex.js';
 
 export interface KmemCacheRow {
   cacheAddr: bigint;

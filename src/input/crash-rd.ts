@@ -5,11 +5,10 @@
  * Concatenated dumps are fine: every line carries its own address.
  */
 import { MemleakError } from '../errors.js';
-import { SparseMemory } from '../memory.js';
+import { SparseMemory } from '../util/memory.js';
 
-/** Values written for rd -S words until symbols are resolved; see scan/tokens.ts for how they score. */
-export const OPAQUE_SLAB_POINTER_HI = 0x0bad5aab;
-export const OPAQUE_SYMBOL_HI = 0x0bad5ab1;
+// Values written for rd -S words until symbols are resolved; see scan/tokens.ts for how they score.
+import { OPAQUE_SLAB_POINTER_HI, OPAQUE_SYMBOL_HI } from '../util/opaque-words.js';
 
 export interface RdParseStats {
   lines: number;

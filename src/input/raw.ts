@@ -4,8 +4,8 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { MemleakError } from '../errors.js';
-import { hex } from '../hex.js';
-import type { MemoryReader } from '../memory.js';
+import { hex } from '../util/hex.js';
+import type { MemoryReader } from '../util/memory.js';
 
 export class RawFileMemory implements MemoryReader {
   readonly description: string;

@@ -5,11 +5,8 @@
  * because KASLR puts at least 10 TiB of padding (CONFIG_RANDOMIZE_MEMORY_PHYSICAL_PADDING) between the
  * end of the direct map and vmalloc, and without KASLR the direct map spans 64 TiB.
  */
-import type { TokenSpace } from '../scan/tokens.js';
-
 export const DEFAULT_PAGE_OFFSET_BASE = 0xffff888000000000n;
 const DIRECT_MAP_REGION_START_HI = 0xffff8880;
-const DISABLED = { lo: 1, hi: 0 };
 
 export interface AddressSpace {
   /** Where the bounds come from: 'vmcore', 'kcore', or 'estimated from slab addresses'. */
@@ -29,19 +26,6 @@ export function estimateAddressSpace(slabAddrs: bigint[]): AddressSpace {
   const lo = BigInt(DIRECT_MAP_REGION_START_HI) << 32n;
   const hi = max + (4n << 40n); // 4 TiB above the highest slab seen
   return { source: 'estimated from slab addresses', directMap: { lo: lo < min ? lo : min, hi }, vmalloc: null, vmemmap: null };
-}
-
-function hiRange(r: { lo: bigint; hi: bigint } | null): { lo: number; hi: number } {
-  if (!r) return DISABLED;
-  return { lo: Number(r.lo >> 32n), hi: Number((r.hi - 1n) >> 32n) };
-}
-
-/** The u32 high-half bounds the hot loop compares against. */
-export function tokenSpaceOf(as: AddressSpace): TokenSpace {
-  const d = hiRange(as.directMap);
-  const v = hiRange(as.vmalloc);
-  const m = hiRange(as.vmemmap);
-  return { heapLo: d.lo, heapHi: d.hi, vmallocLo: v.lo, vmallocHi: v.hi, vmemmapLo: m.lo, vmemmapHi: m.hi };
 }
 
 export type AddressClass = 'direct-map' | 'vmalloc' | 'vmemmap' | 'kernel' | 'user-or-data';

@@ -7,7 +7,7 @@
  * - BTF from the image's .BTF section (__start_BTF .. __stop_BTF).
  */
 import { MemleakError } from '../errors.js';
-import { hex } from '../hex.js';
+import { hex } from '../util/hex.js';
 import { Btf } from './btf.js';
 import { Kallsyms, type KallsymsRow } from './kallsyms.js';
 import type { Program } from './program.js';

@@ -4,8 +4,8 @@
  * symbol of the same module (as the kernel's own kallsyms_lookup_size_offset does), capped like drgn.
  */
 import { MemleakError } from '../errors.js';
-import { hex } from '../hex.js';
-import { floorIndex } from '../sorted.js';
+import { hex } from '../util/hex.js';
+import { floorIndex } from '../util/sorted.js';
 
 /** drgn caps guessed symbol sizes at 64 KiB; so do we. */
 const MAX_SYMBOL_SIZE = 0x10000n;

@@ -5,8 +5,8 @@
  * which are read directly. Analysis code only ever calls read(addr, len).
  */
 import { MemleakError } from '../errors.js';
-import { hex, U64_MASK as U64 } from '../hex.js';
-import type { MemoryReader } from '../memory.js';
+import { hex, U64_MASK as U64 } from '../util/hex.js';
+import type { MemoryReader } from '../util/memory.js';
 import type { Dump } from '../dump/dump.js';
 import { parseVmcoreinfo, type VmcoreInfo } from './vmcoreinfo.js';
 

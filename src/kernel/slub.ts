@@ -13,7 +13,7 @@
  *   the same test with one fewer witness.
  */
 import { MemleakError } from '../errors.js';
-import { hex, U64_MASK } from '../hex.js';
+import { hex, U64_MASK } from '../util/hex.js';
 import type { Kallsyms } from './kallsyms.js';
 import type { Program } from './program.js';
 import type { KernelTypes } from './types.js';

@@ -6,7 +6,7 @@
  * reclaimable migratetypes (page cache, anonymous memory), as the original does. Bytes are
  * PAGE_SIZE << order, counted once per block.
  */
-import type { MemoryReader } from '../memory.js';
+import type { MemoryReader } from '../util/memory.js';
 import type { ParsedTrace, TraceEvent } from '../trace/ftrace.js';
 import { traceWindow } from '../trace/outstanding.js';
 

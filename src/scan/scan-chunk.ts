@@ -4,7 +4,7 @@
  */
 import { finishKey, templateInPlace, templateKey, type HeavyTable } from './heavy.js';
 import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, TOK_VAR, TOK_VMALLOC, TOK_VMEMMAP, tokenizeObject, type TokenSpace } from './tokens.js';
-import { OPAQUE_SLAB_POINTER_HI } from '../input/crash-rd.js';
+import { OPAQUE_SLAB_POINTER_HI } from '../util/opaque-words.js';
 import { MemleakError } from '../errors.js';
 
 /** A run of slabs in one buffer: slab i's objects start at byte i * objsPerSlab * stride. */

@@ -9,12 +9,11 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import xxhash from 'xxhash-wasm';
 import { MemleakError, isPlainError, type PlainError } from '../errors.js';
-import { tokenSpaceOf } from '../kernel/address-space.js';
 import { HeavyLearner, type HeavyTable } from './heavy.js';
 import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } from './clusters.js';
 import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
 import type { SlabSet } from './slab-set.js';
-import type { TokenSpace } from './tokens.js';
+import { tokenSpaceOf, type TokenSpace } from './tokens.js';
 
 export interface ScanOptions {
   /** 0: scan in this thread; N: N piscina workers. */

@@ -1,5 +1,5 @@
 /** What the scanner needs to know about one cache: its geometry, its slabs, and where to read them. */
-import type { MemoryReader } from '../memory.js';
+import type { MemoryReader } from '../util/memory.js';
 import type { AddressSpace } from '../kernel/address-space.js';
 
 export interface CacheGeometry {

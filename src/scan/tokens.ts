@@ -32,8 +32,9 @@ export const VAR_KPTR = 5;
 export const VAR_CLASS_HI = 6;
 export const VAR_LIST = 7;
 
-/** Values written by crash rd -S for `[cache]` words (see input/crash-rd.ts): a heap pointer of unknown value. */
-import { OPAQUE_SLAB_POINTER_HI } from '../input/crash-rd.js';
+/** Values written by crash rd -S for `[cache]` words (see util/opaque-words.ts): a heap pointer of unknown value. */
+import { OPAQUE_SLAB_POINTER_HI } from '../util/opaque-words.js';
+import type { AddressSpace } from '../kernel/address-space.js';
 
 /**
  * Address-space bounds as u32 high halves (inclusive). A bound with lo > hi is disabled. Kernel image and
@@ -143,4 +144,19 @@ export function tokenizeObject(
     out[p] = lo;
     out[p + 1] = hi;
   }
+}
+
+const DISABLED = { lo: 1, hi: 0 };
+
+function hiRange(r: { lo: bigint; hi: bigint } | null): { lo: number; hi: number } {
+  if (!r) return DISABLED;
+  return { lo: Number(r.lo >> 32n), hi: Number((r.hi - 1n) >> 32n) };
+}
+
+/** The u32 high-half bounds the hot loop compares against. */
+export function tokenSpaceOf(as: AddressSpace): TokenSpace {
+  const d = hiRange(as.directMap);
+  const v = hiRange(as.vmalloc);
+  const m = hiRange(as.vmemmap);
+  return { heapLo: d.lo, heapHi: d.hi, vmallocLo: v.lo, vmallocHi: v.hi, vmemmapLo: m.lo, vmemmapHi: m.hi };
 }

@@ -3,7 +3,7 @@
  * dumps: the "crash dump extract" path, where only some pages of the cache are at hand.
  */
 import { MemleakError } from '../errors.js';
-import { SparseMemory } from '../memory.js';
+import { SparseMemory } from '../util/memory.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
 import { estimateAddressSpace } from '../kernel/address-space.js';
 import type { KmemReport } from '../input/crash-kmem.js';

@@ -5,7 +5,7 @@
  * freelists.
  */
 import { MemleakError } from '../errors.js';
-import { hex } from '../hex.js';
+import { hex } from '../util/hex.js';
 import type { Dump } from '../dump/dump.js';
 import { openDump } from '../dump/open-dump.js';
 import { Btf } from '../kernel/btf.js';

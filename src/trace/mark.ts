@@ -3,7 +3,7 @@
  * cluster, i.e. it looks like the objects that pile up. The call site with the most marked allocations
  * is the leaker.
  */
-import type { MemoryReader } from '../memory.js';
+import type { MemoryReader } from '../util/memory.js';
 import { templateInPlace, templateKey } from '../scan/heavy.js';
 import { clusterSimilarity } from '../scan/clusters.js';
 import type { ScanResult } from '../scan/scanner.js';

@@ -10,7 +10,7 @@
  * Which one a kernel has is probed (the symbols), not inferred from a version.
  */
 import { MemleakError } from '../errors.js';
-import { hex } from '../hex.js';
+import { hex } from '../util/hex.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 import type { OpenVmcore } from '../sources/vmcore.js';
 import type { VmallocArea } from './vmallocinfo.js';
