@@ -3,7 +3,7 @@ import { SparseMemory } from '../src/util/memory.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
 import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { parseSlabinfo } from '../src/input/slabinfo.js';
-import { resolveGeometry } from '../src/sources/crash-text.js';
+import { resolveGeometry } from '../src/slab/crash-text.js';
 import { MemleakError } from '../src/errors.js';
 import { errorOf, sampleText } from './helpers.js';
 

@@ -4,7 +4,7 @@
  * The end-to-end live run is in live.test.ts (harness).
  */
 import { describe, expect, it } from 'vitest';
-import { checkLeak, snapshotFromTexts, suspectCache } from '../src/live/snapshots.js';
+import { checkLeak, snapshotFromTexts, suspectCache } from '../src/check/leak.js';
 import { parseEventFormat, parseHeaderPage } from '../src/live/event-format.js';
 import { decodePage } from '../src/live/ring-buffer.js';
 import { EventTextWriter } from '../src/live/trace-text.js';
@@ -132,7 +132,7 @@ describe('binary ring buffer -> text trace', () => {
 
 describe('steady growth over one-second samples', () => {
   it('a slow leak that rises every second counts; churn and one step do not', async () => {
-    const { steadyGrowth } = await import('../src/live/snapshots.js');
+    const { steadyGrowth } = await import('../src/check/leak.js');
     const KiB = 1024;
     // 240 KiB/s of vmalloc for 20 s (the vmleak scenario's slow leak): 4.7 MiB, under the 0.5%-of-RAM rule.
     const leak = Array.from({ length: 21 }, (_, i) => 40 * 1024 * KiB + i * 240 * KiB);

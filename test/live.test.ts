@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyze, defaultRequest, requestFromRecording } from '../src/analyze.js';
+import { analyze, defaultRequest, requestFromRecording } from '../src/slab/analyze.js';
 import { ROOT } from './helpers.js';
 
 const HARNESS = join(ROOT, '..', 'shared', 'harness');

@@ -6,10 +6,10 @@ import { SparseMemory } from '../src/util/memory.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
 import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
-import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from '../src/sources/crash-text.js';
+import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from '../src/slab/crash-text.js';
 import { scanSlabs, type ScanResult } from '../src/scan/scanner.js';
 import { clusterAddress } from '../src/scan/clusters.js';
-import { analyze, defaultRequest, requestFromRecording } from '../src/analyze.js';
+import { analyze, defaultRequest, requestFromRecording } from '../src/slab/analyze.js';
 import { spawnSync } from 'node:child_process';
 import { ROOT, expected, sample, sampleText } from './helpers.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseFtrace } from '../src/trace/ftrace.js';
-import { outstandingSlab } from '../src/trace/outstanding.js';
+import { outstandingSlab } from '../src/slab/outstanding.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
-import { analyze, requestFromRecording } from '../src/analyze.js';
+import { analyze, requestFromRecording } from '../src/slab/analyze.js';
 import { expected, sample, sampleText } from './helpers.js';
 
 describe('ftrace text', () => {

@@ -3,12 +3,12 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { analyze, defaultRequest, type AnalyzeRequest } from '../src/analyze.js';
+import { analyze, defaultRequest, type AnalyzeRequest } from '../src/slab/analyze.js';
 import { openDump } from '../src/dump/open-dump.js';
 import { MemleakError } from '../src/errors.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { findSlabCache } from '../src/kernel/slub.js';
-import { openVmcore, summarizeCaches, walkCache } from '../src/sources/vmcore.js';
+import { openVmcore, summarizeCaches, walkCache } from '../src/kernel/vmcore.js';
 import { buildKdump, elfPages, flatten } from './dump-builders.js';
 import { ROOT, errorOf, sample, sampleText } from './helpers.js';
 

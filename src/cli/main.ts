@@ -6,14 +6,14 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemleakError } from '../errors.js';
 import { parseHex, parseSize } from '../util/hex.js';
-import { defaultRequest, requestFromRecording, type AnalyzeRequest } from '../analyze.js';
-import { DEFAULT_MARK } from '../trace/mark.js';
+import { defaultRequest, requestFromRecording, type AnalyzeRequest } from '../slab/analyze.js';
+import { DEFAULT_MARK } from '../slab/mark.js';
 import { DEFAULT_SCAN } from '../scan/scanner.js';
 import { reportError } from './exit.js';
-import { extractVmcore } from '../extract.js';
+import { extractVmcore } from '../slab/extract.js';
 import { LIVE_DEFAULTS, runLive } from '../live/live.js';
 import { render, renderCheck } from '../report/render.js';
-import { analyzeAny } from '../analyze-kind.js';
+import { analyzeAny } from '../analyze.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 

@@ -9,12 +9,12 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { MemleakError } from '../errors.js';
-import { defaultRequest, type AnalyzeRequest } from '../analyze.js';
-import { analyzeAny, decideType, type AnyReport, type Snapshots } from '../analyze-kind.js';
+import { defaultRequest, type AnalyzeRequest } from '../slab/analyze.js';
+import { analyzeAny, decideType, type AnyReport, type Snapshots } from '../analyze.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
-import { readText } from '../sources/files.js';
-import { buildImage } from '../extract.js';
-import { checkLeak, parseMeminfo, snapshotFromTexts, suspectCache, usageOf, vmallocBytes, type CheckResult, type LeakKind, type Snapshot, type UsageSeries } from './snapshots.js';
+import { readText } from '../input/files.js';
+import { buildImage } from '../slab/extract.js';
+import { checkLeak, parseMeminfo, snapshotFromTexts, suspectCache, usageOf, vmallocBytes, type CheckResult, type LeakKind, type Snapshot, type UsageSeries } from '../check/leak.js';
 import { findTracefs, TraceInstance } from './tracefs.js';
 import { decodePage } from './ring-buffer.js';
 import { EventTextWriter, formatTs, type DecodedEvent } from './trace-text.js';

@@ -1,6 +1,6 @@
 /** Text and sysak renderings of vmalloc and page reports. */
-import type { PageReport, VmallocReport } from '../analyze-kind.js';
-import { mib } from '../live/snapshots.js';
+import type { PageReport, VmallocReport } from '../analyze.js';
+import { mib } from '../check/leak.js';
 import { renderCheckText } from './check.js';
 
 const sign = (n: number | null) => (n === null ? '' : `${n >= 0 ? '+' : ''}${n}`);

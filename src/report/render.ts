@@ -1,6 +1,6 @@
 /** One place that turns any report (slab, vmalloc, page; live or offline) into the chosen format. */
-import type { AnyReport } from '../analyze-kind.js';
-import type { CheckResult } from '../live/snapshots.js';
+import type { AnyReport } from '../analyze.js';
+import type { CheckResult } from '../check/leak.js';
 import { renderText } from './text.js';
 import { renderSysak } from './sysak.js';
 import { renderKindSysak, renderPageText, renderVmallocText } from './kinds.js';

@@ -1,5 +1,5 @@
 /** The original sysak memleak's Chinese report (see shared/reference/SYSAK.md), for users and scripts that read it. */
-import type { Report } from '../analyze.js';
+import type { Report } from '../slab/analyze.js';
 
 export function renderSysak(r: Report): string {
   const o: string[] = [];

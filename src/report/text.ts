@@ -1,6 +1,6 @@
 /** The English text report. */
-import type { Report } from '../analyze.js';
-import type { WordInfo } from '../symbolize.js';
+import type { Report } from '../slab/analyze.js';
+import type { WordInfo } from '../slab/symbolize.js';
 
 function pct(n: number, d: number): string {
   return d ? `${((100 * n) / d).toFixed(1)}%` : '-';

@@ -12,7 +12,7 @@
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
-import type { OpenVmcore } from '../sources/vmcore.js';
+import type { OpenVmcore } from '../kernel/vmcore.js';
 import type { VmallocArea } from './vmallocinfo.js';
 
 /** include/linux/vmalloc.h */

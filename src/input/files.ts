@@ -3,9 +3,9 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { MemleakError } from '../errors.js';
-import { looksLikeRd } from '../input/crash-rd.js';
-import { looksLikeKmem } from '../input/crash-kmem.js';
-import { looksLikeSlabinfo } from '../input/slabinfo.js';
+import { looksLikeRd } from './crash-rd.js';
+import { looksLikeKmem } from './crash-kmem.js';
+import { looksLikeSlabinfo } from './slabinfo.js';
 import { looksLikeTrace } from '../trace/ftrace.js';
 
 /** A whole (small) file, gunzipped if it is gzip data. */

@@ -6,12 +6,12 @@
  * struct pages of other caches' and free pages are blanked (zeros read as "not a slab"), which is
  * what keeps the extract small: the memmap is 1.6% of RAM.
  */
-import { MemleakError } from './errors.js';
+import { MemleakError } from '../errors.js';
 import { analyze, type AnalyzeRequest, type Report } from './analyze.js';
-import { writeElfCore, type ExtractPage } from './dump/elf-writer.js';
-import type { OpenVmcore } from './sources/vmcore.js';
-import type { SlabSet } from './scan/slab-set.js';
-import { pfnToPage, structPageSize } from './kernel/mm.js';
+import { writeElfCore, type ExtractPage } from '../dump/elf-writer.js';
+import type { OpenVmcore } from '../kernel/vmcore.js';
+import type { SlabSet } from '../scan/slab-set.js';
+import { pfnToPage, structPageSize } from '../kernel/mm.js';
 
 export interface ExtractResult {
   image: Uint8Array;

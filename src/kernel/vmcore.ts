@@ -8,19 +8,19 @@ import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import type { Dump } from '../dump/dump.js';
 import { openDump } from '../dump/open-dump.js';
-import { Btf } from '../kernel/btf.js';
-import { btfFromDump, checkKallsymsAgainstDump, dumpHasKallsyms, kernelSymbolsFromDump, moduleSymbolsFromDump } from '../kernel/dump-symbols.js';
-import { Kallsyms } from '../kernel/kallsyms.js';
-import { Program } from '../kernel/program.js';
-import { KernelTypes } from '../kernel/types.js';
+import { Btf } from './btf.js';
+import { btfFromDump, checkKallsymsAgainstDump, dumpHasKallsyms, kernelSymbolsFromDump, moduleSymbolsFromDump } from './dump-symbols.js';
+import { Kallsyms } from './kallsyms.js';
+import { Program } from './program.js';
+import { KernelTypes } from './types.js';
 import {
   cpuSlabs, forEachSlab, forEachSlabCache, walkFreelist,
   type CpuSlab, type FreeChain, type KmemCache, type SlabPage, type SlubContext,
-} from '../kernel/slub.js';
-import type { AddressSpace } from '../kernel/address-space.js';
-import { pageToPfn, pfnToPage, pfnToVirt } from '../kernel/mm.js';
+} from './slub.js';
+import type { AddressSpace } from './address-space.js';
+import { pageToPfn, pfnToPage, pfnToVirt } from './mm.js';
 import type { SlabSet } from '../scan/slab-set.js';
-import { readBinary, readText } from './files.js';
+import { readBinary, readText } from '../input/files.js';
 
 /** SLAB_RECLAIM_ACCOUNT (include/linux/slab.h): reclaimable caches are not leak suspects. */
 const SLAB_RECLAIM_ACCOUNT = 0x00020000;

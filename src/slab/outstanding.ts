@@ -4,7 +4,7 @@
  * yet. The original drops them (strict); by default they are kept aside and count only if their
  * contents match a hot cluster (see trace/verdict.ts), so a leak's last minutes are not thrown away.
  */
-import type { ParsedTrace, TraceEvent } from './ftrace.js';
+import type { ParsedTrace, TraceEvent } from '../trace/ftrace.js';
 
 export interface OutstandingOptions {
   /** Percent of the window at its end in which allocations are not counted (--free-only; default 20 as the original). */

@@ -4,12 +4,12 @@
  * SLUB debug bytes, ASCII, a small integer... This is what lets a reader recognise a structure from its
  * ops pointer, as seed 001 recognised inotify_fsnotify_ops.
  */
-import { hex } from './util/hex.js';
-import { Kallsyms } from './kernel/kallsyms.js';
-import { classifyAddress, type AddressSpace } from './kernel/address-space.js';
-import { OPAQUE_SLAB_POINTER_HI, OPAQUE_SYMBOL_HI } from './util/opaque-words.js';
-import type { MemoryReader } from './util/memory.js';
-import { SparseMemory } from './util/memory.js';
+import { hex } from '../util/hex.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
+import { classifyAddress, type AddressSpace } from '../kernel/address-space.js';
+import { OPAQUE_SLAB_POINTER_HI, OPAQUE_SYMBOL_HI } from '../util/opaque-words.js';
+import type { MemoryReader } from '../util/memory.js';
+import { SparseMemory } from '../util/memory.js';
 
 export type WordKind =
   | 'zero'
