@@ -1,5 +1,6 @@
 /** One scan in a fresh process (so the bench sees this scan's peak RSS): prints {elapsedMs, maxRssKiB, objects, top, digest}. */
-import { analyze, defaultRequest } from '../src/slab/analyze.js';
+import { defaultRequest } from '../src/request.js';
+import { analyze } from '../src/slab/analyze.js';
 import { BENCH_BASE } from './gen-slabs.js';
 
 const [file, size, workers, baseHex] = process.argv.slice(2);

@@ -6,9 +6,10 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { defaultRequest, requestFromRecording } from '../src/slab/analyze.js';
+import { defaultRequest, requestFromRecording } from '../src/request.js';
 import { analyzeAny, type PageReport, type VmallocReport } from '../src/analyze.js';
-import { parseVmallocinfo, vmallocByCaller, vmallocVerdict } from '../src/vmalloc/vmallocinfo.js';
+import { vmallocByCaller, vmallocVerdict } from '../src/vmalloc/vmallocinfo.js';
+import { parseVmallocinfo } from '../src/check/vmallocinfo.js';
 import { callerOf } from '../src/pages/page-trace.js';
 import { openVmcore } from '../src/kernel/vmcore.js';
 import { vmapAreasFromDump } from '../src/vmalloc/vmap-areas.js';

@@ -4,7 +4,9 @@
  * The end-to-end live run is in live.test.ts (harness).
  */
 import { describe, expect, it } from 'vitest';
-import { checkLeak, snapshotFromTexts, suspectCache } from '../src/check/leak.js';
+import { checkLeak } from '../src/check/leak.js';
+import { snapshotFromTexts } from '../src/check/proc.js';
+import { suspectCache } from '../src/check/suspect.js';
 import { parseEventFormat, parseHeaderPage } from '../src/live/event-format.js';
 import { decodePage } from '../src/live/ring-buffer.js';
 import { EventTextWriter } from '../src/live/trace-text.js';

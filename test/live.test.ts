@@ -9,7 +9,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyze, defaultRequest, requestFromRecording } from '../src/slab/analyze.js';
+import { defaultRequest, requestFromRecording } from '../src/request.js';
+import { analyze } from '../src/slab/analyze.js';
 import { ROOT } from './helpers.js';
 
 const HARNESS = join(ROOT, '..', 'shared', 'harness');

@@ -9,7 +9,8 @@ import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from '../src/slab/crash-text.js';
 import { scanSlabs, type ScanResult } from '../src/scan/scanner.js';
 import { clusterAddress } from '../src/scan/clusters.js';
-import { analyze, defaultRequest, requestFromRecording } from '../src/slab/analyze.js';
+import { defaultRequest, requestFromRecording } from '../src/request.js';
+import { analyze } from '../src/slab/analyze.js';
 import { spawnSync } from 'node:child_process';
 import { ROOT, expected, sample, sampleText } from './helpers.js';
 

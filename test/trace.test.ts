@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseFtrace } from '../src/trace/ftrace.js';
 import { outstandingSlab } from '../src/slab/outstanding.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
-import { analyze, requestFromRecording } from '../src/slab/analyze.js';
+import { requestFromRecording } from '../src/request.js';
+import { analyze } from '../src/slab/analyze.js';
 import { expected, sample, sampleText } from './helpers.js';
 
 describe('ftrace text', () => {

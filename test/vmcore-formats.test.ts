@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { analyze, defaultRequest } from '../src/slab/analyze.js';
+import { defaultRequest } from '../src/request.js';
+import { analyze } from '../src/slab/analyze.js';
 import { ROOT } from './helpers.js';
 
 const FORMATS = ['vmcore.kdump', 'vmcore.elf', 'vmcore.kdump-std', 'vmcore.kdump-lzo', 'vmcore.kdump-snappy', 'vmcore.kdump-zstd'];

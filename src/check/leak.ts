@@ -1,49 +1,18 @@
 /**
- * The quick check (is kernel memory leaking, and which kind) from /proc/meminfo, /proc/slabinfo and
- * /proc/vmallocinfo. The original's absolute rule (SYSAK.md) misses leaks on small machines, so a
+ * The leak rules of the quick check (is kernel memory leaking, and which kind) over snapshots of
+ * /proc/meminfo, /proc/slabinfo and /proc/vmallocinfo (parsed in proc.ts). The original's absolute rule (SYSAK.md) misses leaks on small machines, so a
  * kind also counts as leaking when it grew over the window by at least GROWTH_MIN_BYTES and
  * GROWTH_MIN_SHARE of MemTotal.
  */
-import { MemleakError } from '../errors.js';
-import { parseSlabinfo, type SlabinfoRow } from '../input/slabinfo.js';
+import type { SlabinfoRow } from '../input/slabinfo.js';
+import type { Snapshot } from './proc.js';
+import { GiB, MiB, mib } from './units.js';
 
-const GiB = 1024 ** 3;
-const MiB = 1024 ** 2;
 /** Growth over the window that counts as a leak: 4 MiB and 0.5% of RAM (libbpf-tools style: defaults next to their use). */
 export const GROWTH_MIN_BYTES = 4 * MiB;
 export const GROWTH_MIN_SHARE = 0.005;
 
 export type LeakKind = 'slab' | 'vmalloc' | 'page';
-
-export interface Snapshot {
-  meminfo: Map<string, number>; // bytes
-  slabinfo: Map<string, SlabinfoRow> | null;
-  vmallocBytes: number | null;
-  at: number;
-}
-
-export function parseMeminfo(text: string, file: string): Map<string, number> {
-  const out = new Map<string, number>();
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    const m = /^([A-Za-z0-9_()]+):\s+(\d+)(?:\s+kB)?$/.exec(line.trim());
-    if (!m) throw new MemleakError('E_FORMAT', `not a /proc/meminfo line: ${JSON.stringify(line.slice(0, 60))}`, { file, line: i + 1 });
-    out.set(m[1], Number(m[2]) * (line.includes('kB') ? 1024 : 1));
-  });
-  if (!out.has('MemTotal')) throw new MemleakError('E_FORMAT', 'no MemTotal: not /proc/meminfo', { file });
-  return out;
-}
-
-/** Bytes of vmalloc() areas: /proc/vmallocinfo lines that say "vmalloc" (as the original counts). */
-export function vmallocBytes(text: string): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    if (!/\bvmalloc\b/.test(line)) continue;
-    const m = /^0x[0-9a-f]+-0x[0-9a-f]+\s+(\d+)/.exec(line);
-    if (m) total += Number(m[1]);
-  }
-  return total;
-}
 
 export interface KindUsage {
   kind: LeakKind;
@@ -178,28 +147,4 @@ function cacheGrowth(before: Map<string, SlabinfoRow> | null, after: Map<string,
     rows.push({ name, objsize: r.objectSize, activeObjs: r.activeObjs, bytes: r.activeObjs * r.objectSize, growthObjs, growthBytes: growthObjs === null ? null : growthObjs * r.objectSize });
   }
   return rows.sort((x, y) => (y.growthBytes ?? 0) - (x.growthBytes ?? 0) || y.bytes - x.bytes);
-}
-
-/**
- * The suspect cache: the original takes the unreclaimable cache with the most objects; with growth
- * known, the cache that grew most wins. `reclaimable` names caches to skip (SLAB_RECLAIM_ACCOUNT).
- */
-export function suspectCache(rows: CacheGrowth[], reclaimable: (name: string) => boolean): CacheGrowth | null {
-  const cands = rows.filter((r) => !reclaimable(r.name) && r.activeObjs > 0);
-  const grown = cands.filter((r) => (r.growthBytes ?? 0) > 0).sort((a, b) => b.growthBytes! - a.growthBytes!);
-  if (grown.length) return grown[0];
-  return cands.sort((a, b) => b.activeObjs - a.activeObjs)[0] ?? null;
-}
-
-export function mib(bytes: number): string {
-  return `${(bytes / MiB).toFixed(1)} MiB`;
-}
-
-export function snapshotFromTexts(meminfo: string, slabinfo: string | null, vmallocinfo: string | null, files: { meminfo: string; slabinfo: string }): Snapshot {
-  return {
-    meminfo: parseMeminfo(meminfo, files.meminfo),
-    slabinfo: slabinfo ? parseSlabinfo(slabinfo, files.slabinfo) : null,
-    vmallocBytes: vmallocinfo === null ? null : vmallocBytes(vmallocinfo),
-    at: Date.now(),
-  };
 }

@@ -1,17 +1,15 @@
 #!/usr/bin/env node
 /**
  * `sysak memleak`: a thin layer over analyze(): flags -> request, report -> text/sysak/JSON, errors ->
- * exit codes (cli/exit.ts). Defaults sit next to their flags.
+ * exit codes (cli/exit.ts). Option defaults come from the one table in request.ts (DEFAULTS).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { MemleakError } from '../errors.js';
 import { parseHex, parseSize } from '../util/hex.js';
-import { defaultRequest, requestFromRecording, type AnalyzeRequest } from '../slab/analyze.js';
-import { DEFAULT_MARK } from '../slab/mark.js';
-import { DEFAULT_SCAN } from '../scan/scanner.js';
+import { DEFAULTS, defaultRequest, requestFromRecording, type AnalyzeRequest } from '../request.js';
 import { reportError } from './exit.js';
 import { extractVmcore } from '../slab/extract.js';
-import { LIVE_DEFAULTS, runLive } from '../live/live.js';
+import { runLive } from '../live/live.js';
 import { render, renderCheck } from '../report/render.js';
 import { analyzeAny } from '../analyze.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -94,18 +92,18 @@ export function buildProgram(): Command {
     .option('--object-size <bytes>', 'object stride when no kmem/slabinfo says it', size('--object-size'))
     .option('--slab-size <bytes>', 'slab size (PAGE_SIZE << order)', size('--slab-size'))
     .option('--objects-per-slab <n>', 'objects per slab when the object size leaves bytes over', int('--objects-per-slab', 1, 1 << 20))
-    .option('-r, --free-only <pct>', 'percent of the trace window at its end in which allocations are not counted', int('--free-only', 0, 99), 20)
+    .option('-r, --free-only <pct>', 'percent of the trace window at its end in which allocations are not counted', int('--free-only', 0, 99), DEFAULTS.freeOnlyPct)
     .option('--strict-free-only', 'drop allocations of the free-only window, as the original (default: keep those that match a hot cluster)')
-    .option('--threshold <0..1>', 'similarity to a hot cluster at which an unfreed object is marked', fraction('--threshold'), DEFAULT_MARK.threshold)
-    .option('--workers <n>', 'scan worker threads (0: scan in the main thread)', int('--workers', 0, 64), DEFAULT_SCAN.workers)
-    .option('--top <n>', 'clusters to report', int('--top', 1, 1000), 5)
-    .option('-i, --duration <seconds>', `live mode: trace this long on the running kernel (default ${LIVE_DEFAULTS.duration}, as the original)`, int('--duration', 1, 86400))
-    .addOption(new Option('-t, --type <type>', 'leak type: auto decides from /proc snapshots (live, or --from with before/after files)').choices(['auto', 'slab', 'page', 'vmalloc']).default('auto'))
+    .option('--threshold <0..1>', 'similarity to a hot cluster at which an unfreed object is marked', fraction('--threshold'), DEFAULTS.mark.threshold)
+    .option('--workers <n>', 'scan worker threads (0: scan in the main thread)', int('--workers', 0, 64), DEFAULTS.workers)
+    .option('--top <n>', 'clusters to report', int('--top', 1, 1000), DEFAULTS.top)
+    .option('-i, --duration <seconds>', `live mode: trace this long on the running kernel (default ${DEFAULTS.duration}, as the original)`, int('--duration', 1, 86400))
+    .addOption(new Option('-t, --type <type>', 'leak type: auto decides from /proc snapshots (live, or --from with before/after files)').choices(['auto', 'slab', 'page', 'vmalloc']).default(DEFAULTS.type))
     .option('-c, --check', 'live mode: only the quick check from /proc (is memory leaking, which kind, which cache)')
     .option('--save <dir>', 'live mode: keep what the run used (snapshots, trace, kallsyms, memory extract) for `--from DIR`')
-    .option('--buffer-kb <kb>', 'live mode: ring buffer per CPU, drained every 200 ms', int('--buffer-kb', 64, 1 << 20), LIVE_DEFAULTS.bufferKb)
+    .option('--buffer-kb <kb>', 'live mode: ring buffer per CPU, drained every 200 ms', int('--buffer-kb', 64, 1 << 20), DEFAULTS.bufferKb)
     .option('--json', 'JSON report (same as --format json)')
-    .addOption(new Option('--format <fmt>', 'report format').choices(['text', 'sysak', 'json']).default('text'))
+    .addOption(new Option('--format <fmt>', 'report format').choices(['text', 'sysak', 'json']).default(DEFAULTS.format))
     .action(async (flags: MemleakFlags) => {
       process.exitCode = await runMemleak(flags);
     });
@@ -210,7 +208,7 @@ async function runLiveCli(f: MemleakFlags): Promise<number> {
   try {
     const req = requestFromFlags({ ...f, rd: [] });
     const res = await runLive(
-      { duration: f.duration ?? LIVE_DEFAULTS.duration, cache: f.cache ?? null, type: f.type, checkOnly: f.check === true, save: f.save ?? null, bufferKb: f.bufferKb, request: { mark: req.mark, scan: req.scan, freeOnlyPct: req.freeOnlyPct, strictFreeOnly: req.strictFreeOnly, top: req.top } },
+      { duration: f.duration ?? DEFAULTS.duration, cache: f.cache ?? null, type: f.type, checkOnly: f.check === true, save: f.save ?? null, bufferKb: f.bufferKb, request: { mark: req.mark, scan: req.scan, freeOnlyPct: req.freeOnlyPct, strictFreeOnly: req.strictFreeOnly, top: req.top } },
       {
         signal: ac.signal,
         progress: tty ? (el, tot, ev) => process.stderr.write(`\r${f.check ? 'watching' : 'tracing'} ${Math.floor(el)}/${tot} s, ${ev} events  (Ctrl-C stops and cleans up)`) : undefined,

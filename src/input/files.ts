@@ -1,38 +1,12 @@
-/** Reading input files with errors that name the file; content sniffing so flags need not match names. */
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+/** Input files by content: sniffing so flags need not match names, and the layout of a recording directory. */
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { MemleakError } from '../errors.js';
 import { looksLikeRd } from './crash-rd.js';
 import { looksLikeKmem } from './crash-kmem.js';
 import { looksLikeSlabinfo } from './slabinfo.js';
 import { looksLikeTrace } from '../trace/ftrace.js';
-
-/** A whole (small) file, gunzipped if it is gzip data. */
-export function readBinary(file: string): Buffer {
-  let buf: Buffer;
-  try {
-    buf = readFileSync(file);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (e as Error).message;
-    throw new MemleakError('E_IO', `cannot read: ${why}`, { file });
-  }
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
-    try {
-      buf = gunzipSync(buf);
-    } catch {
-      throw new MemleakError('E_FORMAT', 'corrupt gzip data', { file });
-    }
-  }
-  return buf;
-}
-
-export function readText(file: string): string {
-  const buf = readBinary(file);
-  if (buf.includes(0)) throw new MemleakError('E_FORMAT', 'binary file where text was expected (use --raw or --vmcore for memory images)', { file });
-  return buf.toString('utf8');
-}
+import { readText } from '../util/read-file.js';
 
 export type TextKind = 'rd' | 'kmem' | 'slabinfo' | 'kallsyms' | 'trace';
 

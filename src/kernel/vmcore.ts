@@ -5,7 +5,6 @@
  * freelists.
  */
 import { MemleakError } from '../errors.js';
-import { hex } from '../util/hex.js';
 import type { Dump } from '../dump/dump.js';
 import { openDump } from '../dump/open-dump.js';
 import { Btf } from './btf.js';
@@ -19,11 +18,7 @@ import {
 } from './slub.js';
 import type { AddressSpace } from './address-space.js';
 import { pageToPfn, pfnToPage, pfnToVirt } from './mm.js';
-import type { SlabSet } from '../scan/slab-set.js';
-import { readBinary, readText } from '../input/files.js';
-
-/** SLAB_RECLAIM_ACCOUNT (include/linux/slab.h): reclaimable caches are not leak suspects. */
-const SLAB_RECLAIM_ACCOUNT = 0x00020000;
+import { readBinary, readText } from '../util/read-file.js';
 
 export interface VmcoreInputs {
   vmcore: string;
@@ -156,15 +151,6 @@ export function slabBaseOfPage(v: OpenVmcore, page: bigint): bigint {
   return pfnToVirt(v.prog, pageToPfn(v.prog, page));
 }
 
-export function chooseSuspectCache(rows: CacheSummary[]): CacheSummary | null {
-  let best: CacheSummary | null = null;
-  for (const r of rows) {
-    if (r.cache.flags & SLAB_RECLAIM_ACCOUNT) continue;
-    if (!best || r.allocated * r.cache.size > best.allocated * best.cache.size) best = r;
-  }
-  return best;
-}
-
 export interface CacheWalk {
   cache: KmemCache;
   slabs: SlabPage[];
@@ -233,38 +219,5 @@ export function addressSpaceOf(v: OpenVmcore): AddressSpace {
     // VMALLOC_SIZE_TB is 32 with 4-level paging, 12800 with 5-level (Documentation/x86/x86_64/mm.rst).
     vmalloc: { lo: b.vmallocBase, hi: b.vmallocBase + ((v.prog.pgtableL5 ? 12800n : 32n) << 40n) },
     vmemmap: { lo: b.vmemmapBase, hi: physEnd > 0n ? pfnToPage(v.prog, Number(physEnd / BigInt(v.prog.pageSize))) : b.vmemmapBase + (1n << 40n) },
-  };
-}
-
-export function slabSetFromWalk(v: OpenVmcore, walk: CacheWalk): SlabSet {
-  const c = walk.cache;
-  const slabs = walk.slabs.map((s) => s.base).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  if (slabs.length === 0) throw new MemleakError('E_NO_DATA', `cache ${c.name} has no slabs in the dump`, { file: v.dump.path });
-  const free = walk.free;
-  // Free object indexes per slab, computed once: the scanner's hot path then never builds a bigint.
-  const index = new Map<bigint, number>();
-  slabs.forEach((b, i) => index.set(b, i));
-  const perSlab: number[][] = slabs.map(() => []);
-  const slabBytes = BigInt(v.prog.pageSize << c.order);
-  for (const o of free) {
-    const base = o - ((o - v.prog.bases!.pageOffsetBase) % slabBytes);
-    const i = index.get(base);
-    if (i !== undefined) perSlab[i].push(Number(o - base) / c.size);
-  }
-  return {
-    freeIndexes: (i) => perSlab[i],
-    cache: {
-      name: c.name,
-      stride: c.size,
-      objsPerSlab: c.objects,
-      slabSize: v.prog.pageSize << c.order,
-      allocated: walk.allocated,
-      source: `kmem_cache at ${hex(c.addr)} (${v.typesSource})`,
-    },
-    slabs,
-    memory: v.prog,
-    allocated: (a) => !free.has(a),
-    addressSpace: addressSpaceOf(v),
-    freeSource: `SLUB freelists (${walk.free.size} free objects, ${walk.cpuFreelistObjects} on per-CPU freelists)`,
   };
 }

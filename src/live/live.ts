@@ -9,12 +9,16 @@
 import * as fs from 'node:fs';
 import { join } from 'node:path';
 import { MemleakError } from '../errors.js';
-import { defaultRequest, type AnalyzeRequest } from '../slab/analyze.js';
-import { analyzeAny, decideType, type AnyReport, type Snapshots } from '../analyze.js';
+import { defaultRequest, type AnalyzeRequest } from '../request.js';
+import { analyzeWithCheck, type AnyReport } from '../analyze.js';
+import { decideType, type Snapshots } from '../check/snapshots.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
-import { readText } from '../input/files.js';
+import { readText } from '../util/read-file.js';
 import { buildImage } from '../slab/extract.js';
-import { checkLeak, parseMeminfo, snapshotFromTexts, suspectCache, usageOf, vmallocBytes, type CheckResult, type LeakKind, type Snapshot, type UsageSeries } from '../check/leak.js';
+import { checkLeak, usageOf, type CheckResult, type LeakKind, type UsageSeries } from '../check/leak.js';
+import { parseMeminfo, snapshotFromTexts, type Snapshot } from '../check/proc.js';
+import { vmallocBytes } from '../check/vmallocinfo.js';
+import { suspectCache } from '../check/suspect.js';
 import { findTracefs, TraceInstance } from './tracefs.js';
 import { decodePage } from './ring-buffer.js';
 import { EventTextWriter, formatTs, type DecodedEvent } from './trace-text.js';
@@ -32,7 +36,6 @@ export interface LiveOptions {
   request: Partial<AnalyzeRequest>;
 }
 
-export const LIVE_DEFAULTS = { duration: 300, bufferKb: 8192 };
 const DRAIN_MS = 200;
 const SETTLE_MS = 2000;
 /** Events younger than this at a drain wait for the next one, so CPUs merge in time order. */
@@ -293,6 +296,15 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
   if (opts.checkOnly) return checkOnly(opts, hooks, checkWindow);
   const pre = preflight();
   const workDir = opts.save ?? fs.mkdtempSync(join(process.env.TMPDIR ?? '/tmp', 'sysak-memleak-'));
+  try {
+    return await traceAndAnalyze(opts, hooks, pre, workDir);
+  } finally {
+    // A temporary directory goes on every way out, an analysis that throws included; --save DIR stays.
+    if (!opts.save) fs.rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnType<typeof preflight>, workDir: string): Promise<LiveResult> {
   fs.mkdirSync(join(workDir, 'guest'), { recursive: true });
   const tracePath = join(workDir, 'guest', 'trace.txt');
   if (opts.save) {
@@ -376,12 +388,12 @@ export async function runLive(opts: LiveOptions, hooks: LiveHooks, checkWindow =
       },
     };
   }
-  const report = await analyzeAny(req, kind, snaps);
+  // The check computed above goes in as it is: not written out and read back.
+  const report = await analyzeWithCheck({ ...req, snapshots: snaps }, kind, check);
   if (kind === 'slab') report.warnings.unshift(...warnings);
   report.live = {
     durationS: Math.round(run.windowS * 10) / 10, eventsTraced: run.events, lostEvents: run.lost, saved: opts.save, check,
   };
-  if (!opts.save) fs.rmSync(workDir, { recursive: true, force: true });
-  else fs.writeFileSync(join(workDir, 'live.json'), JSON.stringify({ cache: cacheName, durationS: run.windowS, events: run.events, lost: run.lost, check }, null, 2));
+  if (opts.save) fs.writeFileSync(join(workDir, 'live.json'), JSON.stringify({ cache: cacheName, durationS: run.windowS, events: run.events, lost: run.lost, check }, null, 2));
   return { check, report, reason: report.verdictReason };
 }

@@ -8,7 +8,7 @@
  */
 import type { MemoryReader } from '../util/memory.js';
 import type { ParsedTrace, TraceEvent } from '../trace/ftrace.js';
-import { traceWindow } from '../slab/outstanding.js';
+import { traceWindow } from '../trace/window.js';
 
 /** Frames that are the allocator itself (or the tracing that recorded the stack), not its caller, by
  *  their name before 6.10 (see allocatorName). Frames come with or without `+off/size` (trace option

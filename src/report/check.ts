@@ -1,6 +1,6 @@
 /** The quick check (`-c`): the original's three numbers and conclusion, plus growth and the top caches. */
 import type { CheckResult } from '../check/leak.js';
-import { mib } from '../check/leak.js';
+import { mib } from '../check/units.js';
 
 export function renderCheckText(c: CheckResult): string {
   const o: string[] = [];

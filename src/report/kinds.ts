@@ -1,6 +1,7 @@
 /** Text and sysak renderings of vmalloc and page reports. */
-import type { PageReport, VmallocReport } from '../analyze.js';
-import { mib } from '../check/leak.js';
+import type { PageReport } from '../pages/report.js';
+import type { VmallocReport } from '../vmalloc/report.js';
+import { mib } from '../check/units.js';
 import { renderCheckText } from './check.js';
 
 const sign = (n: number | null) => (n === null ? '' : `${n >= 0 ? '+' : ''}${n}`);

@@ -1,7 +1,7 @@
 /** The original sysak memleak's Chinese report (see shared/reference/SYSAK.md), for users and scripts that read it. */
-import type { Report } from '../slab/analyze.js';
+import type { SlabReport } from '../slab/report.js';
 
-export function renderSysak(r: Report): string {
+export function renderSysak(r: SlabReport): string {
   const o: string[] = [];
   o.push('未释放内存详细列表:');
   for (const u of r.unfreed) {

@@ -1,5 +1,5 @@
 /** The English text report. */
-import type { Report } from '../slab/analyze.js';
+import type { SlabReport } from '../slab/report.js';
 import type { WordInfo } from '../slab/symbolize.js';
 
 function pct(n: number, d: number): string {
@@ -17,7 +17,7 @@ function wordLine(w: WordInfo, indent: string): string[] {
   return lines;
 }
 
-export function renderText(r: Report): string {
+export function renderText(r: SlabReport): string {
   const o: string[] = [];
   const c = r.cache;
   o.push(`sysak memleak: slab scan of ${c.name}`);

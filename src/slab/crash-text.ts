@@ -9,13 +9,7 @@ import { estimateAddressSpace } from '../kernel/address-space.js';
 import type { KmemReport } from '../input/crash-kmem.js';
 import type { SlabinfoRow } from '../input/slabinfo.js';
 import type { CacheGeometry, SlabSet } from '../scan/slab-set.js';
-
-export interface GeometryHints {
-  cache?: string;
-  objectSize?: number;
-  slabSize?: number;
-  objectsPerSlab?: number;
-}
+import type { GeometryHints } from '../request.js';
 
 /**
  * Geometry precedence: explicit flags, then kmem (crash saw the kmem_cache), then slabinfo. An object

@@ -7,7 +7,9 @@
  * what keeps the extract small: the memmap is 1.6% of RAM.
  */
 import { MemleakError } from '../errors.js';
-import { analyze, type AnalyzeRequest, type Report } from './analyze.js';
+import type { AnalyzeRequest } from '../request.js';
+import { analyze } from './analyze.js';
+import type { SlabReport } from './report.js';
 import { writeElfCore, type ExtractPage } from '../dump/elf-writer.js';
 import type { OpenVmcore } from '../kernel/vmcore.js';
 import type { SlabSet } from '../scan/slab-set.js';
@@ -15,7 +17,7 @@ import { pfnToPage, structPageSize } from '../kernel/mm.js';
 
 export interface ExtractResult {
   image: Uint8Array;
-  report: Report;
+  report: SlabReport;
   pages: number;
   blankedStructPages: number;
 }

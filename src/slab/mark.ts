@@ -9,18 +9,7 @@ import { clusterSimilarity } from '../scan/clusters.js';
 import type { ScanResult } from '../scan/scanner.js';
 import { tokenizeObject } from '../scan/tokens.js';
 import type { OutstandingAlloc } from './outstanding.js';
-
-export interface MarkOptions {
-  /** Similarity to a hot cluster at which an object is marked (--threshold). */
-  threshold: number;
-  /** Clusters that count as hot: the largest N... */
-  hotClusters: number;
-  /** ...that hold at least this share of the scanned objects. */
-  hotMinShare: number;
-}
-
-/** 0.75: leaked demo_conn objects score 1.0, the other outstanding objects of the recordings at most 0.2 (README, Calibration). */
-export const DEFAULT_MARK: MarkOptions = { threshold: 0.75, hotClusters: 3, hotMinShare: 0.05 };
+import type { MarkOptions } from '../request.js';
 
 export interface MarkedAlloc extends OutstandingAlloc {
   /** null: contents not in the memory source. */

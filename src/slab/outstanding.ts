@@ -2,9 +2,10 @@
  * Allocations still outstanding at the end of the trace. As in the original, frees count during the whole
  * window and allocations made in its last freeOnlyPct% are "young": they may simply not have been freed
  * yet. The original drops them (strict); by default they are kept aside and count only if their
- * contents match a hot cluster (see trace/verdict.ts), so a leak's last minutes are not thrown away.
+ * contents match a hot cluster (see verdict.ts), so a leak's last minutes are not thrown away.
  */
 import type { ParsedTrace, TraceEvent } from '../trace/ftrace.js';
+import { traceWindow } from '../trace/window.js';
 
 export interface OutstandingOptions {
   /** Percent of the window at its end in which allocations are not counted (--free-only; default 20 as the original). */
@@ -42,13 +43,6 @@ export interface OutstandingResult {
   freesOfUnknown: number;
   /** Allocations made after the cutoff (in the free-only part of the window). */
   lateAllocs: number;
-}
-
-/** The trace window and its free-only cutoff: allocations after allocCutoff are "young" (the original's -r). */
-export function traceWindow(trace: ParsedTrace, freeOnlyPct: number): { start: number; end: number; allocCutoff: number } {
-  const start = trace.stats.firstTs ?? 0;
-  const end = trace.stats.lastTs ?? 0;
-  return { start, end, allocCutoff: start + ((end - start) * (100 - freeOnlyPct)) / 100 };
 }
 
 export function outstandingSlab(trace: ParsedTrace, opts: OutstandingOptions): OutstandingResult {

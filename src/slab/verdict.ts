@@ -1,5 +1,6 @@
 /** Per-call-site aggregation and the verdict: the call site with the most marked allocations. */
 import type { MarkedAlloc } from './mark.js';
+import type { VerdictRules } from '../request.js';
 
 export interface CallSiteRow {
   function: string;
@@ -9,15 +10,6 @@ export interface CallSiteRow {
   /** The hot cluster most of its marked allocations match. */
   cluster: number | null;
 }
-
-export interface VerdictRules {
-  /** A verdict needs at least this many marked allocations at the call site... */
-  minMarked: number;
-  /** ...and at least this share of its unfreed allocations marked. */
-  minMarkedShare: number;
-}
-
-export const DEFAULT_VERDICT: VerdictRules = { minMarked: 5, minMarkedShare: 0.5 };
 
 /** A young allocation (free-only window) that looks like nothing hot: presumed in flight, not evidence. */
 export function presumedInFlight(a: MarkedAlloc): boolean {

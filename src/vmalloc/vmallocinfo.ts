@@ -1,42 +1,9 @@
 /**
- * vmalloc leaks by caller: /proc/vmallocinfo lines (mm/vmalloc.c s_show):
- *   `0xSTART-0xEND  SIZE CALLER [pages=N] [phys=..] [ioremap|vmalloc|vmap|user|vpages|dma-coherent] [N0=..]`
- * grouped by caller with bytes, areas and growth between two snapshots. SIZE includes the guard page;
- * bytes count backing pages (`pages=N`) where the line gives them. A caller printed as a raw address
- * (a module without symbols at %pS time) is resolved through kallsyms when given.
+ * vmalloc leaks by caller: /proc/vmallocinfo areas (parsed by check/vmallocinfo.ts, the parser the
+ * check uses too) grouped by caller with bytes, areas and growth between two snapshots. SIZE includes
+ * the guard page; bytes count backing pages (`pages=N`) where the line gives them.
  */
-import { MemleakError } from '../errors.js';
-import { Kallsyms } from '../kernel/kallsyms.js';
-
-export interface VmallocArea {
-  start: bigint;
-  size: number;
-  caller: string;
-  pages: number | null;
-  kind: string;
-}
-
-const LINE = /^0x([0-9a-f]+)-0x([0-9a-f]+)\s+(\d+)(?:\s+(\S+))?(.*)$/;
-
-export function parseVmallocinfo(text: string, file: string, ks: Kallsyms | null = null): VmallocArea[] {
-  const out: VmallocArea[] = [];
-  text.split('\n').forEach((line, i) => {
-    if (!line.trim()) return;
-    const m = LINE.exec(line.trim());
-    if (!m) throw new MemleakError('E_FORMAT', `not a /proc/vmallocinfo line: ${JSON.stringify(line.slice(0, 80))}`, { file, line: i + 1 });
-    let caller = m[4] ?? '(none)';
-    const rest = m[5] ?? '';
-    if (/^(pages|phys|N\d+)=/.test(caller) || /^(ioremap|vmalloc|vmap|user|vpages|unpurged|vm_map_ram|dma-coherent)$/.test(caller)) caller = '(none)';
-    if (/^0x[0-9a-f]+$/.test(caller) && ks) {
-      const s = ks.lookup(BigInt(caller));
-      if (s) caller = Kallsyms.format(s);
-    }
-    const pages = /\bpages=(\d+)/.exec(line);
-    const kinds = ['vmalloc', 'vmap', 'ioremap', 'user', 'vpages', 'unpurged', 'vm_map_ram', 'dma-coherent'].filter((k) => new RegExp(`\\b${k}\\b`).test(rest + ' ' + (m[4] ?? '')));
-    out.push({ start: BigInt('0x' + m[1]), size: Number(m[3]), caller, pages: pages ? Number(pages[1]) : null, kind: kinds[0] ?? 'other' });
-  });
-  return out;
-}
+import type { VmallocArea } from '../check/vmallocinfo.js';
 
 export interface VmallocCallerRow {
   caller: string;

@@ -13,7 +13,7 @@ import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 import type { OpenVmcore } from '../kernel/vmcore.js';
-import type { VmallocArea } from './vmallocinfo.js';
+import type { VmallocArea } from '../check/vmallocinfo.js';
 
 /** include/linux/vmalloc.h */
 const VM_ALLOC = 0x2;

@@ -1,0 +1,53 @@
+/**
+ * /proc/vmallocinfo (mm/vmalloc.c s_show), the one parser of it:
+ *   `0xSTART-0xEND  SIZE CALLER [pages=N] [phys=..] [ioremap|vmalloc|vmap|user|vpages|dma-coherent] [N0=..]`
+ * parseVmallocinfo reads every area (the vmalloc analysis: a bad line is an error naming it; a caller
+ * printed as a raw address, a module without symbols at %pS time, is resolved through kallsyms when
+ * given); vmallocBytes is the check's total (lenient: lines that do not parse are skipped).
+ */
+import { MemleakError } from '../errors.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
+
+export interface VmallocArea {
+  start: bigint;
+  size: number;
+  caller: string;
+  pages: number | null;
+  kind: string;
+}
+
+/** `0xSTART-0xEND SIZE`: every line begins so. */
+const HEAD = /^0x([0-9a-f]+)-0x([0-9a-f]+)\s+(\d+)/;
+/** ... then the caller (or a flag when there is none) and the rest. */
+const LINE = new RegExp(`${HEAD.source}(?:\\s+(\\S+))?(.*)$`);
+
+export function parseVmallocinfo(text: string, file: string, ks: Kallsyms | null = null): VmallocArea[] {
+  const out: VmallocArea[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.trim()) return;
+    const m = LINE.exec(line.trim());
+    if (!m) throw new MemleakError('E_FORMAT', `not a /proc/vmallocinfo line: ${JSON.stringify(line.slice(0, 80))}`, { file, line: i + 1 });
+    let caller = m[4] ?? '(none)';
+    const rest = m[5] ?? '';
+    if (/^(pages|phys|N\d+)=/.test(caller) || /^(ioremap|vmalloc|vmap|user|vpages|unpurged|vm_map_ram|dma-coherent)$/.test(caller)) caller = '(none)';
+    if (/^0x[0-9a-f]+$/.test(caller) && ks) {
+      const s = ks.lookup(BigInt(caller));
+      if (s) caller = Kallsyms.format(s);
+    }
+    const pages = /\bpages=(\d+)/.exec(line);
+    const kinds = ['vmalloc', 'vmap', 'ioremap', 'user', 'vpages', 'unpurged', 'vm_map_ram', 'dma-coherent'].filter((k) => new RegExp(`\\b${k}\\b`).test(rest + ' ' + (m[4] ?? '')));
+    out.push({ start: BigInt('0x' + m[1]), size: Number(m[3]), caller, pages: pages ? Number(pages[1]) : null, kind: kinds[0] ?? 'other' });
+  });
+  return out;
+}
+
+/** Bytes of vmalloc() areas: /proc/vmallocinfo lines that say "vmalloc" (as the original counts). */
+export function vmallocBytes(text: string): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (!/\bvmalloc\b/.test(line)) continue;
+    const m = HEAD.exec(line);
+    if (m) total += Number(m[3]);
+  }
+  return total;
+}

@@ -1,0 +1,139 @@
+/**
+ * What an analysis is asked (AnalyzeRequest) and the one table of defaults (DEFAULTS) that both the
+ * CLI's option defaults and defaultRequest() read, so a default is written once. Also the frame every
+ * report kind shares (its schema name, the live-run block). The leak kinds (slab/, vmalloc/, pages/)
+ * import this file; it imports none of them.
+ */
+import { Kallsyms } from './kernel/kallsyms.js';
+import type { OpenVmcore } from './kernel/vmcore.js';
+import type { CheckResult } from './check/leak.js';
+import type { Snapshots } from './check/snapshots.js';
+import { DEFAULT_SCAN, type ScanOptions } from './scan/scanner.js';
+import type { SlabSet } from './scan/slab-set.js';
+import { findRecording } from './input/files.js';
+import { readText } from './util/read-file.js';
+
+export interface MarkOptions {
+  /** Similarity to a hot cluster at which an object is marked (--threshold). */
+  threshold: number;
+  /** Clusters that count as hot: the largest N... */
+  hotClusters: number;
+  /** ...that hold at least this share of the scanned objects. */
+  hotMinShare: number;
+}
+
+export interface VerdictRules {
+  /** A verdict needs at least this many marked allocations at the call site... */
+  minMarked: number;
+  /** ...and at least this share of its unfreed allocations marked. */
+  minMarkedShare: number;
+}
+
+/** Slab cache geometry given by flags (--cache, --object-size, --slab-size, --objects-per-slab). */
+export interface GeometryHints {
+  cache?: string;
+  objectSize?: number;
+  slabSize?: number;
+  objectsPerSlab?: number;
+}
+
+/** Every user-facing default, in one place (libbpf-tools style); the CLI shows them in --help. */
+export const DEFAULTS = {
+  /** -r/--free-only: percent of the trace window at its end in which allocations are young (the original's 20). */
+  freeOnlyPct: 20,
+  /** --top: clusters in the report. */
+  top: 5,
+  /** 0.75: leaked demo_conn objects score 1.0, the other outstanding objects of the recordings at most 0.2 (README, Calibration). */
+  mark: { threshold: 0.75, hotClusters: 3, hotMinShare: 0.05 } as Readonly<MarkOptions>,
+  verdict: { minMarked: 5, minMarkedShare: 0.5 } as Readonly<VerdictRules>,
+  /** --workers: the scan engine's own default (one per core, at most 8). */
+  workers: DEFAULT_SCAN.workers,
+  /** -i/--duration: live mode's trace window in seconds (the original's 300). */
+  duration: 300,
+  /** --buffer-kb: ring buffer per CPU; drained every 200 ms, so it only has to hold a burst. */
+  bufferKb: 8192,
+  /** -t/--type */
+  type: 'auto' as const,
+  /** --format */
+  format: 'text' as const,
+};
+
+export interface AnalyzeRequest {
+  /** A vmcore, kcore or extract: the whole offline analysis from one file. */
+  vmcore: string | null;
+  /** BTF for the vmcore (else the dump's own .BTF). */
+  btf: string | null;
+  rd: string[];
+  kmem: string | null;
+  kallsyms: string | null;
+  /** The same table already parsed (live mode read /proc/kallsyms once for the trace): wins over the file. */
+  kallsymsTable?: Kallsyms;
+  slabinfo: string | null;
+  raw: { file: string; base: bigint } | null;
+  trace: string | null;
+  geometry: GeometryHints;
+  scan: Partial<ScanOptions>;
+  freeOnlyPct: number;
+  /** Drop young allocations as the original does instead of keeping the marked ones. */
+  strictFreeOnly: boolean;
+  mark: MarkOptions;
+  verdict: VerdictRules;
+  /** Clusters in the report. */
+  top: number;
+  /** Set by requestFromRecording when the directory holds no slab memory (fine for vmalloc/page analyses). */
+  recordingWithoutMemory?: string;
+  /** /proc snapshots at both ends of a window (--from DIR with guest/*.before/.after), for --type auto. */
+  snapshots: Snapshots | null;
+  /** For `extract`: record the dump pages the analysis reads, and see the open dump before it closes. */
+  vmcoreHook?: { capturePages: true; beforeClose(v: OpenVmcore, set: SlabSet): void };
+}
+
+export function defaultRequest(): AnalyzeRequest {
+  return {
+    snapshots: null, vmcore: null, btf: null, rd: [], kmem: null, kallsyms: null, slabinfo: null, raw: null, trace: null, geometry: {}, scan: {},
+    freeOnlyPct: DEFAULTS.freeOnlyPct, strictFreeOnly: false, mark: { ...DEFAULTS.mark }, verdict: { ...DEFAULTS.verdict }, top: DEFAULTS.top,
+  };
+}
+
+/** Fills a request from a recording directory (../shared/recordings layout); explicit fields win. */
+export function requestFromRecording(dir: string, base: AnalyzeRequest = defaultRequest()): AnalyzeRequest {
+  const r = findRecording(dir);
+  base = {
+    ...base,
+    snapshots: base.snapshots ?? {
+      meminfoBefore: r.meminfoBefore, meminfoAfter: r.meminfoAfter, slabinfoBefore: r.slabinfoBefore, slabinfoAfter: r.slabinfo,
+      vmallocinfoBefore: r.vmallocinfoBefore, vmallocinfoAfter: r.vmallocinfoAfter, usageSeries: r.usageSeries,
+    },
+  };
+  const explicitMemory = base.vmcore !== null || base.rd.length > 0 || base.raw !== null;
+  if (!explicitMemory && r.vmcore) {
+    // A dump is the complete source (every slab, exact free objects): it wins over crash text.
+    return { ...base, vmcore: r.vmcore, kallsyms: base.kallsyms ?? r.kallsyms, btf: base.btf ?? r.btf, trace: base.trace ?? r.trace, geometry: { cache: base.geometry.cache ?? r.cache ?? undefined, ...base.geometry } };
+  }
+  if (r.rd.length === 0 && !explicitMemory) base = { ...base, recordingWithoutMemory: dir };
+  return {
+    ...base,
+    rd: base.rd.length ? base.rd : r.rd,
+    kmem: base.kmem ?? r.kmem,
+    kallsyms: base.kallsyms ?? r.kallsyms,
+    slabinfo: base.slabinfo ?? r.slabinfo,
+    trace: base.trace ?? r.trace,
+    geometry: { cache: base.geometry.cache ?? r.cache ?? undefined, ...base.geometry },
+  };
+}
+
+/** The request's symbol table: parsed by the caller, or from the --kallsyms file, or none. */
+export function kallsymsOf(req: AnalyzeRequest): Kallsyms | null {
+  return req.kallsymsTable ?? (req.kallsyms ? Kallsyms.parse(readText(req.kallsyms), req.kallsyms) : null);
+}
+
+export const REPORT_SCHEMA = 'sysak-memleak/1';
+
+/** Live runs only: the window, what was traced, and the /proc check over the window (any report kind). */
+export interface LiveInfo {
+  durationS: number;
+  eventsTraced: number;
+  lostEvents: number;
+  saved: string | null;
+  check: CheckResult;
+}

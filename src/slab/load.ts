@@ -1,0 +1,129 @@
+/**
+ * The slab memory an analysis reads, from whichever source the request names: a vmcore/kcore/extract
+ * (the SLUB walk of one cache), crash `rd` text, raw pages (random access with --kmem, else streamed and
+ * scanned while read). Each becomes a SlabSet for the scan engine.
+ */
+import { closeSync, openSync } from 'node:fs';
+import { MemleakError } from '../errors.js';
+import { hex } from '../util/hex.js';
+import { SparseMemory } from '../util/memory.js';
+import { Kallsyms } from '../kernel/kallsyms.js';
+import { estimateAddressSpace } from '../kernel/address-space.js';
+import { findSlabCache, type KmemCache } from '../kernel/slub.js';
+import { openVmcore, summarizeCaches, walkCache, type OpenVmcore } from '../kernel/vmcore.js';
+import { parseCrashRd } from '../input/crash-rd.js';
+import { parseCrashKmem, type KmemReport } from '../input/crash-kmem.js';
+import { parseSlabinfo, type SlabinfoRow } from '../input/slabinfo.js';
+import { RawFileMemory } from '../input/raw.js';
+import { readAs } from '../input/files.js';
+import { chooseSuspectCache } from '../check/suspect.js';
+import type { ScanResult } from '../scan/scanner.js';
+import { fdSource, scanStream } from '../scan/stream-scan.js';
+import type { CacheGeometry, SlabSet } from '../scan/slab-set.js';
+import { kallsymsOf, type AnalyzeRequest } from '../request.js';
+import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from './crash-text.js';
+import { slabSetFromWalk } from './from-dump.js';
+
+export interface Loaded {
+  set: SlabSet;
+  /** Streaming sources are scanned while they are read. */
+  pre?: ScanResult;
+  kallsyms: Kallsyms | null;
+  vmcore: OpenVmcore | null;
+}
+
+function loadVmcore(req: AnalyzeRequest, warnings: string[]): Loaded {
+  if (req.rd.length || req.raw || req.kmem) throw new MemleakError('E_USAGE', '--vmcore is a complete memory source: do not combine it with --rd, --raw or --kmem');
+  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, kallsymsTable: req.kallsymsTable, btf: req.btf, capturePages: req.vmcoreHook?.capturePages });
+  try {
+    warnings.push(...v.warnings);
+    let cache: KmemCache;
+    // An extract must also answer the summary a later run without --cache makes.
+    const summary = !req.geometry.cache || req.vmcoreHook ? summarizeCaches(v) : null;
+    // An extract remembers its cache (SYSAK note): `--from` a saved run analyses the same one.
+    const wanted = req.geometry.cache ?? (typeof v.dump.extractInfo?.cache === 'string' ? v.dump.extractInfo.cache : undefined);
+    if (wanted) cache = findSlabCache(v, wanted);
+    else {
+      const suspect = chooseSuspectCache(summary!);
+      if (!suspect) throw new MemleakError('E_NO_DATA', 'the dump has no unreclaimable slab cache with objects', { file: v.dump.path });
+      cache = suspect.cache;
+      warnings.push(`no --cache given: analysing ${cache.name}, the unreclaimable cache with the most allocated bytes in the dump`);
+    }
+    const walk = walkCache(v, cache);
+    warnings.push(...walk.warnings);
+    return { set: slabSetFromWalk(v, walk), kallsyms: v.syms, vmcore: v };
+  } catch (e) {
+    v.close();
+    throw e;
+  }
+}
+
+export async function loadMemory(req: AnalyzeRequest, warnings: string[]): Promise<Loaded> {
+  if (req.recordingWithoutMemory) {
+    throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: req.recordingWithoutMemory });
+  }
+  if (req.vmcore) return loadVmcore(req, warnings);
+  if (req.btf) throw new MemleakError('E_USAGE', '--btf goes with --vmcore');
+  const kallsyms = kallsymsOf(req);
+  let kmem: KmemReport | null = null;
+  if (req.kmem) kmem = parseCrashKmem(readAs(req.kmem, 'kmem'), req.kmem);
+  let slabinfo: Map<string, SlabinfoRow> | null = null;
+  if (req.slabinfo) slabinfo = parseSlabinfo(readAs(req.slabinfo, 'slabinfo'), req.slabinfo);
+  const geometry = resolveGeometry(req.geometry, kmem, slabinfo);
+  if (req.raw) {
+    if (req.rd.length) throw new MemleakError('E_USAGE', '--raw and --rd are different memory sources: give one');
+    if (req.raw.file === '-' || !kmem) return streamRaw(req, geometry, kallsyms, warnings);
+    const mem = new RawFileMemory(req.raw.file, req.raw.base);
+    const { slabs, trailingBytes } = mem.slabs(geometry.slabSize);
+    if (slabs.length === 0) throw new MemleakError('E_NO_DATA', `raw dump is smaller than one ${geometry.slabSize}-byte slab`, { file: req.raw.file });
+    if (trailingBytes) warnings.push(`${req.raw.file}: ${trailingBytes} bytes after the last whole slab were not scanned`);
+    return {
+      set: {
+        cache: geometry, slabs, memory: mem, allocated: (a) => kmem?.objects.get(a) ?? null,
+        freeIndexes: kmem ? undefined : () => null,
+        addressSpace: estimateAddressSpace(slabs), freeSource: kmem ? 'crash kmem -S object markers' : 'none (all objects counted)',
+      },
+      kallsyms,
+      vmcore: null,
+    };
+  }
+  if (req.rd.length === 0) throw new MemleakError('E_USAGE', 'no memory source: give --rd FILE (crash rd -64 text), --raw FILE --base ADDR, or --from DIR');
+  const mem = new SparseMemory(`crash rd text (${req.rd.join(', ')})`);
+  for (const f of req.rd) parseCrashRd(readAs(f, 'rd'), f, mem);
+  const sym = resolveSymbolicWords(mem, kallsyms);
+  if (sym.unresolved) warnings.push(`${sym.unresolved} rd -S symbol words did not resolve${kallsyms ? ' in kallsyms' : ': give --kallsyms'}`);
+  return { set: slabSetFromMemory(mem, geometry, kmem), kallsyms, vmcore: null };
+}
+
+/**
+ * `--raw FILE|-` without free-object markers: streamed through the scanner's ring of shared buffers
+ * (bounded memory, stdin works); the report's words come from the representatives copied out.
+ */
+async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms: Kallsyms | null, warnings: string[]): Promise<Loaded> {
+  const { file, base } = req.raw!;
+  if (base & 0xfffn) throw new MemleakError('E_USAGE', `--base ${hex(base)} is not page aligned`, { file });
+  let fd: number;
+  try {
+    fd = file === '-' ? 0 : openSync(file, 'r');
+  } catch (e) {
+    throw new MemleakError('E_IO', `cannot open raw dump: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  }
+  try {
+    // The end of a stream is unknown up front: the direct map is bounded 4 TiB above the first slab.
+    const space = estimateAddressSpace([base]);
+    const r = await scanStream(fdSource(fd, file), { stride: geometry.stride, objsPerSlab: geometry.objsPerSlab, slabSize: geometry.slabSize, base }, space, req.scan);
+    if (r.trailingBytes) warnings.push(`${file === '-' ? 'stdin' : file}: ${r.trailingBytes} bytes after the last whole slab were not scanned`);
+    const slabs = r.slabs > 0 ? [base, base + BigInt((r.slabs - 1) * geometry.slabSize)] : [base];
+    return {
+      set: {
+        cache: geometry, slabs, memory: r.reps, allocated: () => null, freeIndexes: () => null,
+        addressSpace: space, freeSource: 'none (all objects counted)',
+      },
+      kallsyms,
+      vmcore: null,
+      pre: r.scan,
+    };
+  } finally {
+    if (fd !== 0) closeSync(fd);
+  }
+}
