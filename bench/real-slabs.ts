@@ -10,7 +10,8 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { openVmcore, slabSetFromWalk, walkCache } from '../src/sources/vmcore.js';
+import { openVmcore, walkCache } from '../src/kernel/vmcore.js';
+import { slabSetFromWalk } from '../src/slab/from-dump.js';
 import { findSlabCache } from '../src/kernel/slub.js';
 
 export const REAL_SAMPLE = fileURLToPath(new URL('../../samples/demo-kmalloc64/vmcore.extract.gz', import.meta.url));

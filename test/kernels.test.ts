@@ -11,9 +11,10 @@
 import { describe, expect, it } from 'vitest';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { analyze, defaultRequest, requestFromRecording, type AnalyzeRequest } from '../src/analyze.js';
+import { defaultRequest, requestFromRecording, type AnalyzeRequest } from '../src/request.js';
+import { analyze } from '../src/slab/analyze.js';
 import { findSlabCache } from '../src/kernel/slub.js';
-import { openVmcore, walkCache } from '../src/sources/vmcore.js';
+import { openVmcore, walkCache } from '../src/kernel/vmcore.js';
 import { parseFtrace } from '../src/trace/ftrace.js';
 import { ROOT, sample, sampleText } from './helpers.js';
 
