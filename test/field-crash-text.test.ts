@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
-import { SparseMemory } from '../src/memory.js';
+import { SparseMemory } from '../src/util/memory.js';
 import { errorOf, sample } from './helpers.js';
 
 const KMEM = readFileSync(sample('demo-kmalloc64/crash/kmem_S_kmalloc-64.txt'), 'utf8');

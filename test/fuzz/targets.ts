@@ -17,12 +17,13 @@ import { parseSlabinfo } from '../../src/input/slabinfo.js';
 import { Kallsyms } from '../../src/kernel/kallsyms.js';
 import { parseVmcoreinfo } from '../../src/kernel/vmcoreinfo.js';
 import { Btf, trailingBytes } from '../../src/kernel/btf.js';
-import { SparseMemory } from '../../src/memory.js';
+import { SparseMemory } from '../../src/util/memory.js';
 import { parseFtrace } from '../../src/trace/ftrace.js';
-import { outstandingSlab } from '../../src/trace/outstanding.js';
+import { outstandingSlab } from '../../src/slab/outstanding.js';
 import { outstandingPages } from '../../src/pages/page-trace.js';
-import { parseVmallocinfo, vmallocByCaller } from '../../src/vmalloc/vmallocinfo.js';
-import { parseMeminfo } from '../../src/live/snapshots.js';
+import { vmallocByCaller } from '../../src/vmalloc/vmallocinfo.js';
+import { parseVmallocinfo } from '../../src/check/vmallocinfo.js';
+import { parseMeminfo } from '../../src/check/proc.js';
 import { parseEventFormat, parseHeaderPage, type PageHeaderFormat } from '../../src/live/event-format.js';
 import { decodePage } from '../../src/live/ring-buffer.js';
 import { BufferSource } from '../../src/dump/byte-source.js';
@@ -277,7 +278,8 @@ export const TARGETS: Target[] = [
     heavy: true,
     seed: () => sampleBytes('demo-kmalloc64/vmcore.extract.gz'),
     run: async (b) => {
-      const { analyze, defaultRequest } = await import('../../src/analyze.js');
+      const { analyze } = await import('../../src/slab/analyze.js');
+      const { defaultRequest } = await import('../../src/request.js');
       const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
       const { tmpdir } = await import('node:os');
       const dir = mkdtempSync(join(tmpdir(), 'sysak-fuzz-'));
