@@ -29,6 +29,18 @@ export interface VerdictRules {
   minMarkedShare: number;
 }
 
+/** When a hot cluster counts as replaced in place rather than growing (slab/churn.ts). */
+export interface ChurnRules {
+  /** A cluster whose frees of its shape balance at least this share of its marked allocations does not grow. */
+  balancedShare: number;
+  /** A freed slot belongs to a cluster when this share of the cluster's identity words match. */
+  freedMatch: number;
+  /** Identity words (fixed, non-zero u32 positions of the representative) a cluster needs to match freed slots. */
+  minIdentityWords: number;
+  /** Readable freed slots a free call site needs before its shapes stand for all its frees. */
+  minSample: number;
+}
+
 /** Slab cache geometry given by flags (--cache, --object-size, --slab-size, --objects-per-slab). */
 export interface GeometryHints {
   cache?: string;
@@ -46,6 +58,12 @@ export const DEFAULTS = {
   /** 0.75: leaked demo_conn objects score 1.0, the other outstanding objects of the recordings at most 0.2 (README, Calibration). */
   mark: { threshold: 0.75, hotClusters: 3, hotMinShare: 0.05 } as Readonly<MarkOptions>,
   verdict: { minMarked: 5, minMarkedShare: 0.5 } as Readonly<VerdictRules>,
+  /**
+   * 0.8: in the recorded replace-in-place scenarios (test/scenarios/churn-*) the refreshing site's
+   * allocations are balanced to 95-100%; the leakers' clusters have no frees of their shape. 0.75 of
+   * identity words: a freed object loses at most its free pointer and rcu_head to the allocator.
+   */
+  churn: { balancedShare: 0.8, freedMatch: 0.75, minIdentityWords: 2, minSample: 5 } as Readonly<ChurnRules>,
   /** --workers: the scan engine's own default (one per core, at most 8). */
   workers: DEFAULT_SCAN.workers,
   /** -i/--duration: live mode's trace window in seconds (the original's 300). */
@@ -78,6 +96,7 @@ export interface AnalyzeRequest {
   strictFreeOnly: boolean;
   mark: MarkOptions;
   verdict: VerdictRules;
+  churn: ChurnRules;
   /** Clusters in the report. */
   top: number;
   /** Set by requestFromRecording when the directory holds no slab memory (fine for vmalloc/page analyses). */
@@ -91,7 +110,7 @@ export interface AnalyzeRequest {
 export function defaultRequest(): AnalyzeRequest {
   return {
     snapshots: null, vmcore: null, btf: null, rd: [], kmem: null, kallsyms: null, slabinfo: null, raw: null, trace: null, geometry: {}, scan: {},
-    freeOnlyPct: DEFAULTS.freeOnlyPct, strictFreeOnly: false, mark: { ...DEFAULTS.mark }, verdict: { ...DEFAULTS.verdict }, top: DEFAULTS.top,
+    freeOnlyPct: DEFAULTS.freeOnlyPct, strictFreeOnly: false, mark: { ...DEFAULTS.mark }, verdict: { ...DEFAULTS.verdict }, churn: { ...DEFAULTS.churn }, top: DEFAULTS.top,
   };
 }
 

@@ -17,6 +17,11 @@ export function renderSysak(r: SlabReport): string {
   if (r.verdict) {
     o.push(`疑似泄漏object: ${r.verdict.object} 相似object数量: ${r.verdict.similarObjects}`);
     o.push(`疑似泄漏函数: ${r.verdict.function}`);
+    // Further leakers below the original's layout, in the same two lines each.
+    for (const l of r.verdict.leakers.slice(1)) {
+      o.push(`疑似泄漏object: ${l.object} 相似object数量: ${l.similarObjects}`);
+      o.push(`疑似泄漏函数: ${l.function}`);
+    }
   } else {
     if (top) o.push(`疑似泄漏object: ${top.object} 相似object数量: ${top.count}`);
     o.push('疑似泄漏函数: 无');

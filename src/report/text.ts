@@ -2,6 +2,8 @@
 import type { SlabReport } from '../slab/report.js';
 import type { WordInfo } from '../slab/symbolize.js';
 
+const sign = (n: number) => `${n >= 0 ? '+' : ''}${n}`;
+
 function pct(n: number, d: number): string {
   return d ? `${((100 * n) / d).toFixed(1)}%` : '-';
 }
@@ -48,12 +50,31 @@ export function renderText(r: SlabReport): string {
       o.push(`  ${String(cs.unfreed).padStart(7)}  ${String(cs.marked).padStart(7)}  ${cs.function}${cs.unreadable ? `  (${cs.unreadable} not in the dump)` : ''}`);
     }
     if (r.callSites.length > 20) o.push(`  ... ${r.callSites.length - 20} more call sites (--json lists all)`);
+    if (r.clusterGrowth.length) {
+      o.push('Hot clusters in the window (look-alike allocations outstanding vs objects of the shape freed):');
+      for (const g of r.clusterGrowth) {
+        o.push(`  #${g.rank}  ${String(g.allocs).padStart(6)} allocated  ${String(g.frees).padStart(6)} freed  net ${sign(g.net).padStart(6)}  ${g.allocs === 0 ? '' : g.growing ? 'GROWS' : 'replaced in place'}`.trimEnd());
+        if (g.freeSites.length) o.push(`        freed by ${g.freeSites.map((f) => `${f.function}${f.rcu ? ' (RCU)' : ''} ${f.frees}`).join(', ')}`);
+      }
+    }
+    const repl = r.callSites.filter((cs) => cs.replacingReason !== null);
+    if (repl.length) {
+      o.push('Replacing in place, not leaking:');
+      for (const cs of repl) o.push(`  ${cs.function}: ${cs.replacing} of ${cs.unfreed} unfreed look alike, but ${cs.replacingReason}`);
+    }
   }
   o.push('');
   if (r.verdict) {
     const v = r.verdict;
     o.push(`Verdict: slab leak in ${v.cache} by ${v.function}`);
     o.push(`         ${v.unfreed} unfreed, ${v.marked} marked, ${v.similarObjects} similar objects (e.g. ${v.object})`);
+    if (v.leakers.length > 1) {
+      o.push(`Leaking call sites (${v.leakers.length}, each with its own cluster, by growth in the window):`);
+      v.leakers.forEach((l, i) => {
+        o.push(`  ${i + 1}. ${l.function}: cluster #${l.cluster}, ${l.similarObjects} objects (e.g. ${l.object}); ${l.unfreed} unfreed, ${l.marked} marked, net ${sign(l.growth)} in the window`);
+        if (l.words) for (const w of l.words) o.push(...wordLine(w, '        '));
+      });
+    }
   } else {
     o.push(`Verdict: none (${r.verdictReason})`);
   }

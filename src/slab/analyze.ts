@@ -18,9 +18,10 @@ import { REPORT_SCHEMA, type AnalyzeRequest } from '../request.js';
 import { loadMemory, type Loaded } from './load.js';
 import { describeObject } from './symbolize.js';
 import { outstandingSlab } from './outstanding.js';
-import { markAllocations } from './mark.js';
-import { callSiteRows, chooseVerdict, presumedInFlight, type CallSiteRow } from './verdict.js';
-import type { ClusterReport, DumpReport, SlabReport, UnfreedReport } from './report.js';
+import { hotClusterIndexes, markAllocations } from './mark.js';
+import { callSiteRows, chooseLeakers, presumedInFlight, type CallSiteRow } from './verdict.js';
+import { clusterGrowth, type ChurnResult } from './churn.js';
+import type { ClusterReport, DumpReport, Leaker, SlabReport, UnfreedReport } from './report.js';
 
 function dumpReport(v: OpenVmcore): DumpReport {
   return {
@@ -38,25 +39,28 @@ function dumpReport(v: OpenVmcore): DumpReport {
 }
 
 function clusterReports(scan: ScanResult, set: SlabSet, kallsyms: Kallsyms | null, top: number): ClusterReport[] {
-  return scan.clusters.slice(0, top).map((c, i) => {
-    const rep = clusterAddress(c);
-    const toks = c.members[0].tokens;
-    const varying: number[] = [];
-    const variesWord: boolean[] = [];
-    for (let p = 0; p < toks.length; p += 2) {
-      const v = isVar(toks[p]) || isVar(toks[p + 1]);
-      variesWord.push(v);
-      if (v) varying.push(p * 4);
-    }
-    return {
-      rank: i + 1,
-      count: c.count,
-      similarity: Math.round(c.similarity * 1000) / 1000,
-      object: hex(rep),
-      varyingOffsets: varying,
-      words: describeObject(rep, set.cache.stride, { kallsyms, addressSpace: set.addressSpace, memory: set.memory }, true, variesWord),
-    };
-  });
+  return scan.clusters.slice(0, top).map((_, i) => clusterReport(scan, i, set, kallsyms));
+}
+
+function clusterReport(scan: ScanResult, i: number, set: SlabSet, kallsyms: Kallsyms | null): ClusterReport {
+  const c = scan.clusters[i];
+  const rep = clusterAddress(c);
+  const toks = c.members[0].tokens;
+  const varying: number[] = [];
+  const variesWord: boolean[] = [];
+  for (let p = 0; p < toks.length; p += 2) {
+    const v = isVar(toks[p]) || isVar(toks[p + 1]);
+    variesWord.push(v);
+    if (v) varying.push(p * 4);
+  }
+  return {
+    rank: i + 1,
+    count: c.count,
+    similarity: Math.round(c.similarity * 1000) / 1000,
+    object: hex(rep),
+    varyingOffsets: varying,
+    words: describeObject(rep, set.cache.stride, { kallsyms, addressSpace: set.addressSpace, memory: set.memory }, true, variesWord),
+  };
 }
 
 /** The slab analysis; `check` (the /proc check over the window, when there is one) goes into the report. */
@@ -91,31 +95,56 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
   let verdict: SlabReport['verdict'] = null;
   let verdictReason = 'no trace given: clusters only (give --trace to name the leaking function)';
   let traceReport: SlabReport['trace'] = null;
+  let churn: ChurnResult | null = null;
   if (trace) {
     const out = outstandingSlab(trace, { freeOnlyPct: req.freeOnlyPct, bytesAlloc: set.cache.stride, cacheName: set.cache.name, strict: req.strictFreeOnly });
     const marked = markAllocations(out.allocs, scan, set.memory, set.cache.stride, req.mark);
     const counted = marked.filter((m) => !presumedInFlight(m));
     const youngAside = marked.length - counted.length;
-    callSites = callSiteRows(counted);
+    // Churn vs growth: per hot cluster, its look-alike allocations of the window against the frees in
+    // the window of objects of its shape (read from the freed slots).
+    const allocsByCluster = new Map<number, number>();
+    for (const m of counted) if (m.cluster !== null) allocsByCluster.set(m.cluster, (allocsByCluster.get(m.cluster) ?? 0) + 1);
+    churn = clusterGrowth(allocsByCluster, out.preWindowFrees, {
+      scan, hot: hotClusterIndexes(scan, req.mark), memory: set.memory, allocated: set.allocated,
+      slabs: set.slabs, slabSize: set.cache.slabSize, stride: set.cache.stride,
+    }, req.churn);
+    const growthOf = new Map(churn.clusters.map((g) => [g.cluster, g]));
+    const notGrowing = (c: number) => {
+      const g = growthOf.get(c);
+      return g && !g.growing ? `cluster #${g.rank} does not grow: ${g.reason}` : null;
+    };
+    callSites = callSiteRows(counted, notGrowing);
     unfreed = counted.map((m) => ({
-      comm: m.comm, pid: m.pid, function: m.callSite, ptr: hex(m.ptr), marked: m.cluster !== null, readable: m.readable,
+      comm: m.comm, pid: m.pid, function: m.callSite, ptr: hex(m.ptr), marked: m.cluster !== null && notGrowing(m.cluster) === null,
+      replacing: m.cluster !== null && notGrowing(m.cluster) !== null, readable: m.readable,
       similarity: Math.round(m.similarity * 1000) / 1000, age: Math.round(m.age * 1e6) / 1e6, young: m.young, stack: m.stack,
     }));
     const unreadable = unfreed.filter((m) => !m.readable).length;
     if (unreadable) warnings.push(`${unreadable} of ${unfreed.length} unfreed objects are not in the memory source (${set.memory.description}) and could not be marked`);
-    const v = chooseVerdict(callSites, req.verdict);
-    verdictReason = v.reason;
-    if (v.row && v.row.cluster !== null) {
-      const c = scan.clusters[v.row.cluster];
+    const choice = chooseLeakers(callSites, req.verdict, (c) => growthOf.get(c)?.net ?? 0);
+    verdictReason = choice.reason;
+    const leakers: Leaker[] = choice.rows.map((row) => {
+      const c = scan.clusters[row.cluster!];
+      const g = growthOf.get(row.cluster!);
+      return {
+        function: row.function, cluster: row.cluster! + 1, object: hex(clusterAddress(c)), similarObjects: c.count,
+        unfreed: row.unfreed, marked: row.marked, allocs: g?.allocs ?? row.marked, frees: g?.frees ?? 0, growth: g?.net ?? row.marked,
+        words: clusters[row.cluster!]?.words ?? clusterReport(scan, row.cluster!, set, kallsyms).words,
+      };
+    });
+    const first = leakers[0];
+    if (first) {
       verdict = {
-        type: 'slab', cache: set.cache.name, function: v.row.function, object: hex(clusterAddress(c)),
-        similarObjects: c.count, unfreed: v.row.unfreed, marked: v.row.marked,
+        type: 'slab', cache: set.cache.name, function: first.function, object: first.object,
+        similarObjects: first.similarObjects, unfreed: first.unfreed, marked: first.marked, leakers,
       };
     }
     traceReport = {
       file: trace.file, stats: trace.stats, window: { ...out.window, freeOnlyPct: req.freeOnlyPct },
       allocsSeen: out.allocsSeen, freesSeen: out.freesSeen, reallocWithoutFree: out.reallocWithoutFree,
       youngSetAside: youngAside, strictFreeOnly: req.strictFreeOnly,
+      preWindowFrees: { inCache: churn.preWindowFrees, reused: churn.reused, unreadable: churn.unreadable, wiped: churn.wiped, otherShapes: churn.otherShapes },
     };
   }
   const v = loaded.vmcore;
@@ -135,6 +164,7 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
     scan: scan.stats,
     clusters,
     trace: traceReport,
+    clusterGrowth: churn?.clusters.map(({ cluster, ...g }) => g) ?? [],
     callSites,
     unfreed,
     verdict,

@@ -6,6 +6,7 @@
  */
 import type { ParsedTrace, TraceEvent } from '../trace/ftrace.js';
 import { traceWindow } from '../trace/window.js';
+import type { PreWindowFree } from './churn.js';
 
 export interface OutstandingOptions {
   /** Percent of the window at its end in which allocations are not counted (--free-only; default 20 as the original). */
@@ -43,6 +44,8 @@ export interface OutstandingResult {
   freesOfUnknown: number;
   /** Allocations made after the cutoff (in the free-only part of the window). */
   lateAllocs: number;
+  /** The frees of objects allocated before the window (any cache: kfree names none), for churn (churn.ts). */
+  preWindowFrees: PreWindowFree[];
 }
 
 export function outstandingSlab(trace: ParsedTrace, opts: OutstandingOptions): OutstandingResult {
@@ -53,12 +56,19 @@ export function outstandingSlab(trace: ParsedTrace, opts: OutstandingOptions): O
   let realloc = 0;
   let unknownFrees = 0;
   let late = 0;
+  const preFrees: PreWindowFree[] = [];
+  const preFreed = new Map<string, PreWindowFree>();
   for (const e of trace.events) {
     if (e.kind === 'alloc') {
       if (/^0+$/.test(e.ptr)) continue; // failed allocation
       if (opts.bytesAlloc !== undefined && e.bytesAlloc !== opts.bytesAlloc) continue;
       allocsSeen++;
       if (live.has(e.ptr)) realloc++;
+      const pf = preFreed.get(e.ptr);
+      if (pf) {
+        pf.reusedLater = true;
+        preFreed.delete(e.ptr);
+      }
       if (e.ts > allocCutoff) {
         late++;
         if (opts.strict) {
@@ -71,7 +81,12 @@ export function outstandingSlab(trace: ParsedTrace, opts: OutstandingOptions): O
       if (/^0+$/.test(e.ptr)) continue; // kfree(NULL)
       if (opts.cacheName && e.cacheName && e.cacheName !== opts.cacheName && !live.has(e.ptr)) continue;
       freesSeen++;
-      if (!live.delete(e.ptr)) unknownFrees++;
+      if (!live.delete(e.ptr)) {
+        unknownFrees++;
+        const f: PreWindowFree = { ptr: BigInt('0x' + e.ptr), callSite: e.callSite ?? '(unknown)', ts: e.ts, reusedLater: false };
+        preFrees.push(f);
+        preFreed.set(e.ptr, f);
+      }
     }
   }
   const allocs: OutstandingAlloc[] = [];
@@ -89,5 +104,5 @@ export function outstandingSlab(trace: ParsedTrace, opts: OutstandingOptions): O
     });
   }
   allocs.sort((a, b) => a.ts - b.ts);
-  return { allocs, window: { start, end, allocCutoff }, allocsSeen, freesSeen, reallocWithoutFree: realloc, freesOfUnknown: unknownFrees, lateAllocs: late };
+  return { allocs, window: { start, end, allocCutoff }, allocsSeen, freesSeen, reallocWithoutFree: realloc, freesOfUnknown: unknownFrees, lateAllocs: late, preWindowFrees: preFrees };
 }

@@ -5,6 +5,7 @@ import type { TraceStats } from '../trace/ftrace.js';
 import type { LiveInfo, REPORT_SCHEMA } from '../request.js';
 import type { WordInfo } from './symbolize.js';
 import type { CallSiteRow } from './verdict.js';
+import type { ClusterGrowth } from './churn.js';
 
 export interface ClusterReport {
   rank: number;
@@ -18,12 +19,30 @@ export interface ClusterReport {
 
 export interface CallSiteReport extends CallSiteRow {}
 
+/** One leaking call site and the cluster its objects pile up in. */
+export interface Leaker {
+  function: string;
+  /** Rank of its cluster in clusters[] (1 = largest). */
+  cluster: number;
+  object: string;
+  similarObjects: number;
+  unfreed: number;
+  marked: number;
+  /** Look-alike allocations of its cluster in the window, frees of its shape, and the difference. */
+  allocs: number;
+  frees: number;
+  growth: number;
+  words: WordInfo[] | null;
+}
+
 export interface UnfreedReport {
   comm: string;
   pid: number;
   function: string;
   ptr: string;
   marked: boolean;
+  /** Looks like a hot cluster that does not grow: replaced in place, not leaked. */
+  replacing: boolean;
   readable: boolean;
   similarity: number;
   age: number;
@@ -62,7 +81,11 @@ export interface SlabReport {
     /** Young (free-only window) unfreed allocations that did not match a hot cluster: not counted. */
     youngSetAside: number;
     strictFreeOnly: boolean;
+    /** Frees in the window of objects allocated before it, in this cache's slabs, and what their slots showed. */
+    preWindowFrees: { inCache: number; reused: number; unreadable: number; wiped: number; otherShapes: number };
   };
+  /** Per hot cluster: look-alike allocations of the window, frees of its shape in the window, net growth. */
+  clusterGrowth: Omit<ClusterGrowth, 'cluster'>[];
   callSites: CallSiteReport[];
   unfreed: UnfreedReport[];
   verdict: null | {
@@ -73,6 +96,8 @@ export interface SlabReport {
     similarObjects: number;
     unfreed: number;
     marked: number;
+    /** Every leaking call site with its own cluster, by growth; [0] is the one above. */
+    leakers: Leaker[];
   };
   verdictReason: string;
   warnings: string[];
