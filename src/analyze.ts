@@ -5,7 +5,8 @@
  * CLI renders the report and maps errors to exit codes).
  */
 import { checkFromSnapshots, decideType, type Snapshots } from './check/snapshots.js';
-import type { CheckResult, LeakKind } from './check/leak.js';
+import { pileupText, STEADY_MIN_BYTES, type CheckResult, type KindAnalysis, type LeakKind } from './check/leak.js';
+import { MemleakError } from './errors.js';
 import type { AnalyzeRequest } from './request.js';
 import { analyze as analyzeSlab } from './slab/analyze.js';
 import { analyze as analyzeVmalloc } from './vmalloc/analyze.js';
@@ -22,10 +23,61 @@ export async function analyzeAny(req: AnalyzeRequest, type: 'auto' | LeakKind, s
   return analyzeWithCheck({ ...req, snapshots: snaps }, type, checkFromSnapshots(snaps));
 }
 
-/** With the check already computed (live mode computed it over its own window). */
-export async function analyzeWithCheck(req: AnalyzeRequest, type: 'auto' | LeakKind, check: CheckResult | null): Promise<AnyReport> {
-  const kind = decideType(type, check);
+async function analyzeKind(req: AnalyzeRequest, kind: LeakKind, check: CheckResult | null): Promise<AnyReport> {
   if (kind === 'vmalloc') return analyzeVmalloc(req, check);
   if (kind === 'page') return analyzePages(req, check);
   return analyzeSlab(req, check);
+}
+
+/** Growth that makes a kind worth analysing after the chosen one found nothing (the steady rule's step). */
+export const PLAUSIBLE_GROWTH_BYTES = STEADY_MIN_BYTES;
+
+/**
+ * The kinds still worth a look when the chosen one names no leaker: other kinds that passed a rule,
+ * then those that grew by at least PLAUSIBLE_GROWTH_BYTES without passing one (a short window, a small
+ * guest), then slab when a cache stands far above its peers (evidence a window may not show as growth).
+ */
+export function otherPlausibleKinds(check: CheckResult, done: LeakKind): { kind: LeakKind; why: string }[] {
+  const out: { kind: LeakKind; why: string }[] = [];
+  const others = check.kinds.filter((k) => k.kind !== done).sort((a, b) => (b.growth ?? 0) - (a.growth ?? 0));
+  for (const k of others) if (k.leaking) out.push({ kind: k.kind, why: `${k.kind}: ${k.why}` });
+  for (const k of others) if (!k.leaking && (k.growth ?? 0) >= PLAUSIBLE_GROWTH_BYTES) out.push({ kind: k.kind, why: `${k.kind} grew too: ${k.why}` });
+  const p = check.decision.pileup;
+  if (p && done !== 'slab' && !out.some((o) => o.kind === 'slab')) out.push({ kind: 'slab', why: `standing pile-up: ${pileupText(p)}` });
+  return out;
+}
+
+/**
+ * With the check already computed (live mode computed it over its own window). With `--type auto`,
+ * when the kind the check chose names no leaker, the other plausible kinds are analysed too; the
+ * report is the first that names one, and `analysed[]` says which kinds ran and why.
+ */
+export async function analyzeWithCheck(req: AnalyzeRequest, type: 'auto' | LeakKind, check: CheckResult | null): Promise<AnyReport> {
+  const kind = decideType(type, check);
+  const first = await analyzeKind(req, kind, check);
+  if (type !== 'auto') return first;
+  const analysed: KindAnalysis[] = [{ kind, why: check ? check.decision.why : 'no /proc snapshots: slab, the default', verdict: first.verdict?.function ?? null }];
+  let best: AnyReport = first;
+  if (!first.verdict && check) {
+    for (const next of otherPlausibleKinds(check, kind)) {
+      let r: AnyReport;
+      try {
+        r = await analyzeKind(req, next.kind, check);
+      } catch (e) {
+        // A kind whose inputs are not there (no page events, no vmallocinfo) is reported, not fatal.
+        if (e instanceof MemleakError && (e.code === 'E_USAGE' || e.code === 'E_NO_DATA')) {
+          analysed.push({ kind: next.kind, why: `${next.why}; not analysable here: ${e.message}`, verdict: null });
+          continue;
+        }
+        throw e;
+      }
+      analysed.push({ kind: next.kind, why: `${analysed[analysed.length - 1].kind} found no leaker; ${next.why}`, verdict: r.verdict?.function ?? null });
+      if (r.verdict) {
+        best = r;
+        break;
+      }
+    }
+  }
+  best.analysed = analysed;
+  return best;
 }

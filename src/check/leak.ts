@@ -7,6 +7,7 @@
 import type { SlabinfoRow } from '../input/slabinfo.js';
 import type { Snapshot } from './proc.js';
 import { GiB, MiB, mib } from './units.js';
+import { standingPileup, type Pileup } from './pileup.js';
 
 /** Growth over the window that counts as a leak: 4 MiB and 0.5% of RAM (libbpf-tools style: defaults next to their use). */
 export const GROWTH_MIN_BYTES = 4 * MiB;
@@ -28,7 +29,39 @@ export interface CheckResult {
   /** The first leaking kind in the original's order (page, slab, vmalloc), or null. */
   leak: LeakKind | null;
   caches: CacheGrowth[];
+  /** How `leak` was chosen: our own footprint left out, the standing pile-up, and why. */
+  decision: Decision;
 }
+
+/** One analysis of a kind that `--type auto` ran (src/analyze.ts), and why. */
+export interface KindAnalysis {
+  kind: LeakKind;
+  why: string;
+  /** The function it named, or null. */
+  verdict: string | null;
+}
+
+export interface Decision {
+  /** Bytes of allocPages growth that were this tool's own (page tables, thread stacks, ring buffers), left out; null offline. */
+  footprint: number | null;
+  /** An unreclaimable cache that holds far more than its peers (check/pileup.ts), or null. */
+  pileup: Pileup | null;
+  why: string;
+}
+
+/** What the caller knows beyond the snapshots: our own footprint over the window, and which caches are reclaimable. */
+export interface CheckContext {
+  footprint?: number | null;
+  reclaimable?: (name: string) => boolean;
+}
+
+/**
+ * allocPages growth below this (and below PAGE_AMBIGUOUS_SHARE of RAM) does not outweigh a standing
+ * pile-up: the residual swung by +14 to -24 MiB between first runs in the harness guest (issue 12)
+ * with nothing leaking pages, as the per-CPU page lists fill and drain.
+ */
+export const PAGE_AMBIGUOUS_BYTES = 32 * MiB;
+export const PAGE_AMBIGUOUS_SHARE = 0.01;
 
 export interface CacheGrowth {
   name: string;
@@ -103,14 +136,16 @@ export function steadyGrowth(values: number[]): { growth: number; tau: number } 
   return { growth, tau };
 }
 
-export function checkLeak(before: Snapshot, after: Snapshot | null, series: UsageSeries | null = null): CheckResult {
+export function checkLeak(before: Snapshot, after: Snapshot | null, series: UsageSeries | null = null, ctx: CheckContext = {}): CheckResult {
   const now = after ?? before;
   const memTotal = now.meminfo.get('MemTotal')!;
   const u1 = usage(now);
   const u0 = after ? usage(before) : null;
+  // Our own page tables, thread stacks and ring buffers land in the allocPages residual: never growth.
+  const own = u0 && ctx.footprint ? ctx.footprint : 0;
   const kinds: KindUsage[] = (['page', 'slab', 'vmalloc'] as LeakKind[]).map((kind) => {
     const bytes = u1[kind];
-    const growth = u0 ? bytes - u0[kind] : null;
+    const growth = u0 ? bytes - u0[kind] - (kind === 'page' ? own : 0) : null;
     const absolute = bytes >= 6 * GiB || (bytes > 0.1 * memTotal && bytes > 1.5 * GiB);
     const grew = growth !== null && growth >= GROWTH_MIN_BYTES && growth >= GROWTH_MIN_SHARE * memTotal;
     // The steady rule reads the specific counters (SUnreclaim, vmalloc) only: allocPages is a residual
@@ -121,7 +156,8 @@ export function checkLeak(before: Snapshot, after: Snapshot | null, series: Usag
       : grew ? `grew by ${mib(growth!)} over the window (>= ${mib(GROWTH_MIN_BYTES)} and >= ${GROWTH_MIN_SHARE * 100}% of RAM)`
       : steady ? `grew steadily by ${mib(steady.growth)} over ${series!.t.length} one-second samples (Kendall's tau ${steady.tau.toFixed(2)})`
       : growth !== null ? `${mib(bytes)} in use, ${growth >= 0 ? '+' : ''}${mib(growth)} over the window` : `${mib(bytes)} in use`;
-    return { kind, bytes, growth, leaking: absolute || grew || steady !== null, why };
+    const ours = kind === 'page' && own ? ` (${mib(own)} of our own page tables, stacks and ring buffers left out)` : '';
+    return { kind, bytes, growth, leaking: absolute || grew || steady !== null, why: why + ours };
   });
   // Several kinds may pass: with growth known the one that grew most is the leak (a slab leak also
   // grows allocPages by its new slab pages); without, the original's order (page, slab, vmalloc).
@@ -133,8 +169,26 @@ export function checkLeak(before: Snapshot, after: Snapshot | null, series: Usag
   const size = (k: KindUsage) => (series ? steadyGrowth(series[k.kind])?.growth ?? k.growth ?? 0 : k.growth ?? 0);
   const specific = leaking.filter((k) => k.kind !== 'page');
   const ranked = u0 ? (specific.length ? specific : leaking).sort((a, b) => size(b) - size(a)) : leaking;
-  const leak = ranked[0]?.kind ?? null;
-  return { memTotal, kinds, leak, caches: cacheGrowth(before.slabinfo, after?.slabinfo ?? null) };
+  let leak = ranked[0]?.kind ?? null;
+  const caches = cacheGrowth(before.slabinfo, after?.slabinfo ?? null);
+  const pileup = standingPileup(caches, memTotal, ctx.reclaimable);
+  const pick = (k: LeakKind) => kinds.find((x) => x.kind === k)!;
+  let why = leak ? `${leak}: ${pick(leak).why}` : u0 ? 'no kind grew beyond the thresholds' : 'one snapshot: the absolute rule only';
+  const page = pick('page');
+  const limit = Math.max(PAGE_AMBIGUOUS_BYTES, PAGE_AMBIGUOUS_SHARE * memTotal);
+  const pageAmbiguous = u0 !== null && leak === 'page' && page.bytes < 1.5 * GiB && (page.growth ?? 0) < limit;
+  if (pileup && pageAmbiguous) {
+    // The residual's growth is within its own noise; the pile-up is the evidence that stands.
+    leak = 'slab';
+    why = `allocPages grew by ${mib(page.growth ?? 0)}, within what the residual swings by on its own (< ${mib(limit)}); ${pileupText(pileup)}: slab first`;
+  } else if (pileup && leak === null && u0) {
+    why = `no kind grew beyond the thresholds; ${pileupText(pileup)}`;
+  }
+  return { memTotal, kinds, leak, caches, decision: { footprint: u0 ? own : null, pileup, why } };
+}
+
+export function pileupText(p: Pileup): string {
+  return `${p.cache} holds ${mib(p.bytes)}, ${p.ratio}x the next unreclaimable cache${p.next ? ` (${p.next}, ${mib(p.nextBytes)})` : ''}`;
 }
 
 function cacheGrowth(before: Map<string, SlabinfoRow> | null, after: Map<string, SlabinfoRow> | null): CacheGrowth[] {

@@ -20,6 +20,7 @@ import { parseMeminfo, snapshotFromTexts, type Snapshot } from '../check/proc.js
 import { vmallocBytes } from '../check/vmallocinfo.js';
 import { suspectCache } from '../check/suspect.js';
 import { findTracefs, TraceInstance } from './tracefs.js';
+import { footprintGrowth, measureFootprint } from './footprint.js';
 import { decodePage } from './ring-buffer.js';
 import { EventTextWriter, formatTs, type DecodedEvent } from './trace-text.js';
 import type { EventFormat } from './event-format.js';
@@ -337,6 +338,7 @@ async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnT
   let after: ReturnType<typeof snapshot>;
   const warnings: string[] = [];
   const series = newSeries();
+  let footprint = 0;
   try {
     inst.set('buffer_size_kb', String(opts.bufferKb));
     // mono = CLOCK_MONOTONIC, the clock of process.hrtime(): drains can tell which events are complete.
@@ -344,18 +346,24 @@ async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnT
     // The window's "before" is taken once tracing has settled (our ring buffers allocated), so they are
     // not counted as growth; a window shorter than the settle time falls back to a snapshot taken now.
     let settledSnap: ReturnType<typeof snapshot> | null = null;
+    const tracing = [pre.tracefs, inst.dir];
     const early = snapshot();
+    let ownBefore = measureFootprint(tracing);
     run = await traceWindow(inst, pre.kallsyms, row.objectSize, opts, hooks, tracePath, DRAIN_MS, series, () => {
       settledSnap = snapshot();
+      ownBefore = measureFootprint(tracing);
     });
     before = settledSnap ?? early;
+    // "after" while our ring buffers still exist, as they did for "before": removing the instance
+    // frees 2 x --buffer-kb per CPU, which is not the workload shrinking either.
+    after = snapshot();
+    footprint = footprintGrowth(ownBefore, measureFootprint(tracing));
   } finally {
     restore();
     process.removeListener('exit', onExit);
   }
-  after = snapshot();
   saveSnapshots(workDir, before, after);
-  const check = checkLeak(before, after, series);
+  const check = checkLeak(before, after, series, { footprint, reclaimable });
   const g = (f: string) => join(workDir, 'guest', f);
   const snaps: Snapshots = {
     meminfoBefore: g('meminfo.before'), meminfoAfter: g('meminfo.after'), slabinfoBefore: g('slabinfo.before'),
@@ -379,7 +387,8 @@ async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnT
     trace: tracePath,
     geometry: { cache: cacheName },
   };
-  if (opts.save && kind === 'slab') {
+  // The slab analysis may also run after another kind found nothing (--type auto): keep its pages too.
+  if (opts.save && (kind === 'slab' || opts.type === 'auto')) {
     req.vmcoreHook = {
       capturePages: true,
       beforeClose: (v, set) => {
@@ -389,8 +398,9 @@ async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnT
     };
   }
   // The check computed above goes in as it is: not written out and read back.
-  const report = await analyzeWithCheck({ ...req, snapshots: snaps }, kind, check);
-  if (kind === 'slab') report.warnings.unshift(...warnings);
+  // opts.type, not the kind decided: with --type auto the other plausible kinds may be analysed too.
+  const report = await analyzeWithCheck({ ...req, snapshots: snaps }, opts.type, check);
+  if (report.type === 'slab') report.warnings.unshift(...warnings);
   report.live = {
     durationS: Math.round(run.windowS * 10) / 10, eventsTraced: run.events, lostEvents: run.lost, saved: opts.save, check,
   };

@@ -1,5 +1,5 @@
 /** The page report: plain data, rendered by report/kinds.ts or printed as JSON. */
-import type { CheckResult } from '../check/leak.js';
+import type { CheckResult, KindAnalysis } from '../check/leak.js';
 import type { LiveInfo, REPORT_SCHEMA } from '../request.js';
 import type { UnaccountedPages } from './dump-pages.js';
 import type { PageCallerRow } from './page-trace.js';
@@ -18,4 +18,6 @@ export interface PageReport {
   warnings: string[];
   elapsedMs: number;
   live?: LiveInfo;
+  /** --type auto: every kind analysed, in order, and why (src/analyze.ts); the report is the first that named a leaker. */
+  analysed?: KindAnalysis[];
 }

@@ -1,6 +1,6 @@
 /** One place that turns any report (slab, vmalloc, page; live or offline) into the chosen format. */
 import type { AnyReport } from '../analyze.js';
-import type { CheckResult } from '../check/leak.js';
+import type { CheckResult, KindAnalysis } from '../check/leak.js';
 import { renderText } from './text.js';
 import { renderSysak } from './sysak.js';
 import { renderKindSysak, renderPageText, renderVmallocText } from './kinds.js';
@@ -15,9 +15,17 @@ export function render(r: AnyReport, format: Format): string {
     const head = check ? renderCheckSysak(check) : '';
     return head + (r.type === 'slab' ? renderSysak(r) : renderKindSysak(r));
   }
-  if (r.type === 'vmalloc') return renderVmallocText(r);
-  if (r.type === 'page') return renderPageText(r);
-  return (check ? renderCheckText(check) + '\n' : '') + renderText(r);
+  const kinds = r.analysed ? renderAnalysed(r.analysed) : '';
+  if (r.type === 'vmalloc') return kinds + renderVmallocText(r);
+  if (r.type === 'page') return kinds + renderPageText(r);
+  return (check ? renderCheckText(check) + '\n' : '') + kinds + renderText(r);
+}
+
+/** --type auto: which kinds ran, in order, and why. */
+function renderAnalysed(list: KindAnalysis[]): string {
+  const o = ['Kinds analysed (--type auto):'];
+  for (const a of list) o.push(`  ${a.kind.padEnd(8)} ${a.verdict ? `-> ${a.verdict}` : '-> no leaker'}  (${a.why})`);
+  return o.join('\n') + '\n\n';
 }
 
 export function renderCheck(c: CheckResult, format: Format): string {

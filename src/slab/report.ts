@@ -1,5 +1,5 @@
 /** The slab report: plain data, rendered by report/text.ts and report/sysak.ts, or printed as JSON. */
-import type { CheckResult } from '../check/leak.js';
+import type { CheckResult, KindAnalysis } from '../check/leak.js';
 import type { ScanStats } from '../scan/scanner.js';
 import type { TraceStats } from '../trace/ftrace.js';
 import type { LiveInfo, REPORT_SCHEMA } from '../request.js';
@@ -106,4 +106,6 @@ export interface SlabReport {
   check?: CheckResult;
   /** Live runs only: the window, what was traced, and the /proc check over the window. */
   live?: LiveInfo;
+  /** --type auto: every kind analysed, in order, and why (src/analyze.ts); the report is the first that named a leaker. */
+  analysed?: KindAnalysis[];
 }
