@@ -1,0 +1,72 @@
+/**
+ * Busy machines (issue 12) on samples cut from our own harness recordings (test/scenarios/churn-*,
+ * two-leakers; samples/README.md says how): a table refreshed in place beside a real leaker in the
+ * same cache (direct kfree, and call_rcu whose free call site is RCU's rcu_do_batch), and two call
+ * sites leaking two shapes into one cache. Expected numbers come from the module's ground truth
+ * (samples/<name>/expected.json), never from this tool.
+ */
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { defaultRequest, requestFromRecording } from '../src/request.js';
+import type { SlabReport as Report } from '../src/slab/report.js';
+import { analyzeAny } from '../src/analyze.js';
+import { renderSysak } from '../src/report/sysak.js';
+import { renderText } from '../src/report/text.js';
+import { sample } from './helpers.js';
+
+interface ChurnExpected {
+  cache: string;
+  freeMode: string;
+  leakers: Record<string, { leaked: number; leakedWhileTracing: number }>;
+  tableObjects: number;
+  replacing?: { function: string; replacedWhileTracing: number; freedWhileTracing: number; freeSite: string };
+}
+
+const expectedOf = (name: string): ChurnExpected => JSON.parse(readFileSync(sample(`${name}/expected.json`), 'utf8'));
+const fn = (site: string) => site.split('+')[0];
+
+async function auto(name: string): Promise<Report> {
+  const req = requestFromRecording(sample(name), { ...defaultRequest(), scan: { workers: 0 } });
+  const r = await analyzeAny(req, 'auto', req.snapshots);
+  expect(r.type).toBe('slab');
+  return r as Report;
+}
+
+describe('replace in place beside a real leaker (one cache)', () => {
+  for (const name of ['churn-kfree', 'churn-rcu']) {
+    it(`${name}: the refreshing site is replacing (net ~0, 0 marked), the real leaker is named with marked/unfreed >= 0.9`, async () => {
+      const exp = expectedOf(name);
+      const r = await auto(name);
+      const [leaker] = Object.keys(exp.leakers);
+      const repl = exp.replacing!;
+
+      const site = r.callSites.find((c) => fn(c.function) === repl.function)!;
+      expect(site.marked).toBe(0);
+      expect(site.replacingReason).not.toBeNull();
+      // every one of its allocations of the window is still outstanding (their frees are of older objects)...
+      expect(site.unfreed).toBeGreaterThanOrEqual(0.95 * repl.replacedWhileTracing);
+      // ...and looks like the table's cluster, which does not grow
+      expect(site.replacing).toBeGreaterThanOrEqual(0.95 * repl.replacedWhileTracing);
+      const g = r.clusterGrowth.find((c) => c.rank === site.cluster! + 1)!;
+      expect(g.growing).toBe(false);
+      expect(Math.abs(g.net)).toBeLessThanOrEqual(0.1 * repl.replacedWhileTracing);
+      expect(g.freeSites[0].function.split('+')[0]).toBe(repl.freeSite);
+      expect(g.freeSites[0].rcu).toBe(repl.freeSite === 'rcu_do_batch');
+      expect(r.unfreed.filter((u) => fn(u.function) === repl.function && u.marked)).toHaveLength(0);
+
+      expect(fn(r.verdict!.function)).toBe(leaker);
+      expect(r.verdict!.cache).toBe(exp.cache);
+      expect(r.verdict!.marked / r.verdict!.unfreed).toBeGreaterThanOrEqual(0.9);
+      expect(r.verdict!.unfreed).toBe(exp.leakers[leaker].leakedWhileTracing);
+      expect(r.verdict!.similarObjects).toBe(exp.leakers[leaker].leaked);
+      expect(r.verdict!.leakers.map((l) => fn(l.function))).toEqual([leaker]);
+      const lg = r.clusterGrowth.find((c) => c.rank === r.verdict!.leakers[0].cluster)!;
+      expect(lg.growing).toBe(true);
+      expect(lg.frees).toBe(0);
+
+      expect(renderText(r)).toMatch(new RegExp(`Replacing in place, not leaking:\\n  ${repl.function}\\+`));
+      // the original's summary: the replacing site is listed with 0 marked
+      expect(renderSysak(r)).toMatch(new RegExp(`\\n${site.unfreed}\\s+0\\s+${repl.function}\\+`));
+    });
+  }
+});
