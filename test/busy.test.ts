@@ -10,9 +10,12 @@ import { readFileSync } from 'node:fs';
 import { defaultRequest, requestFromRecording } from '../src/request.js';
 import type { SlabReport as Report } from '../src/slab/report.js';
 import { analyzeAny } from '../src/analyze.js';
+import { checkLeak } from '../src/check/leak.js';
+import { decideType } from '../src/check/snapshots.js';
+import { snapshotFromTexts } from '../src/check/proc.js';
 import { renderSysak } from '../src/report/sysak.js';
 import { renderText } from '../src/report/text.js';
-import { sample } from './helpers.js';
+import { sample, sampleText } from './helpers.js';
 
 interface ChurnExpected {
   cache: string;
@@ -69,4 +72,32 @@ describe('replace in place beside a real leaker (one cache)', () => {
       expect(renderSysak(r)).toMatch(new RegExp(`\\n${site.unfreed}\\s+0\\s+${repl.function}\\+`));
     });
   }
+});
+
+describe('--type auto when the check points elsewhere (issue 12, part 3)', () => {
+  it('churn-kfree: the check says page (the harness\'s own ring buffer), page names no leaker, so slab is analysed too and names the leaker', async () => {
+    const r = await auto('churn-kfree');
+    expect(r.check?.leak).toBe('page');
+    expect(r.analysed?.map((a) => a.kind)).toEqual(['page', 'slab']);
+    expect(r.analysed?.[0].verdict).toBeNull();
+    expect(r.analysed?.[1].why).toMatch(/^page found no leaker; slab grew too/);
+    expect(fn(r.analysed![1].verdict!)).toBe('churn_conn_add');
+  });
+});
+
+describe('the standing pile-up (check/pileup.ts) on the recordings\' /proc/slabinfo', () => {
+  const snap = (rec: string, when: string) => snapshotFromTexts(sampleText(`${rec}/guest/meminfo.${when}`), sampleText(`${rec}/guest/slabinfo.${when}`), null, { meminfo: 'meminfo', slabinfo: 'slabinfo' });
+  it('demo: kmalloc-64 (150401 leaked objects) stands far above every other unreclaimable cache; with no growth to go by, slab is the decision', () => {
+    const after = snap('demo-kmalloc64', 'after');
+    const c = checkLeak(after, after);
+    expect(c.leak).toBeNull();
+    expect(c.decision.pileup?.cache).toBe('kmalloc-64');
+    expect(c.decision.pileup!.ratio).toBeGreaterThanOrEqual(4);
+    expect(c.decision.why).toMatch(/kmalloc-64 holds/);
+    expect(decideType('auto', c)).toBe('slab');
+  });
+  it('sanity-none (nothing leaks): no pile-up', () => {
+    const after = snap('sanity-none', 'after');
+    expect(checkLeak(after, after).decision.pileup).toBeNull();
+  });
 });
