@@ -101,3 +101,30 @@ describe('the standing pile-up (check/pileup.ts) on the recordings\' /proc/slabi
     expect(checkLeak(after, after).decision.pileup).toBeNull();
   });
 });
+
+describe('two call sites leaking two shapes into one cache', () => {
+  it('two-leakers: both named in verdict.leakers, each with its own cluster holding its leaked objects, ordered by growth', async () => {
+    const exp = expectedOf('two-leakers');
+    const r = await auto('two-leakers');
+    const leakers = r.verdict!.leakers;
+    expect(leakers.map((l) => fn(l.function)).sort()).toEqual(Object.keys(exp.leakers).sort());
+    expect(new Set(leakers.map((l) => l.cluster)).size).toBe(2);
+    for (const l of leakers) {
+      const e = exp.leakers[fn(l.function)];
+      expect(l.unfreed).toBe(e.leakedWhileTracing);
+      expect(l.marked).toBe(l.unfreed);
+      expect(l.similarObjects).toBe(e.leaked); // its cluster is exactly its leaked objects
+      expect(l.growth).toBe(l.marked);
+      expect(l.words?.length).toBeGreaterThan(0);
+    }
+    expect(leakers[0].growth).toBeGreaterThanOrEqual(leakers[1].growth);
+    // the first keeps the verdict's own keys
+    expect(r.verdict!.function).toBe(leakers[0].function);
+    expect(r.verdict!.marked).toBe(leakers[0].marked);
+    const text = renderText(r);
+    for (const l of leakers) expect(text).toContain(`${l.function}: cluster #${l.cluster}`);
+    const sysak = renderSysak(r);
+    expect(sysak.match(/疑似泄漏函数: /g)).toHaveLength(2);
+    expect(sysak).toContain(`疑似泄漏函数: ${leakers[1].function}`);
+  });
+});
