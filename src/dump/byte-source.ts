@@ -15,6 +15,8 @@ export interface ByteSource {
   readonly size: number;
   /** Exactly `len` bytes at `offset`; throws E_FORMAT (naming the offset) past the end. */
   read(offset: number, len: number): Uint8Array;
+  /** Optional: fills `out` from `offset` without an intermediate buffer (same errors as read). */
+  readInto?(out: Uint8Array, offset: number): void;
   close(): void;
 }
 
@@ -186,15 +188,34 @@ export class FlattenedSource implements ByteSource {
       });
     }
     const out = new Uint8Array(len);
+    this.fill(out, offset);
+    return out;
+  }
+
+  readInto(out: Uint8Array, offset: number): void {
+    if (offset < 0 || offset + out.length > this.size) {
+      throw new MemleakError('E_FORMAT', `needs ${out.length} bytes at logical offset ${offset} but the dump ends at ${this.size}: truncated`, {
+        file: this.path,
+        offset,
+      });
+    }
+    out.fill(0);
+    this.fill(out, offset);
+  }
+
+  /** Copies the records overlapping [offset, offset + out.length) into `out` (holes stay as they are). */
+  private fill(out: Uint8Array, offset: number): void {
     let i = Math.max(0, floorIndex(this.starts, offset));
-    const end = offset + len;
+    const end = offset + out.length;
     for (; i < this.starts.length && this.starts[i] < end; i++) {
       const s = Math.max(offset, this.starts[i]);
       const e = Math.min(end, this.starts[i] + this.lens[i]);
       if (e <= s) continue;
-      out.set(this.file.read(this.filePos[i] + (s - this.starts[i]), e - s), s - offset);
+      const dst = out.subarray(s - offset, e - offset);
+      const pos = this.filePos[i] + (s - this.starts[i]);
+      if (this.file.readInto) this.file.readInto(dst, pos);
+      else dst.set(this.file.read(pos, e - s));
     }
-    return out;
   }
 
   close(): void {

@@ -207,3 +207,110 @@ export function decompressSnappy(src: Uint8Array, outLen: number): Uint8Array {
   if (op !== outLen) throw new Error(`snappy: stream ended after ${op} of ${outLen} bytes`);
   return out;
 }
+
+/** One page's data in its stored form. */
+export function decompressPage(kind: Compression, raw: Uint8Array, pageSize: number): Uint8Array {
+  switch (kind) {
+    case 'none': return raw;
+    case 'zlib': return inflateZlib(raw, pageSize);
+    case 'lzo': return decompressLzo1x(raw, pageSize);
+    case 'snappy': return decompressSnappy(raw, pageSize);
+    case 'zstd': return decompressZstd(raw, pageSize);
+  }
+}
+
+const KINDS: Compression[] = ['none', 'zlib', 'lzo', 'snappy', 'zstd'];
+/** Per page in PackedPages.index: destination offset, data offset, data length, kind, pfn, file offset. */
+const FIELDS = 6;
+
+/** Where deferred pages go: `at(base)` shifts destination offsets (a slab inside a chunk buffer). */
+export interface DeferredPages {
+  add(dstOffset: number, raw: Uint8Array, kind: Compression, pfn: number, fileOffset: number): void;
+  at(base: number): DeferredPages;
+}
+
+/**
+ * Compressed pages collected by the reading thread and decompressed by the thread that scans them,
+ * so that decompression runs on every scan worker instead of the one thread that reads the file.
+ */
+export interface PackedPages {
+  data: SharedArrayBuffer;
+  index: Float64Array;
+  pageSize: number;
+}
+
+export class PageDeferral implements DeferredPages {
+  private data = new Uint8Array(1 << 20);
+  private len = 0;
+  private index: number[] = [];
+
+  constructor(readonly pageSize: number) {}
+
+  get pages(): number {
+    return this.index.length / FIELDS;
+  }
+
+  /** Compressed bytes collected so far. */
+  get bytes(): number {
+    return this.len;
+  }
+
+  add(dstOffset: number, raw: Uint8Array, kind: Compression, pfn: number, fileOffset: number): void {
+    if (this.len + raw.length > this.data.length) {
+      const bigger = new Uint8Array(Math.max(this.data.length * 2, this.len + raw.length));
+      bigger.set(this.data.subarray(0, this.len));
+      this.data = bigger;
+    }
+    this.data.set(raw, this.len);
+    this.index.push(dstOffset, this.len, raw.length, KINDS.indexOf(kind), pfn, fileOffset);
+    this.len += raw.length;
+  }
+
+  at(base: number): DeferredPages {
+    return {
+      add: (dstOffset, raw, kind, pfn, fileOffset) => this.add(base + dstOffset, raw, kind, pfn, fileOffset),
+      at: (more) => this.at(base + more),
+    };
+  }
+
+  /** The collected pages in shared memory (for a worker), then empty again. */
+  take(): PackedPages | null {
+    if (this.index.length === 0) return null;
+    const data = new SharedArrayBuffer(this.len);
+    new Uint8Array(data).set(this.data.subarray(0, this.len));
+    const packed = { data, index: Float64Array.from(this.index), pageSize: this.pageSize };
+    this.len = 0;
+    this.index = [];
+    return packed;
+  }
+}
+
+export interface UnpackFailure {
+  dstOffset: number;
+  pfn: number;
+  fileOffset: number;
+  why: string;
+}
+
+/** Decompresses packed pages into `dst` at their destination offsets; pages that fail are listed, not zeroed. */
+export function unpackPages(p: PackedPages, dst: Uint8Array): UnpackFailure[] {
+  const failed: UnpackFailure[] = [];
+  const data = new Uint8Array(p.data);
+  for (let i = 0; i < p.index.length; i += FIELDS) {
+    const [at, off, len, k, pfn, fileOffset] = [p.index[i], p.index[i + 1], p.index[i + 2], p.index[i + 3], p.index[i + 4], p.index[i + 5]];
+    const kind = KINDS[k];
+    let page: Uint8Array;
+    try {
+      page = decompressPage(kind, data.subarray(off, off + len), p.pageSize);
+    } catch (err) {
+      failed.push({ dstOffset: at, pfn, fileOffset, why: `${kind} data does not decompress: ${(err as Error).message}` });
+      continue;
+    }
+    if (page.length !== p.pageSize) {
+      failed.push({ dstOffset: at, pfn, fileOffset, why: `${kind} data gives ${page.length} bytes, not ${p.pageSize}` });
+      continue;
+    }
+    dst.set(page, at);
+  }
+  return failed;
+}

@@ -3,6 +3,7 @@
  * segments (/proc/kcore maps kernel virtual addresses directly), and the VMCOREINFO text. The
  * translation layer (kernel/program.ts) sits on top and never learns which format the bytes came from.
  */
+import type { DeferredPages } from './decompress.js';
 
 /** Pages the reader could not give, counted by cause; never turned into zeros. */
 export interface DumpStats {
@@ -18,6 +19,13 @@ export interface PhysicalMemory {
   readPhys(paddr: number, len: number): Uint8Array | null;
   /** Highest physical address + 1 the dump describes. */
   readonly physEnd: number;
+  /**
+   * Optional fast path for bulk reads (slab pages, struct pages): fills `dst` with physical
+   * [paddr, paddr + dst.length) in as few file reads as possible, without intermediate copies.
+   * False (and `dst` undefined) if any page is not in the dump, as readPhys's null. With `defer`,
+   * a compressed dump may hand its compressed pages over instead of decompressing them here.
+   */
+  readPhysInto?(paddr: number, dst: Uint8Array, defer?: DeferredPages): boolean;
 }
 
 export interface VirtualSegments {

@@ -147,6 +147,8 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
     const direct = [...diff.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
     withPaddr = withPaddr.filter((s) => s.vaddr - s.paddr === direct);
   }
+  // One pread straight into the caller's buffer where the source can (a plain file).
+  const readInto = (out: Uint8Array, offset: number) => (src.readInto ? src.readInto(out, offset) : out.set(src.read(offset, out.length)));
   const physSegs = withPaddr.map((s) => ({ ...s, p: Number(s.paddr) })).sort((a, b) => a.p - b.p);
   const phys: PhysicalMemory | null = physSegs.length === 0 ? null : {
     physEnd: Math.max(...physSegs.map((s) => s.p + s.memSz)),
@@ -168,6 +170,24 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
         done += n;
       }
       return out;
+    },
+    readPhysInto(paddr: number, dst: Uint8Array): boolean {
+      let done = 0;
+      while (done < dst.length) {
+        const a = paddr + done;
+        const seg = findSeg(physSegs, a);
+        if (!seg) {
+          stats.excludedPages++;
+          return false;
+        }
+        const off = a - seg.p;
+        const n = Math.min(dst.length - done, seg.memSz - off);
+        const inFile = Math.max(0, Math.min(n, seg.fileSz - off));
+        if (inFile > 0) readInto(dst.subarray(done, done + inFile), seg.fileOff + off);
+        if (inFile < n) dst.fill(0, done + inFile, done + n);
+        done += n;
+      }
+      return true;
     },
   };
   let virt: VirtualSegments | null = null;

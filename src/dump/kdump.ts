@@ -7,7 +7,7 @@
  */
 import { MemleakError } from '../errors.js';
 import type { ByteSource } from './byte-source.js';
-import { decompressLzo1x, decompressSnappy, decompressZstd, inflateZlib, type Compression } from './decompress.js';
+import { decompressPage, type Compression, type DeferredPages } from './decompress.js';
 import { MAX_VMCOREINFO, newStats, cString, type Dump, type PhysicalMemory } from './dump.js';
 
 export const KDUMP_SIGNATURE = 'KDUMP   ';
@@ -136,13 +136,9 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
     if (!stats.firstCorrupt) stats.firstCorrupt = { pfn, offset, why };
     return null;
   };
-  const readPage = (pfn: number): Uint8Array | null => {
-    const hit = cache.get(pfn);
-    if (hit) return hit;
-    if (pfn >= maxMapnr || ((dumped[pfn >>> 5] >>> (pfn & 31)) & 1) === 0) {
-      stats.excludedPages++;
-      return null;
-    }
+  /** The page_desc of a dumped pfn (null if filtered out): its data's file offset, size and flags. */
+  const descOf = (pfn: number): { idx: number; offset: number; size: number; flags: number } | null => {
+    if (pfn >= maxMapnr || ((dumped[pfn >>> 5] >>> (pfn & 31)) & 1) === 0) return null;
     const w = pfn >>> 5;
     const idx = rank[w] + popcount32(dumped[w] & ((1 << (pfn & 31)) - 1));
     if (!descCache || idx < descCacheStart || idx >= descCacheStart + DESC_BATCH) {
@@ -152,30 +148,93 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
       descCache = new DataView(b.buffer);
     }
     const o = (idx - descCacheStart) * PAGE_DESC_SIZE;
-    const offset = Number(descCache.getBigInt64(o, true));
-    const size = descCache.getUint32(o + 8, true);
-    const flags = descCache.getUint32(o + 12, true);
-    if (size === 0 || size > blockSize || offset < descEnd || offset + size > src.size) {
-      return corrupt(pfn, descOff + idx * PAGE_DESC_SIZE, `page descriptor says ${size} bytes at offset ${offset}`);
-    }
-    const raw = src.read(offset, size);
+    return { idx, offset: Number(descCache.getBigInt64(o, true)), size: descCache.getUint32(o + 8, true), flags: descCache.getUint32(o + 12, true) };
+  };
+  const badDesc = (d: { offset: number; size: number }) => d.size === 0 || d.size > blockSize || d.offset < descEnd || d.offset + d.size > src.size;
+  /** Which decompressor a page needs: 'none' for a stored page, null for a descriptor no decompressor fits. */
+  const kindOf = (size: number, flags: number): Compression | null => {
+    if (size === blockSize && (flags & 0x27) === 0) return 'none';
+    if (flags & DUMP_DH_COMPRESSED_ZLIB) return 'zlib';
+    if (flags & DUMP_DH_COMPRESSED_LZO) return 'lzo';
+    if (flags & DUMP_DH_COMPRESSED_SNAPPY) return 'snappy';
+    if (flags & DUMP_DH_COMPRESSED_ZSTD) return 'zstd';
+    return size === blockSize ? 'none' : null;
+  };
+  /** A page's bytes from its stored data, or a counted corrupt page. */
+  const decode = (pfn: number, offset: number, raw: Uint8Array, flags: number): Uint8Array | null => {
+    const kind = kindOf(raw.length, flags);
+    if (kind === null) return corrupt(pfn, offset, `page of ${raw.length} bytes with no compression flag (flags ${flags})`);
     let page: Uint8Array;
-    let kind: Compression = 'none';
     try {
-      if (size === blockSize && (flags & 0x27) === 0) page = raw;
-      else if (flags & DUMP_DH_COMPRESSED_ZLIB) (kind = 'zlib'), (page = inflateZlib(raw, blockSize));
-      else if (flags & DUMP_DH_COMPRESSED_LZO) (kind = 'lzo'), (page = decompressLzo1x(raw, blockSize));
-      else if (flags & DUMP_DH_COMPRESSED_SNAPPY) (kind = 'snappy'), (page = decompressSnappy(raw, blockSize));
-      else if (flags & DUMP_DH_COMPRESSED_ZSTD) (kind = 'zstd'), (page = decompressZstd(raw, blockSize));
-      else if (size === blockSize) page = raw;
-      else return corrupt(pfn, offset, `page of ${size} bytes with no compression flag (flags ${flags})`);
+      page = decompressPage(kind, raw, blockSize);
     } catch (err) {
       return corrupt(pfn, offset, `${kind} data does not decompress: ${(err as Error).message}`);
     }
     if (page.length !== blockSize) return corrupt(pfn, offset, `${kind} data gives ${page.length} bytes, not ${blockSize}`);
+    return page;
+  };
+  const readPage = (pfn: number): Uint8Array | null => {
+    const hit = cache.get(pfn);
+    if (hit) return hit;
+    const d = descOf(pfn);
+    if (!d) {
+      stats.excludedPages++;
+      return null;
+    }
+    if (badDesc(d)) return corrupt(pfn, descOff + d.idx * PAGE_DESC_SIZE, `page descriptor says ${d.size} bytes at offset ${d.offset}`);
+    const page = decode(pfn, d.offset, src.read(d.offset, d.size), d.flags);
+    if (!page) return null;
     if (cache.size >= CACHE_PAGES) cache.delete(cache.keys().next().value as number);
     cache.set(pfn, page);
     return page;
+  };
+
+  /**
+   * Whole pages [pfn0, pfn0 + n) into dst: descriptors in batches, the pages' data in one read when it
+   * is contiguous in the file (QEMU and makedumpfile write pages in pfn order), then decoded in place;
+   * with `defer`, compressed pages are handed over undecoded (the scan workers decompress them).
+   */
+  const readPagesInto = (pfn0: number, n: number, dst: Uint8Array, defer?: DeferredPages): boolean => {
+    const descs: { idx: number; offset: number; size: number; flags: number }[] = [];
+    for (let i = 0; i < n; i++) {
+      const d = descOf(pfn0 + i);
+      if (!d) {
+        stats.excludedPages++;
+        return false;
+      }
+      if (badDesc(d)) {
+        corrupt(pfn0 + i, descOff + d.idx * PAGE_DESC_SIZE, `page descriptor says ${d.size} bytes at offset ${d.offset}`);
+        return false;
+      }
+      descs.push(d);
+    }
+    let lo = Infinity;
+    let hi = 0;
+    for (const d of descs) {
+      lo = Math.min(lo, d.offset);
+      hi = Math.max(hi, d.offset + d.size);
+    }
+    // One read when the pages' data lies together; else page by page.
+    const span = hi - lo <= n * blockSize + blockSize ? src.read(lo, hi - lo) : null;
+    let ok = true;
+    for (let i = 0; i < n; i++) {
+      const d = descs[i];
+      const raw = span ? span.subarray(d.offset - lo, d.offset - lo + d.size) : src.read(d.offset, d.size);
+      const at = i * blockSize;
+      const kind = kindOf(d.size, d.flags);
+      if (kind === 'none') {
+        dst.set(raw, at);
+        continue;
+      }
+      if (defer && kind !== null) {
+        defer.add(at, raw, kind, pfn0 + i, d.offset);
+        continue;
+      }
+      const page = decode(pfn0 + i, d.offset, raw, d.flags);
+      if (!page) ok = false;
+      else dst.set(page, at);
+    }
+    return ok;
   };
 
   const phys: PhysicalMemory = {
@@ -194,6 +253,19 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
         done += n;
       }
       return out;
+    },
+    readPhysInto(paddr: number, dst: Uint8Array, defer?: DeferredPages): boolean {
+      if (paddr % blockSize !== 0 || dst.length % blockSize !== 0) {
+        const b = this.readPhys(paddr, dst.length);
+        if (b) dst.set(b);
+        return b !== null;
+      }
+      const pages = dst.length / blockSize;
+      for (let i = 0; i < pages; i += DESC_BATCH) {
+        const n = Math.min(DESC_BATCH, pages - i);
+        if (!readPagesInto(paddr / blockSize + i, n, dst.subarray(i * blockSize, (i + n) * blockSize), defer?.at(i * blockSize))) return false;
+      }
+      return true;
     },
   };
   const comp = [
