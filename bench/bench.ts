@@ -5,7 +5,9 @@
  * the same for real slab contents (the demo recording's kmalloc-64 pages replicated, bench/real-slabs.ts),
  * `cat FILE > /dev/null` on the same file, `rd`-style hex text | sort | uniq -c | sort -rn on a slice,
  * and the seed's case (419,440,512 kmalloc-32 objects = 13.4 GB piped through `sysak memleak --raw -`).
- * BENCH_GIB (default 1) sets the file size, BENCH_SEED=0 skips the seed's case.
+ * BENCH_GIB (default 1) sets the file size, BENCH_SEED=0 skips the seed's case, BENCH_RECORDINGS=0 the
+ * whole analyses of recordings (bench/big.ts: the 768 MiB demo, the big recordings in BENCH_BIG, drgn;
+ * BENCH_DRGN=0 skips drgn).
  */
 import { spawnSync } from 'node:child_process';
 import { cpus, tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import xxhash from 'xxhash-wasm';
 import { templateKey } from '../src/scan/heavy.js';
 import { BENCH_BASE, SlabGenerator } from './gen-slabs.js';
+import { benchBigRecordings, benchSmallRecording } from './big.js';
 import { loadRealSlabs, writeReplicated } from './real-slabs.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -121,6 +124,10 @@ async function main() {
     const rep = JSON.parse(r.out);
     console.log(`\n## the seed's case: ${objects} kmalloc-32 objects (${((objects * 32) / 1e9).toFixed(1)} GB) generated and piped through sysak memleak --raw -`);
     console.log(`wall ${(r.ms / 1000).toFixed(1)} s (generator included), scan ${(rep.scan.elapsedMs / 1000).toFixed(1)} s = ${((objects * 32) / (rep.scan.elapsedMs * 1e6)).toFixed(2)} GB/s; ${r.err.trim().split('\n').pop()}; top cluster ${rep.clusters[0].count} objects`);
+  }  // Whole analyses of real recordings: fixed costs on the 768 MiB one, the big ones per phase, drgn beside.
+  if (process.env.BENCH_RECORDINGS !== '0') {
+    benchSmallRecording();
+    benchBigRecordings();
   }
 }
 
