@@ -154,22 +154,7 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
     physEnd: Math.max(...physSegs.map((s) => s.p + s.memSz)),
     readPhys(paddr: number, len: number): Uint8Array | null {
       const out = new Uint8Array(len);
-      let done = 0;
-      while (done < len) {
-        const a = paddr + done;
-        const seg = findSeg(physSegs, a);
-        if (!seg) {
-          stats.excludedPages++;
-          return null;
-        }
-        const off = a - seg.p;
-        const n = Math.min(len - done, seg.memSz - off);
-        const inFile = Math.max(0, Math.min(n, seg.fileSz - off));
-        if (inFile > 0) out.set(src.read(seg.fileOff + off, inFile), done);
-        // p_filesz < p_memsz: makedumpfile dropped zero pages from the end of the segment.
-        done += n;
-      }
-      return out;
+      return this.readPhysInto!(paddr, out) ? out : null;
     },
     readPhysInto(paddr: number, dst: Uint8Array): boolean {
       let done = 0;
@@ -184,6 +169,7 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
         const n = Math.min(dst.length - done, seg.memSz - off);
         const inFile = Math.max(0, Math.min(n, seg.fileSz - off));
         if (inFile > 0) readInto(dst.subarray(done, done + inFile), seg.fileOff + off);
+        // p_filesz < p_memsz: makedumpfile dropped zero pages from the end of the segment.
         if (inFile < n) dst.fill(0, done + inFile, done + n);
         done += n;
       }
