@@ -4,20 +4,25 @@
  * parseVmallocinfo reads every area (the vmalloc analysis: a bad line is an error naming it; a caller
  * printed as a raw address, a module without symbols at %pS time, is resolved through kallsyms when
  * given); vmallocBytes is the check's total (lenient: lines that do not parse are skipped).
+ * The addresses are printed with %pK: raw only for a reader with CAP_SYSLOG under kptr_restrict=1;
+ * hashed under kptr_restrict=0 (%p hashing, 4.15), and `(____ptrval____)` while the hashing key is not
+ * yet set up, which a 5.10 guest without entropy shows for good; zeros under kptr_restrict=2. Nothing
+ * here needs them: an area is known by its caller, size and pages.
  */
 import { MemleakError } from '../errors.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 
 export interface VmallocArea {
-  start: bigint;
+  /** null where the kernel hid the address (hashed, `(____ptrval____)`, zeros). */
+  start: bigint | null;
   size: number;
   caller: string;
   pages: number | null;
   kind: string;
 }
 
-/** `0xSTART-0xEND SIZE`: every line begins so. */
-const HEAD = /^0x([0-9a-f]+)-0x([0-9a-f]+)\s+(\d+)/;
+/** `0xSTART-0xEND SIZE`: every line begins so, the addresses raw, hashed or `(____ptrval____)` (above). */
+const HEAD = /^0x([0-9a-f]+|\(_*ptrval_*\))-0x([0-9a-f]+|\(_*ptrval_*\))\s+(\d+)/;
 /** ... then the caller (or a flag when there is none) and the rest. */
 const LINE = new RegExp(`${HEAD.source}(?:\\s+(\\S+))?(.*)$`);
 
@@ -36,7 +41,8 @@ export function parseVmallocinfo(text: string, file: string, ks: Kallsyms | null
     }
     const pages = /\bpages=(\d+)/.exec(line);
     const kinds = ['vmalloc', 'vmap', 'ioremap', 'user', 'vpages', 'unpurged', 'vm_map_ram', 'dma-coherent'].filter((k) => new RegExp(`\\b${k}\\b`).test(rest + ' ' + (m[4] ?? '')));
-    out.push({ start: BigInt('0x' + m[1]), size: Number(m[3]), caller, pages: pages ? Number(pages[1]) : null, kind: kinds[0] ?? 'other' });
+    const start = /^[0-9a-f]+$/.test(m[1]) && !/^0+$/.test(m[1]) ? BigInt('0x' + m[1]) : null;
+    out.push({ start, size: Number(m[3]), caller, pages: pages ? Number(pages[1]) : null, kind: kinds[0] ?? 'other' });
   });
   return out;
 }
