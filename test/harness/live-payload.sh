@@ -1,6 +1,7 @@
 #!/bin/sh
-# Live-mode acceptance inside the harness guest: tracefs state before/after, a full run with --save,
-# a SIGINT in the middle of a second run; the saved directory goes out on stdout as base64 tar.
+# Live-mode acceptance inside the harness guest: tracefs state before/after, a full run with --save
+# (--type $TYPE, default auto) as the first command after boot, the quick check, a SIGINT in the middle
+# of another run; the saved directory goes out on stdout as base64 tar.
 T=/sys/kernel/tracing
 # The kernel's one-way "expanded" flag (set the first time any event is enabled on a boot) only changes
 # how buffer_size_kb reads ("7 (expanded: 1408)" -> "7"); the size itself must be the same.
@@ -9,18 +10,19 @@ cat $T/buffer_size_kb
 S=${SYSAK:-node app/dist/src/cli/main.js}
 state > /tmp/state.before
 echo "=== uname: $(uname -r) cmdline: $(cat /proc/cmdline)"
-echo "=== check"
-$S memleak -c
+# the full run is the first sysak command after boot (nothing warmed up tracefs, the page cache or kcore)
 t0=$(date +%s)
-$S memleak --duration ${DUR:-20} --json --save /tmp/save > /tmp/run.json 2> /tmp/run.err
+$S memleak --duration ${DUR:-20} --type ${TYPE:-auto} --json --save /tmp/save > /tmp/run.json 2> /tmp/run.err
 echo "=== run rc=$? seconds=$(( $(date +%s) - t0 ))"
 cat /tmp/run.err
 state > /tmp/state.after1
 cat $T/buffer_size_kb
 echo "=== state equal after run: $(cmp -s /tmp/state.before /tmp/state.after1 && echo yes || echo NO)"
 node -e 'const r=require("/tmp/run.json"); console.log(JSON.stringify({verdict:r.verdict, cache:r.cache, live:{...r.live, check: undefined}, type:r.type, callSites:(r.callSites||r.callers||[]).slice(0,5), warnings:r.warnings, source:r.source, scan:r.scan, trace: r.trace && {events: r.trace.stats.events, lost: r.trace.stats.lostEvents, window: r.trace.window}}))'
+echo "=== check"
+$S memleak -c
 echo "=== sigint"
-$S memleak --duration 60 --json > /tmp/int.json 2> /tmp/int.err &
+$S memleak --duration 60 --type ${TYPE:-auto} --json > /tmp/int.json 2> /tmp/int.err &
 pid=$!
 sleep ${INT_AFTER:-8}
 ls $T/instances
