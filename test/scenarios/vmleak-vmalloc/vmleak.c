@@ -9,7 +9,7 @@
  *                      buffers that vmleak_noise_put() vfree()s one tick later (balanced).
  *   leak_type=page     vmleak_page_add() takes order-1 blocks with alloc_pages() and forgets them;
  *                      noise: order-0 pages freed one tick later.
- *   leak_type=named    its own cache "vmleak_conn" (88-byte struct vmleak_conn), made with a usercopy
+ *   leak_type=named    its own cache "vmleak_conn" (80-byte struct vmleak_conn), made with a usercopy
  *                      region so that SLUB never merges it: kmem_cache_create_usercopy() skips
  *                      __kmem_cache_alias() when usersize != 0 (mm/slab_common.c, 5.10 .. 6.12);
  *                      vmleak_conn_add() leaks.  Noise: vmleak_noise_get() objects of the same cache.
@@ -48,20 +48,16 @@
 
 static char *leak_type = "vmalloc";
 module_param(leak_type, charp, 0444);
-static unsigned int bulk = 2000;
-module_param(bulk, uint, 0444);
-static unsigned int slow_hz = 20;
-module_param(slow_hz, uint, 0444);
-static unsigned int noise_per_tick = 2;
-module_param(noise_per_tick, uint, 0444);
-static unsigned int max_slow = 20000;
-module_param(max_slow, uint, 0444);
-static unsigned int table_entries = 2000;
-module_param(table_entries, uint, 0444);
-static unsigned int churn_per_tick = 2;
-module_param(churn_per_tick, uint, 0444);
-static unsigned int churn_life = 16;
-module_param(churn_life, uint, 0444);
+#define UINT_PARAM(name_, default_) \
+	static unsigned int name_ = default_; \
+	module_param(name_, uint, 0444)
+UINT_PARAM(bulk, 2000);
+UINT_PARAM(slow_hz, 20);
+UINT_PARAM(noise_per_tick, 2);
+UINT_PARAM(max_slow, 20000);
+UINT_PARAM(table_entries, 2000);
+UINT_PARAM(churn_per_tick, 2);
+UINT_PARAM(churn_life, 16);
 
 enum kind { K_VMALLOC, K_PAGE, K_NAMED, K_MERGED, K_CHURN };
 static const char *const kind_names[] = { "vmalloc", "page", "named", "merged", "churn" };
@@ -73,19 +69,7 @@ struct vmleak_ops {
 	void (*close)(void *);
 };
 
-/* the named cache (and churn): 88 bytes, no kmalloc size */
-struct vmleak_conn {
-	u64 cookie;
-	const struct vmleak_ops *ops;
-	struct list_head node;
-	u32 seq;
-	u32 flags;
-	u64 stamp;
-	char tag[16];
-	u64 spare[2];
-};
-
-/* the merged cache: the first 64 bytes of the same layout, the size of kmalloc-64 */
+/* the merged cache: 64 bytes, the size of kmalloc-64 */
 struct vmleak_conn64 {
 	u64 cookie;
 	const struct vmleak_ops *ops;
@@ -94,6 +78,12 @@ struct vmleak_conn64 {
 	u32 flags;
 	u64 stamp;
 	char tag[16];
+};
+
+/* the named cache (and churn): the same head and 16 bytes more, 80 bytes, no kmalloc size */
+struct vmleak_conn {
+	struct vmleak_conn64 head;
+	u64 spare[2];
 };
 
 /* long-lived table objects: key, tag pointer, list */
@@ -194,7 +184,7 @@ static noinline void *vmleak_conn_add(unsigned int seq)
 
 	if (c) {
 		memset(c->spare, 0, sizeof(c->spare));
-		fill_conn((struct vmleak_conn64 *)c, seq);
+		fill_conn(&c->head, seq);
 	}
 	return c;
 }
