@@ -1,0 +1,199 @@
+/**
+ * The kernel's compressed kallsyms tables (scripts/kallsyms.c writes them, kernel/kallsyms.c reads
+ * them), decoded from a dump once their addresses are known: exported by VMCOREINFO (6.0+) or found
+ * in the kernel image (kallsyms-image.ts).
+ *
+ * - kallsyms_names: per symbol a length, then that many token bytes; the first decoded character is
+ *   the type letter. Since v6.1 (73bbb94466fd "kallsyms: support "big" kernel symbols", from the Rust
+ *   series) a length with bit 7 set takes a second byte (ULEB128); before it lengths stay below 128
+ *   (KSYM_NAME_LEN was 128), so reading every kernel's lengths as ULEB128 is exact.
+ * - kallsyms_token_table: 256 NUL-terminated tokens; kallsyms_token_index: 256 u16 offsets into it.
+ * - kallsyms_markers: the names offset of every 256th symbol: PTR (u64 on x86_64) in 4.14 and 4.19's
+ *   scripts/kallsyms.c, `.long` (u32) by 5.10; both are accepted.
+ * - addresses: kallsyms_offsets (s32/u32) + kallsyms_relative_base with CONFIG_KALLSYMS_BASE_RELATIVE
+ *   (v4.6, 2213e9a66bb8; the only mode since v6.11), else absolute kallsyms_addresses.
+ */
+import { MemleakError } from '../errors.js';
+import type { KallsymsRow } from './kallsyms.js';
+import { START_KERNEL_MAP, type Program } from './program.js';
+
+/** Where a symbol's address comes from: offsets from a base, or an absolute array. */
+export type AddressTable =
+  | { kind: 'relative'; offsets: bigint; relativeBase: bigint }
+  | { kind: 'absolute'; addresses: bigint };
+
+export interface KallsymsTables {
+  numSyms: number;
+  names: bigint;
+  tokenTable: bigint;
+  tokenIndex: bigint;
+  addresses: AddressTable;
+}
+
+/** scripts/kallsyms.c limits; a count read from memory is checked against them. */
+export const MAX_KALLSYMS = 4_000_000;
+const NAMES_CHUNK = 1 << 16;
+
+/** The 256 tokens, from the token table and its index. */
+export function readTokens(prog: Program, tokenTable: bigint, tokenIndex: bigint): string[] {
+  const idx = prog.mustRead(tokenIndex, 512, 'kallsyms_token_index');
+  const iv = new DataView(idx.buffer, idx.byteOffset);
+  let maxTok = 0;
+  for (let i = 0; i < 256; i++) maxTok = Math.max(maxTok, iv.getUint16(i * 2, true));
+  const table = prog.read(tokenTable, maxTok + 256) ?? prog.mustRead(tokenTable, maxTok + 1, 'kallsyms_token_table');
+  const dec = new TextDecoder('latin1');
+  const tokens: string[] = [];
+  for (let i = 0; i < 256; i++) {
+    const o = iv.getUint16(i * 2, true);
+    const z = table.indexOf(0, o);
+    tokens.push(dec.decode(table.subarray(o, z < 0 ? table.length : z)));
+  }
+  return tokens;
+}
+
+/** Every symbol's name with its type letter first ("Tschedule"), in table (= address) order. */
+export function decodeNames(prog: Program, names: bigint, num: number, tokens: string[]): string[] {
+  let chunk: Uint8Array = new Uint8Array(0);
+  let chunkStart = 0;
+  let pos = 0;
+  const byte = (p: number): number => {
+    if (p < chunkStart || p >= chunkStart + chunk.length) {
+      chunkStart = p;
+      const at = names + BigInt(p);
+      chunk = prog.read(at, NAMES_CHUNK) ?? prog.mustRead(at, 4096 - Number(at & 0xfffn), 'kallsyms_names');
+    }
+    return chunk[p - chunkStart];
+  };
+  const out: string[] = new Array(num);
+  for (let i = 0; i < num; i++) {
+    let len = byte(pos++);
+    if (len & 0x80) len = (len & 0x7f) | (byte(pos++) << 7);
+    let s = '';
+    for (let k = 0; k < len; k++) s += tokens[byte(pos++)];
+    out[i] = s;
+  }
+  return out;
+}
+
+export type AddressOf = (i: number) => bigint;
+
+/** A kernel symbol whose address the dump gives without kallsyms. */
+export interface Anchor {
+  name: string;
+  addr: bigint;
+}
+
+/** Where in the names each anchor occurs (a name may occur more than once: static symbols). */
+export interface AnchorsAt {
+  at: [number, Anchor][];
+  names: string[];
+}
+
+export function locateAnchors(names: string[], anchors: Anchor[]): AnchorsAt {
+  const want = new Map(anchors.map((a) => [a.name, a]));
+  const at: [number, Anchor][] = [];
+  for (let i = 0; i < names.length; i++) {
+    const a = want.get(names[i].slice(1));
+    if (a !== undefined) at.push([i, a]);
+  }
+  return { at, names: anchors.map((a) => a.name) };
+}
+
+/** The address reader, and the anchors it put where the dump says. */
+export interface Addresses {
+  addrOf: AddressOf;
+  agreed: string[];
+}
+
+/**
+ * The address of symbol i. Relative tables come in two flavours: with CONFIG_KALLSYMS_ABSOLUTE_PERCPU
+ * (x86_64 SMP) non-negative offsets are absolute (per-CPU symbols) and negative ones count down from
+ * relative_base - 1; without it every offset is an unsigned distance from relative_base. The flavour
+ * is the one that puts every anchor (VMCOREINFO's symbols) where the dump says; several anchors, since
+ * one alone cannot tell a table shifted by one entry (_text and _stext share an address). Null if no
+ * flavour does, or no anchor is among the names.
+ */
+export function addressReader(prog: Program, t: AddressTable, names: string[], anchors: AnchorsAt): Addresses | null {
+  const num = names.length;
+  const at = anchors.at;
+  if (at.length === 0) return null;
+  const agreeing = (f: AddressOf): Addresses | null => {
+    // A name may occur more than once (static symbols): one of its entries must be at the address.
+    const ok = new Set<string>();
+    for (const [i, a] of at) if (f(i) === a.addr) ok.add(a.name);
+    for (const [, a] of at) if (!ok.has(a.name)) return null;
+    return { addrOf: f, agreed: [...ok] };
+  };
+  if (t.kind === 'absolute') {
+    const bytes = prog.read(t.addresses, num * 8);
+    if (!bytes) return null;
+    const v = new DataView(bytes.buffer, bytes.byteOffset);
+    return agreeing((i) => v.getBigUint64(i * 8, true));
+  }
+  const offs = prog.read(t.offsets, num * 4);
+  const baseBytes = prog.read(t.relativeBase, 8);
+  if (!offs || !baseBytes) return null;
+  const ov = new DataView(offs.buffer, offs.byteOffset);
+  const base = new DataView(baseBytes.buffer, baseBytes.byteOffset).getBigUint64(0, true);
+  const absPercpu = (i: number) => {
+    const o = ov.getInt32(i * 4, true);
+    return o >= 0 ? BigInt(o) : base - 1n - BigInt(o);
+  };
+  const relative = (i: number) => base + BigInt(ov.getUint32(i * 4, true));
+  return agreeing(absPercpu) ?? agreeing(relative);
+}
+
+/**
+ * The kernel's symbols as rows. Per-CPU symbols ('A' in /proc/kallsyms) are not addresses and are left
+ * out, as Kallsyms.parse leaves them out of a file.
+ */
+export function kallsymsRows(names: string[], addrOf: AddressOf): KallsymsRow[] {
+  const rows: KallsymsRow[] = [];
+  for (let i = 0; i < names.length; i++) {
+    const t = names[i][0];
+    const a = addrOf(i);
+    if (t === 'A' || t === 'a' || a < 0xffff800000000000n) continue;
+    rows.push({ a, t, n: names[i].slice(1), m: null });
+  }
+  return rows;
+}
+
+/** Decodes tables at known addresses, checked against the dump's anchors; `where` names them in errors. */
+export function decodeKallsymsTables(prog: Program, t: KallsymsTables, where: string): { rows: KallsymsRow[]; agreed: string[] } {
+  if (t.numSyms === 0 || t.numSyms > MAX_KALLSYMS) {
+    throw new MemleakError('E_FORMAT', `kallsyms_num_syms is ${t.numSyms} in ${where}: not a kernel symbol table`, { file: prog.dump.path });
+  }
+  const tokens = readTokens(prog, t.tokenTable, t.tokenIndex);
+  const names = decodeNames(prog, t.names, t.numSyms, tokens);
+  const anchors = locateAnchors(names, kernelAnchors(prog));
+  const got = addressReader(prog, t.addresses, names, anchors);
+  if (!got) {
+    throw new MemleakError(
+      'E_FORMAT',
+      `${where}: the ${t.numSyms} symbols do not put ${anchors.names.join(', ')} where VMCOREINFO says: tables damaged or not this kernel's`,
+      { file: prog.dump.path },
+    );
+  }
+  return { rows: kallsymsRows(names, got.addrOf), agreed: got.agreed };
+}
+
+/** __START_KERNEL (arch/x86/include/asm/page_64_types.h): __START_KERNEL_map + CONFIG_PHYSICAL_START (default 16 MiB). */
+const START_KERNEL = 0xffffffff81000000n;
+
+/**
+ * Kernel symbols whose addresses the dump gives without kallsyms: VMCOREINFO's SYMBOL()s in the kernel
+ * image (_stext, init_uts_ns, node_online_map, ...: Documentation/admin-guide/kdump/vmcoreinfo.rst; not
+ * mem_section, whose entry is the array's address, outside the image), else _text = __START_KERNEL +
+ * KERNELOFFSET.
+ */
+export function kernelAnchors(prog: Program): Anchor[] {
+  const anchors: Anchor[] = [];
+  for (const [name, addr] of prog.info.symbols) if (addr >= START_KERNEL_MAP) anchors.push({ name, addr });
+  if (anchors.length === 0) anchors.push({ name: '_text', addr: kernelTextStart(prog) });
+  return anchors;
+}
+
+/** Where the kernel's text starts: VMCOREINFO's _stext, else __START_KERNEL moved by KASLR. */
+export function kernelTextStart(prog: Program): bigint {
+  return prog.vmcoreSymbol('_stext') ?? START_KERNEL + prog.kaslrOffset;
+}
