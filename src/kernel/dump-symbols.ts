@@ -1,8 +1,8 @@
 /**
  * Symbols and types from the dump itself, so that a vmcore alone is enough:
- * - kallsyms rebuilt from the kernel's compressed tables, whose addresses VMCOREINFO exports since 6.0
- *   (v6.0: "vmcoreinfo: include kallsyms symbols" and f09bddbd8661 "vmcoreinfo: add
- *   kallsyms_num_syms symbol");
+ * - kallsyms rebuilt from the kernel's compressed tables (kallsyms-tables.ts), whose addresses VMCOREINFO
+ *   exports since 6.0 (v6.0: "vmcoreinfo: include kallsyms symbols" and f09bddbd8661 "vmcoreinfo: add
+ *   kallsyms_num_syms symbol"), and which older kernels' images hold all the same (kallsyms-image.ts);
  * - module symbols from each `struct module`'s kallsyms symtab (the `modules` list);
  * - BTF from the image's .BTF section (__start_BTF .. __stop_BTF).
  */
@@ -10,125 +10,56 @@ import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import { Btf } from './btf.js';
 import { Kallsyms, type KallsymsRow } from './kallsyms.js';
+import { findKallsymsInImage } from './kallsyms-image.js';
+import { decodeKallsymsTables } from './kallsyms-tables.js';
 import type { Program } from './program.js';
 import type { KernelTypes } from './types.js';
 
 const KALLSYMS_SYMBOLS = ['kallsyms_names', 'kallsyms_num_syms', 'kallsyms_token_table', 'kallsyms_token_index', 'kallsyms_offsets', 'kallsyms_relative_base'];
-const NAMES_CHUNK = 1 << 16;
 
 export function dumpHasKallsyms(prog: Program): boolean {
   return KALLSYMS_SYMBOLS.every((s) => prog.vmcoreSymbol(s) !== null);
 }
 
-/** The kernel's own symbols (not modules) from the compressed kallsyms tables. */
-export function kernelSymbolsFromDump(prog: Program): KallsymsRow[] {
-  const sym = (n: string) => prog.vmcoreSymbol(n)!;
-  if (!dumpHasKallsyms(prog)) {
-    throw new MemleakError(
-      'E_KALLSYMS',
-      'this dump has no kallsyms tables in VMCOREINFO (kernels before 6.0): pass --kallsyms FILE, a copy of the machine\'s /proc/kallsyms',
-      { file: prog.dump.path },
-    );
-  }
-  const num = prog.u32(sym('kallsyms_num_syms'), 'kallsyms_num_syms');
-  if (num === 0 || num > 4_000_000) throw new MemleakError('E_FORMAT', `kallsyms_num_syms is ${num}: not a kernel symbol table`, { file: prog.dump.path });
-  const tokenIndex = prog.mustRead(sym('kallsyms_token_index'), 512, 'kallsyms_token_index');
-  const tiv = new DataView(tokenIndex.buffer, tokenIndex.byteOffset);
-  let maxTok = 0;
-  for (let i = 0; i < 256; i++) maxTok = Math.max(maxTok, tiv.getUint16(i * 2, true));
-  const tokenTable = prog.mustRead(sym('kallsyms_token_table'), maxTok + 64, 'kallsyms_token_table');
-  const dec = new TextDecoder('latin1');
-  const tokens: string[] = [];
-  for (let i = 0; i < 256; i++) {
-    const o = tiv.getUint16(i * 2, true);
-    const z = tokenTable.indexOf(0, o);
-    tokens.push(dec.decode(tokenTable.subarray(o, z < 0 ? tokenTable.length : z)));
-  }
-  const offsets = prog.mustRead(sym('kallsyms_offsets'), num * 4, 'kallsyms_offsets');
-  const ov = new DataView(offsets.buffer, offsets.byteOffset);
-  const relBase = prog.u64(sym('kallsyms_relative_base'), 'kallsyms_relative_base');
-
-  // Names: [len][token bytes]...; since v6.1 ("kallsyms: support "big" kernel symbols", from the
-  // Rust series) a length with bit 7 set takes a second byte (ULEB128).
-  const namesAddr = sym('kallsyms_names');
-  let chunk: Uint8Array = new Uint8Array(0);
-  let chunkStart = 0;
-  let pos = 0;
-  const byte = (p: number): number => {
-    if (p < chunkStart || p >= chunkStart + chunk.length) {
-      chunkStart = p;
-      chunk = prog.read(namesAddr + BigInt(p), NAMES_CHUNK) ?? prog.mustRead(namesAddr + BigInt(p), 4096 - Number((namesAddr + BigInt(p)) & 0xfffn), 'kallsyms_names');
-    }
-    return chunk[p - chunkStart];
-  };
-  const names: string[] = new Array(num);
-  for (let i = 0; i < num; i++) {
-    let len = byte(pos++);
-    if (len & 0x80) len = (len & 0x7f) | (byte(pos++) << 7);
-    let s = '';
-    for (let k = 0; k < len; k++) s += tokens[byte(pos++)];
-    names[i] = s;
-  }
-
-  // Addresses: with CONFIG_KALLSYMS_ABSOLUTE_PERCPU (x86_64 SMP) non-negative offsets are absolute
-  // (per-CPU symbols) and negative ones count down from relative_base - 1; without it every offset is
-  // an unsigned distance from relative_base. Which one this kernel uses is decided by _stext, which
-  // VMCOREINFO gives independently.
-  const absPercpu = (i: number) => {
-    const o = ov.getInt32(i * 4, true);
-    return o >= 0 ? BigInt(o) : relBase - 1n - BigInt(o);
-  };
-  const relative = (i: number) => relBase + BigInt(ov.getUint32(i * 4, true));
-  expectNamesDecode(names, tokens, prog);
-  const stext = prog.vmcoreSymbol('_stext');
-  const stextIdx = names.findIndex((n) => n.slice(1) === '_stext');
-  if (stext !== null && stextIdx < 0) {
-    throw new MemleakError('E_FORMAT', `the dump's kallsyms tables decode ${num} names but none is _stext (VMCOREINFO has it at ${hex(stext)}): kallsyms_names or kallsyms_token_table is damaged`, {
-      file: prog.dump.path,
-    });
-  }
-  let addrOf = absPercpu;
-  if (stext !== null && stextIdx >= 0) {
-    if (absPercpu(stextIdx) === stext) addrOf = absPercpu;
-    else if (relative(stextIdx) === stext) addrOf = relative;
-    else {
-      throw new MemleakError('E_FORMAT', `kallsyms tables in the dump decode _stext to ${hex(absPercpu(stextIdx))}, VMCOREINFO says ${hex(stext)}: tables damaged`, {
-        file: prog.dump.path,
-      });
-    }
-  }
-  const rows: KallsymsRow[] = [];
-  for (let i = 0; i < num; i++) {
-    const t = names[i][0];
-    const a = addrOf(i);
-    // /proc/kallsyms shows per-CPU symbols as 'A' (absolute); like Kallsyms.parse, they are not addresses.
-    if (t === 'A' || t === 'a' || a < 0xffff800000000000n) continue;
-    rows.push({ a, t, n: names[i].slice(1), m: null });
-  }
-  return rows;
+/**
+ * The kernel's own symbols (not modules) and where they came from, or why there are none (errors as
+ * data: with a kallsyms file the caller only warns). VMCOREINFO's exported tables (6.0+) first, else
+ * the tables found in the kernel image.
+ */
+export interface DumpKernelSymbols {
+  rows: KallsymsRow[] | null;
+  /** 'VMCOREINFO kallsyms tables', 'kallsyms tables found in the kernel image at 0x...', or '' */
+  source: string;
+  error: MemleakError | null;
 }
 
-/**
- * Names decoded from damaged tables (a zeroed stretch of kallsyms_token_table gives empty tokens) are
- * garbage: a type letter then a C identifier is what every kernel symbol is (Rust symbols too, mangled).
- */
-function expectNamesDecode(names: string[], tokens: string[], prog: Program): void {
-  const NAME = /^[A-Za-z?][A-Za-z0-9_.$]+$/;
-  let bad = 0;
-  let firstBad: string | null = null;
-  for (const n of names) {
-    if (NAME.test(n)) continue;
-    bad++;
-    firstBad ??= n;
-  }
-  if (bad > names.length / 100) {
-    const empty = tokens.filter((t) => t === '').length;
-    throw new MemleakError(
-      'E_FORMAT',
-      `the dump's kallsyms tables decode to garbage: ${bad} of ${names.length} names are no symbol names (first ${JSON.stringify(firstBad!.slice(0, 40))})` +
-        (empty ? `; ${empty} of 256 entries of kallsyms_token_table are empty (zeroed)` : '') + ': the tables are damaged; pass --kallsyms FILE',
-      { file: prog.dump.path },
-    );
+export function kernelSymbolsFromDump(prog: Program): DumpKernelSymbols {
+  try {
+    if (dumpHasKallsyms(prog)) {
+      const sym = (n: string) => prog.vmcoreSymbol(n)!;
+      const { rows } = decodeKallsymsTables(prog, {
+        numSyms: prog.u32(sym('kallsyms_num_syms'), 'kallsyms_num_syms'),
+        names: sym('kallsyms_names'),
+        tokenTable: sym('kallsyms_token_table'),
+        tokenIndex: sym('kallsyms_token_index'),
+        addresses: { kind: 'relative', offsets: sym('kallsyms_offsets'), relativeBase: sym('kallsyms_relative_base') },
+      }, 'kallsyms tables in VMCOREINFO');
+      return { rows, source: 'VMCOREINFO kallsyms tables', error: null };
+    }
+    const found = findKallsymsInImage(prog);
+    if (found) return { rows: found.rows, source: `kallsyms tables found in the kernel image at ${hex(found.tables.tokenTable)}`, error: null };
+    return {
+      rows: null,
+      source: '',
+      error: new MemleakError(
+        'E_KALLSYMS',
+        'the dump has no kallsyms tables: VMCOREINFO exports them since 6.0, and none were found in the kernel image (pages filtered out, or CONFIG_KALLSYMS off): pass --kallsyms FILE, a copy of the machine\'s /proc/kallsyms',
+        { file: prog.dump.path },
+      ),
+    };
+  } catch (e) {
+    if (e instanceof MemleakError) return { rows: null, source: '', error: e };
+    throw e;
   }
 }
 

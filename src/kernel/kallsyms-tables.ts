@@ -165,7 +165,13 @@ export function decodeKallsymsTables(prog: Program, t: KallsymsTables, where: st
   }
   const tokens = readTokens(prog, t.tokenTable, t.tokenIndex);
   const names = decodeNames(prog, t.names, t.numSyms, tokens);
+  expectNamesDecode(names, tokens, prog);
   const anchors = locateAnchors(names, kernelAnchors(prog));
+  if (anchors.at.length === 0) {
+    throw new MemleakError('E_FORMAT', `the dump's kallsyms tables decode ${t.numSyms} names but none is ${anchors.names.join(', ')} (VMCOREINFO has them): kallsyms_names or kallsyms_token_table is damaged`, {
+      file: prog.dump.path,
+    });
+  }
   const got = addressReader(prog, t.addresses, names, anchors);
   if (!got) {
     throw new MemleakError(
@@ -176,6 +182,31 @@ export function decodeKallsymsTables(prog: Program, t: KallsymsTables, where: st
   }
   return { rows: kallsymsRows(names, got.addrOf), agreed: got.agreed };
 }
+
+/**
+ * Names decoded from damaged tables (a zeroed stretch of kallsyms_token_table gives empty tokens) are
+ * garbage: a type letter then a C identifier is what every kernel symbol is (Rust symbols too, mangled).
+ */
+function expectNamesDecode(names: string[], tokens: string[], prog: Program): void {
+  const NAME = /^[A-Za-z?][A-Za-z0-9_.$]+$/;
+  let bad = 0;
+  let firstBad: string | null = null;
+  for (const n of names) {
+    if (NAME.test(n)) continue;
+    bad++;
+    firstBad ??= n;
+  }
+  if (bad > names.length / 100) {
+    const empty = tokens.filter((t) => t === '').length;
+    throw new MemleakError(
+      'E_FORMAT',
+      `the dump's kallsyms tables decode to garbage: ${bad} of ${names.length} names are no symbol names (first ${JSON.stringify(firstBad!.slice(0, 40))})` +
+        (empty ? `; ${empty} of 256 entries of kallsyms_token_table are empty (zeroed)` : '') + ': the tables are damaged; pass --kallsyms FILE',
+      { file: prog.dump.path },
+    );
+  }
+}
+
 
 /** __START_KERNEL (arch/x86/include/asm/page_64_types.h): __START_KERNEL_map + CONFIG_PHYSICAL_START (default 16 MiB). */
 const START_KERNEL = 0xffffffff81000000n;

@@ -8,7 +8,7 @@ import { MemleakError } from '../errors.js';
 import type { Dump } from '../dump/dump.js';
 import { openDump } from '../dump/open-dump.js';
 import { Btf } from './btf.js';
-import { btfFromDump, checkKallsymsAgainstDump, dumpHasKallsyms, kernelSymbolsFromDump, moduleSymbolsFromDump } from './dump-symbols.js';
+import { btfFromDump, checkKallsymsAgainstDump, kernelSymbolsFromDump, moduleSymbolsFromDump } from './dump-symbols.js';
 import { Kallsyms } from './kallsyms.js';
 import { Program } from './program.js';
 import { KernelTypes } from './types.js';
@@ -46,13 +46,12 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
     const warnings: string[] = [];
     const fileSyms = inp.kallsymsTable ?? (inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null);
     // Decoded once: the kernel's table, and later the base of kernel + module symbols.
-    const kernelRows = dumpHasKallsyms(prog) ? kernelSymbolsFromDump(prog) : null;
-    const dumpKernel = kernelRows ? Kallsyms.fromRows(kernelRows, `${dump.path} (kallsyms tables)`) : null;
+    const fromDump = kernelSymbolsFromDump(prog);
+    const kernelRows = fromDump.rows;
+    const dumpKernel = fromDump.rows ? Kallsyms.fromRows(fromDump.rows, `${dump.path} (${fromDump.source})`) : null;
     if (fileSyms) checkKallsymsAgainstDump(prog, fileSyms, dumpKernel);
     const kernelSyms = fileSyms ?? dumpKernel;
-    if (!kernelSyms) {
-      throw new MemleakError('E_KALLSYMS', 'the dump has no kallsyms tables (kernel before 6.0): pass --kallsyms FILE, a copy of the machine\'s /proc/kallsyms', { file: dump.path });
-    }
+    if (!kernelSyms) throw fromDump.error!;
     const base = (name: string) => {
       const a = kernelSyms.addressOf(name);
       // Without CONFIG_RANDOMIZE_MEMORY the bases are constants (Documentation/x86/x86_64/mm.rst).
@@ -79,7 +78,7 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
       const mods = moduleSymbolsFromDump(prog, kernelSyms, types);
       warnings.push(...mods.warnings);
       syms = Kallsyms.fromRows([...kernelRows!, ...mods.rows], kernelSyms.source);
-      symbolsSource = `${dump.path} (kallsyms tables + ${mods.rows.length} module symbols)`;
+      symbolsSource = `${dump.path} (${fromDump.source} + ${mods.rows.length} module symbols)`;
     }
     return { dump, prog, syms, types, symbolsSource, typesSource, warnings, close: () => dump.close() };
   } catch (e) {
