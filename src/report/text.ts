@@ -24,6 +24,7 @@ export function renderText(r: SlabReport): string {
   const c = r.cache;
   o.push(`sysak memleak: slab scan of ${c.name}`);
   o.push(`memory: ${r.source.memory}`);
+  if (r.source.kallsyms) o.push(`symbols: ${r.source.kallsyms}`);
   o.push(`cache: ${c.name}, object size ${c.objectSize}, ${c.objectsPerSlab} objects per ${c.slabSize}-byte slab, allocated in the whole cache: ${c.allocated ?? 'unknown'} (geometry from ${c.geometrySource})`);
   const s = r.scan;
   o.push(`scanned: ${s.slabs} slabs, ${s.objectsScanned} objects counted, ${s.objectsFree} free objects skipped, ${s.objectsUnreadable} not in the dump; free state from ${r.source.freeState}`);
