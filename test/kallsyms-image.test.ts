@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { analyze, defaultRequest } from '../src/analyze.js';
 import { openDump } from '../src/dump/open-dump.js';
-import { kernelSymbolsFromDump } from '../src/kernel/dump-symbols.js';
+import { dumpKernelSymbols, kernelSymbolsFromDump } from '../src/kernel/dump-symbols.js';
 import { findKallsymsInImage, type ImageKallsyms } from '../src/kernel/kallsyms-image.js';
 import { Kallsyms, type KallsymsRow } from '../src/kernel/kallsyms.js';
 import { Program } from '../src/kernel/program.js';
@@ -96,7 +96,7 @@ describe('kallsyms tables found in the kernel image (samples)', () => {
       expect(f).not.toBeNull();
       expectExportedTables(prog, f!);
       expect(f!.layout).toBe('v6.4+ order');
-      expect(rowLines(f!.rows)).toEqual(rowLines(kernelSymbolsFromDump(prog).rows!));
+      expect(rowLines(f!.rows)).toEqual(rowLines(kernelSymbolsFromDump(prog)));
     } finally {
       close();
     }
@@ -107,7 +107,7 @@ describe('kallsyms tables found in the kernel image (samples)', () => {
     try {
       expect(v.symbolsSource).toMatch(/\(kallsyms tables found in the kernel image at 0xffffffff[0-9a-f]{8} \+ \d+ module symbols\)$/);
       const text = gz(sample('k5.10-demo-kmalloc64/guest/kallsyms.txt.gz'));
-      const f = kernelSymbolsFromDump(v.prog);
+      const f = dumpKernelSymbols(v.prog);
       expect(f.source).toMatch(/^kallsyms tables found in the kernel image at /);
       expect(compare(f.rows!, text)).toEqual({ compared: 104539, missing: [], extra: [] });
       expect([...v.syms.symbolsOf(null)].length).toBe(104539);
@@ -162,7 +162,7 @@ describe('kallsyms tables found in the kernel image (samples)', () => {
       };
       const prog = new Program(filtered);
       expect(findKallsymsInImage(prog)).toBeNull();
-      const r = kernelSymbolsFromDump(prog);
+      const r = dumpKernelSymbols(prog);
       expect(r.rows).toBeNull();
       expect(r.error?.code).toBe('E_KALLSYMS');
       expect(r.error?.message).toMatch(/^the dump has no kallsyms tables: VMCOREINFO exports them since 6.0, and none were found in the kernel image .*: pass --kallsyms FILE/);

@@ -33,7 +33,7 @@ export interface DumpKernelSymbols {
   error: MemleakError | null;
 }
 
-export function kernelSymbolsFromDump(prog: Program): DumpKernelSymbols {
+export function dumpKernelSymbols(prog: Program): DumpKernelSymbols {
   try {
     if (dumpHasKallsyms(prog)) {
       const sym = (n: string) => prog.vmcoreSymbol(n)!;
@@ -61,6 +61,13 @@ export function kernelSymbolsFromDump(prog: Program): DumpKernelSymbols {
     if (e instanceof MemleakError) return { rows: null, source: '', error: e };
     throw e;
   }
+}
+
+/** The kernel's own symbols from the dump; throws the reason if there are none. */
+export function kernelSymbolsFromDump(prog: Program): KallsymsRow[] {
+  const r = dumpKernelSymbols(prog);
+  if (!r.rows) throw r.error!;
+  return r.rows;
 }
 
 /** Walks `modules` and reads every module's symtab (struct mod_kallsyms). Needs BTF for struct module. */

@@ -8,7 +8,7 @@ import { MemleakError } from '../errors.js';
 import type { Dump } from '../dump/dump.js';
 import { openDump } from '../dump/open-dump.js';
 import { Btf } from './btf.js';
-import { btfFromDump, checkKallsymsAgainstDump, kernelSymbolsFromDump, moduleSymbolsFromDump } from './dump-symbols.js';
+import { btfFromDump, checkKallsymsAgainstDump, dumpKernelSymbols, moduleSymbolsFromDump } from './dump-symbols.js';
 import { Kallsyms } from './kallsyms.js';
 import { Program } from './program.js';
 import { KernelTypes } from './types.js';
@@ -46,7 +46,7 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
     const warnings: string[] = [];
     const fileSyms = inp.kallsymsTable ?? (inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null);
     // Decoded once: the kernel's table, and later the base of kernel + module symbols.
-    const fromDump = kernelSymbolsFromDump(prog);
+    const fromDump = dumpKernelSymbols(prog);
     const kernelRows = fromDump.rows;
     const dumpKernel = fromDump.rows ? Kallsyms.fromRows(fromDump.rows, `${dump.path} (${fromDump.source})`) : null;
     if (fileSyms) checkKallsymsAgainstDump(prog, fileSyms, dumpKernel);
