@@ -51,15 +51,17 @@ function compare(rows: KallsymsRow[], text: string): { compared: number; missing
   return { compared: want.length, missing: missing.slice(0, 5), extra: extra.slice(0, 5) };
 }
 
-function found(path: string, vmcoreinfo?: (text: string) => string): { prog: Program; f: ImageKallsyms | null; close: () => void } {
+/** Opens a dump (VMCOREINFO optionally rewritten), runs the image search, hands the tables found to `check`. */
+function inImage(path: string, check: (prog: Program, f: ImageKallsyms) => void, vmcoreinfo?: (text: string) => string): void {
   const dump = openDump(path);
-  if (vmcoreinfo) dump.vmcoreinfo = vmcoreinfo(dump.vmcoreinfo!);
-  const prog = new Program(dump);
   try {
-    return { prog, f: findKallsymsInImage(prog), close: () => dump.close() };
-  } catch (e) {
+    if (vmcoreinfo) dump.vmcoreinfo = vmcoreinfo(dump.vmcoreinfo!);
+    const prog = new Program(dump);
+    const f = findKallsymsInImage(prog);
+    expect(f, `no kallsyms tables found in ${path}`).not.toBeNull();
+    check(prog, f!);
+  } finally {
     dump.close();
-    throw e;
   }
 }
 
@@ -77,29 +79,20 @@ const gz = (p: string) => gunzipSync(readFileSync(p)).toString('latin1');
 
 describe('kallsyms tables found in the kernel image (samples)', () => {
   it('6.1 (v6.3 and older order, kallsyms_seqs_of_names before the token table): the exported tables, every guest symbol', () => {
-    const { prog, f, close } = found(sample('demo-kmalloc64/vmcore.extract.gz'));
-    try {
-      expect(f).not.toBeNull();
-      expectExportedTables(prog, f!);
-      expect(f!.layout).toBe('v6.3 and older order');
-      expect(f!.agreed).toEqual(expect.arrayContaining(['_stext', 'init_uts_ns', 'init_top_pgt', 'vmap_area_list']));
-      const c = compare(f!.rows, gz(sample('demo-kmalloc64/guest/kallsyms.txt.gz')));
-      expect(c).toEqual({ compared: 93719, missing: [], extra: [] });
-    } finally {
-      close();
-    }
+    inImage(sample('demo-kmalloc64/vmcore.extract.gz'), (prog, f) => {
+      expectExportedTables(prog, f);
+      expect(f.layout).toBe('v6.3 and older order');
+      expect(f.agreed).toEqual(expect.arrayContaining(['_stext', 'init_uts_ns', 'init_top_pgt', 'vmap_area_list']));
+      expect(compare(f.rows, gz(sample('demo-kmalloc64/guest/kallsyms.txt.gz')))).toEqual({ compared: 93719, missing: [], extra: [] });
+    });
   });
 
   it('6.12 (v6.4+ order: addresses after the token index): the exported tables, the same symbols as their decode', () => {
-    const { prog, f, close } = found(sample('k6.12-demo-kmalloc64/vmcore.extract.gz'));
-    try {
-      expect(f).not.toBeNull();
-      expectExportedTables(prog, f!);
-      expect(f!.layout).toBe('v6.4+ order');
-      expect(rowLines(f!.rows)).toEqual(rowLines(kernelSymbolsFromDump(prog)));
-    } finally {
-      close();
-    }
+    inImage(sample('k6.12-demo-kmalloc64/vmcore.extract.gz'), (prog, f) => {
+      expectExportedTables(prog, f);
+      expect(f.layout).toBe('v6.4+ order');
+      expect(rowLines(f.rows)).toEqual(rowLines(kernelSymbolsFromDump(prog)));
+    });
   });
 
   it('5.10 extract, no --kallsyms: symbols from the image (every guest symbol), modules from the modules list, the source says so', () => {
@@ -138,7 +131,7 @@ describe('kallsyms tables found in the kernel image (samples)', () => {
 
   it('rejects tables that do not put VMCOREINFO\'s symbols where it says, with one clear line', () => {
     // Another kernel's VMCOREINFO (init_uts_ns 0x40 away) over the same image.
-    const e = errorOf(() => found(sample('k5.10-demo-kmalloc64/vmcore.extract.gz'), (t) => t.replace(/^SYMBOL\(init_uts_ns\)=([0-9a-f]+)$/m, (_, a: string) => `SYMBOL(init_uts_ns)=${(BigInt('0x' + a) + 0x40n).toString(16)}`)));
+    const e = errorOf(() => inImage(sample('k5.10-demo-kmalloc64/vmcore.extract.gz'), () => {}, (t) => t.replace(/^SYMBOL\(init_uts_ns\)=([0-9a-f]+)$/m, (_, a: string) => `SYMBOL(init_uts_ns)=${(BigInt('0x' + a) + 0x40n).toString(16)}`)));
     expect(e.code).toBe('E_KALLSYMS');
     expect(e.message).toMatch(/^kallsyms tables in the kernel image do not decode to this kernel's symbols \(token table at 0xffffffff[0-9a-f]{8}: 104888 names at 0x[0-9a-f]+, but no address table puts .*init_uts_ns.* where VMCOREINFO says\)$/);
     expect(e.context.file).toBe(sample('k5.10-demo-kmalloc64/vmcore.extract.gz'));
@@ -184,16 +177,12 @@ for (const { dir, exported } of RECORDINGS) {
   describe.skipIf(!have)(`kallsyms from the kernel image of ${dir} (${have ? files.join(', ') : 'skipped: no recording with vmcore and guest/kallsyms.txt here'})`, () => {
     for (const file of files) {
       it(`${file}: every kernel symbol of guest/kallsyms.txt, name, address and type`, () => {
-        const { prog, f, close } = found(join(dir, file));
-        try {
-          expect(f).not.toBeNull();
-          if (exported) expectExportedTables(prog, f!);
-          const c = compare(f!.rows, readFileSync(join(dir, 'guest', 'kallsyms.txt'), 'latin1'));
+        inImage(join(dir, file), (prog, f) => {
+          if (exported) expectExportedTables(prog, f);
+          const c = compare(f.rows, readFileSync(join(dir, 'guest', 'kallsyms.txt'), 'latin1'));
           expect(c.compared).toBeGreaterThan(50_000);
           expect(c).toEqual({ compared: c.compared, missing: [], extra: [] });
-        } finally {
-          close();
-        }
+        });
       }, 60_000);
     }
   });
