@@ -8,17 +8,20 @@
  * Where the harness recordings exist: the whole dumps, kdump and ELF.
  */
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { analyze, defaultRequest } from '../src/analyze.js';
 import { openDump } from '../src/dump/open-dump.js';
+import { writeElfCore } from '../src/dump/elf-writer.js';
 import { dumpKernelSymbols, kernelSymbolsFromDump } from '../src/kernel/dump-symbols.js';
 import { findKallsymsInImage, type ImageKallsyms } from '../src/kernel/kallsyms-image.js';
 import { Kallsyms, type KallsymsRow } from '../src/kernel/kallsyms.js';
 import { Program } from '../src/kernel/program.js';
 import { renderText } from '../src/report/text.js';
 import { openVmcore } from '../src/sources/vmcore.js';
+import { elfPages } from './dump-builders.js';
 import { errorOf, ROOT, sample } from './helpers.js';
 
 /** The kernel's own lines of a /proc/kallsyms text, as "addr type name" (what the tables can give). */
@@ -162,6 +165,61 @@ describe('kallsyms tables found in the kernel image (samples)', () => {
     } finally {
       dump.close();
     }
+  });
+});
+
+/**
+ * 4.x kernels (RHEL 8's 4.18) write kallsyms_markers as PTR, u64 on x86_64 (4.14 and 4.19's
+ * scripts/kallsyms.c; .long by 5.10). No 4.x dump is at hand: the real 5.10 tables of the sample are
+ * laid out again as 4.x writes them (markers widened to u64, the token table and index moved up
+ * behind them, .balign 8), in an ELF core of the same pages.
+ */
+describe('4.x layout: u64 kallsyms_markers', () => {
+  it('the 5.10 sample\'s tables re-laid with u64 markers decode to the same symbols', () => {
+    const path = sample('k5.10-demo-kmalloc64/vmcore.extract.gz');
+    const { pages, vmcoreinfo } = elfPages(path);
+    let want: KallsymsRow[] = [];
+    let at = { markers: 0n, tokenTable: 0n, tokenIndex: 0n, count: 0 };
+    let phys = (_v: bigint) => 0;
+    inImage(path, (prog, f) => {
+      expect(f.markerSize).toBe(4);
+      want = f.rows;
+      at = { markers: f.markers, tokenTable: f.tables.tokenTable, tokenIndex: f.tables.tokenIndex, count: Math.ceil(f.tables.numSyms / 256) };
+      phys = (v) => prog.translate(v)!;
+    });
+    const byPfn = new Map(pages.map((p) => [p.pfn, p]));
+    const readV = (v: bigint, n: number) => {
+      const out = new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const p = phys(v + BigInt(i));
+        out[i] = byPfn.get(Math.floor(p / 4096))!.data[p % 4096];
+      }
+      return out;
+    };
+    const writeV = (v: bigint, bytes: Uint8Array) => {
+      for (let i = 0; i < bytes.length; i++) {
+        const p = phys(v + BigInt(i));
+        const pfn = Math.floor(p / 4096);
+        if (!byPfn.has(pfn)) byPfn.set(pfn, { pfn, data: new Uint8Array(4096) });
+        byPfn.get(pfn)!.data[p % 4096] = bytes[i];
+      }
+    };
+    const markers = new DataView(readV(at.markers, at.count * 4).buffer);
+    const tokens = readV(at.tokenTable, Number(at.tokenIndex - at.tokenTable) + 512);
+    const wide = new DataView(new ArrayBuffer(at.count * 8));
+    for (let i = 0; i < at.count; i++) wide.setBigUint64(i * 8, BigInt(markers.getUint32(i * 4, true)), true);
+    writeV(at.markers, new Uint8Array(wide.buffer));
+    // The markers start 8-aligned here, so the token table follows them directly, still 8-aligned.
+    expect(at.markers % 8n).toBe(0n);
+    const movedTable = at.markers + BigInt(at.count * 8);
+    writeV(movedTable, tokens);
+    const file = join(mkdtempSync(join(tmpdir(), 'sysak-k4x-')), 'k4x.core');
+    writeFileSync(file, writeElfCore([...byPfn.values()], 4096, vmcoreinfo.replace(/\0+$/, ''), { cache: 'kmalloc-64', from: 'test: 5.10 tables re-laid as 4.x' }));
+    inImage(file, (_prog, f) => {
+      expect(f.markerSize).toBe(8);
+      expect(f.tables.tokenTable).toBe(movedTable);
+      expect(rowLines(f.rows)).toEqual(rowLines(want));
+    });
   });
 });
 

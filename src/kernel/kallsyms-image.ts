@@ -50,6 +50,8 @@ export interface ImageKallsyms {
   rows: KallsymsRow[];
   tables: KallsymsTables;
   markers: bigint;
+  /** u64 (4.x: PTR) or u32 (5.x+: .long). */
+  markerSize: 4 | 8;
   /** "v6.3 and older order" or "v6.4+ order": where the address table was. */
   layout: string;
   /** VMCOREINFO symbols that the decoded table placed exactly where VMCOREINFO says. */
@@ -96,7 +98,7 @@ export function findKallsymsInImage(prog: Program): ImageKallsyms | null {
   // only searched: read them too, so that an extract keeps everything the search needs to find them again.
   prog.read(found.markers.at, found.markers.values.length * found.markers.size);
   prog.read(found.numSymsAt, Number(found.tables.names - found.numSymsAt));
-  return { rows: found.rows, tables: found.tables, markers: found.markers.at, layout: found.layout, agreed: found.agreed, searched };
+  return { rows: found.rows, tables: found.tables, markers: found.markers.at, markerSize: found.markers.size, layout: found.layout, agreed: found.agreed, searched };
 }
 
 /**
