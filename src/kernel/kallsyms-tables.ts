@@ -51,8 +51,13 @@ export function readTokens(prog: Program, tokenTable: bigint, tokenIndex: bigint
   return tokens;
 }
 
-/** Every symbol's name with its type letter first ("Tschedule"), in table (= address) order. */
+/**
+ * Every symbol's name with its type letter first ("Tschedule"), in table (= address) order. Names are
+ * expanded as bytes into one buffer and decoded once: building 100k strings token by token makes
+ * ropes that cost more to flatten later than the whole decode.
+ */
 export function decodeNames(prog: Program, names: bigint, num: number, tokens: string[]): string[] {
+  const tok = tokens.map((t) => Buffer.from(t, 'latin1'));
   let chunk: Uint8Array = new Uint8Array(0);
   let chunkStart = 0;
   let pos = 0;
@@ -64,15 +69,24 @@ export function decodeNames(prog: Program, names: bigint, num: number, tokens: s
     }
     return chunk[p - chunkStart];
   };
-  const out: string[] = new Array(num);
+  let out = Buffer.allocUnsafe(num * 32);
+  let o = 0;
   for (let i = 0; i < num; i++) {
     let len = byte(pos++);
     if (len & 0x80) len = (len & 0x7f) | (byte(pos++) << 7);
-    let s = '';
-    for (let k = 0; k < len; k++) s += tokens[byte(pos++)];
-    out[i] = s;
+    for (let k = 0; k < len; k++) {
+      const t = tok[byte(pos++)];
+      if (o + t.length + 1 > out.length) {
+        const bigger = Buffer.allocUnsafe(out.length * 2);
+        out.copy(bigger, 0, 0, o);
+        out = bigger;
+      }
+      for (let j = 0; j < t.length; j++) out[o++] = t[j];
+    }
+    out[o++] = 0x0a; // names never hold a newline
   }
-  return out;
+  const all = out.toString('latin1', 0, o - 1).split('\n');
+  return num === 0 ? [] : all;
 }
 
 export type AddressOf = (i: number) => bigint;
