@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { analyze, defaultRequest } from '../src/analyze.js';
+import { defaultRequest } from '../src/request.js';
+import { analyze } from '../src/slab/analyze.js';
 import { openDump } from '../src/dump/open-dump.js';
 import { writeElfCore } from '../src/dump/elf-writer.js';
 import { dumpKernelSymbols, kernelSymbolsFromDump } from '../src/kernel/dump-symbols.js';
@@ -20,7 +21,7 @@ import { findKallsymsInImage, type ImageKallsyms } from '../src/kernel/kallsyms-
 import { Kallsyms, type KallsymsRow } from '../src/kernel/kallsyms.js';
 import { Program } from '../src/kernel/program.js';
 import { renderText } from '../src/report/text.js';
-import { openVmcore } from '../src/sources/vmcore.js';
+import { openVmcore } from '../src/kernel/vmcore.js';
 import { elfPages } from './dump-builders.js';
 import { errorOf, ROOT, sample } from './helpers.js';
 

@@ -23,7 +23,7 @@
  * between .text and .data in arch/x86/kernel/vmlinux.lds.S), from the top, where the tables are near.
  */
 import { MemleakError } from '../errors.js';
-import { hex } from '../hex.js';
+import { hex } from '../util/hex.js';
 import type { KallsymsRow } from './kallsyms.js';
 import {
   addressReader, decodeNames, kallsymsRows, kernelAnchors, kernelTextStart, locateAnchors, MAX_KALLSYMS, readTokens,

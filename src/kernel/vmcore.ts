@@ -4,7 +4,6 @@
  * bases, walk one slab cache, and hand the scan engine a SlabSet whose free objects come from the
  * freelists.
  */
-import { MemleakError } from '../errors.js';
 import type { Dump } from '../dump/dump.js';
 import { openDump } from '../dump/open-dump.js';
 import { Btf } from './btf.js';
