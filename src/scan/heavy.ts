@@ -4,6 +4,7 @@
  * (single- and multi-threaded runs give the same clusters).
  */
 import { TOK_VAR, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
+import { OPAQUE_SLAB_POINTER_HI } from '../input/crash-rd.js';
 
 /** Heavy tokens per position: vals[start[p] .. start[p+1]). */
 export interface HeavyTable {
@@ -103,4 +104,41 @@ export function finishKey(h1: number, h2: number, n: number): number {
   h2 = Math.imul(h2, 0x27d4eb2f);
   h2 ^= h2 >>> 16;
   return (h1 >>> 0) * 0x200000 + (h2 & 0x1fffff);
+}
+
+// int32 forms of the tokenizer's boundaries (tokens.ts), for the int32 hot loops.
+const KERNEL_HALF = 0xffff8000 | 0;
+const OPAQUE_HI = OPAQUE_SLAB_POINTER_HI | 0;
+const POISON_HI = 0xdead0000 | 0;
+
+/**
+ * Per position p: hFirst[p], the most frequent heavy token there (0 and hNone[p] = 1 when p has
+ * none); same[q] = 1 when 8-byte word q may take the fast path: a raw word
+ * equal to its position's most frequent token pair, where that pair tokenizes to itself (a constant
+ * field: an ops pointer, flags, zero), has known tokens and is heavy, so the class tests are skipped.
+ */
+export function fastPathTables(heavy: HeavyTable, space: TokenSpace): { hFirst: Int32Array; hNone: Uint8Array; same: Uint8Array } {
+  const nU32 = heavy.nU32;
+  const hStart = heavy.start;
+  const hVals = new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length);
+  const hFirst = new Int32Array(nU32);
+  const hNone = new Uint8Array(nU32);
+  for (let p = 0; p < nU32; p++) {
+    if (hStart[p + 1] > hStart[p]) hFirst[p] = hVals[hStart[p]];
+    else hNone[p] = 1;
+  }
+  const heapLo = space.heapLo | 0, heapHi = space.heapHi | 0, vmemLo = space.vmemmapLo | 0, vmemHi = space.vmemmapHi | 0;
+  const vmLo = space.vmallocLo | 0, vmHi = space.vmallocHi | 0;
+  const heapOn = space.heapLo <= space.heapHi, vmemOn = space.vmemmapLo <= space.vmemmapHi, vmOn = space.vmallocLo <= space.vmallocHi;
+  const same = new Uint8Array(nU32 >>> 1);
+  for (let p = 0; p < nU32; p += 2) {
+    if (hNone[p] || hNone[p + 1]) continue;
+    const a = hFirst[p];
+    const b = hFirst[p + 1];
+    const plain = b < KERNEL_HALF || b >= 0
+      ? b !== OPAQUE_HI && !(b === POISON_HI && (a === 0x100 || a === 0x100100 || a === 0x122 || a === 0x200200))
+      : !(heapOn && b >= heapLo && b <= heapHi) && !(vmemOn && b >= vmemLo && b <= vmemHi) && !(vmOn && b >= vmLo && b <= vmHi) && b === -1 && a < 0;
+    if (plain) same[p >>> 1] = 1;
+  }
+  return { hFirst, hNone, same };
 }

@@ -2,10 +2,11 @@
  * The per-chunk scan a worker runs: every allocated object -> tokens -> template -> count per template.
  * Memory grows with the number of distinct templates (capped), never with the number of objects.
  */
-import { finishKey, templateInPlace, templateKey, type HeavyTable } from './heavy.js';
+import { fastPathTables, finishKey, templateInPlace, templateKey, type HeavyTable } from './heavy.js';
 import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, TOK_VAR, TOK_VMALLOC, TOK_VMEMMAP, tokenizeObject, type TokenSpace } from './tokens.js';
 import { OPAQUE_SLAB_POINTER_HI } from '../util/opaque-words.js';
 import { MemleakError } from '../errors.js';
+import { runKernel, scanKernel, type ScanKernel } from './scan-wasm.js';
 
 /** A run of slabs in one buffer: slab i's objects start at byte i * objsPerSlab * stride. */
 export interface ChunkJob {
@@ -49,13 +50,7 @@ function lessAddr(aLo: number, aHi: number, bLo: number, bHi: number): boolean {
   return aHi < bHi || (aHi === bHi && aLo < bLo);
 }
 
-/**
- * The hot loop. Tokenizing, templating and hashing are fused per word, so an object costs one pass over
- * its words and no writes; tokens are materialised (tokenizeObject + templateInPlace, the reference
- * path) only for a template seen for the first time in this chunk. A one-entry cache catches runs of
- * same-shaped objects before the Map. Equivalence with the reference path is a test (scan.test.ts).
- */
-// The hot loop works on int32 (Int32Array views, `| 0` constants): V8 keeps int32 in registers, while
+// The JS hot loop works on int32 (Int32Array views, `| 0` constants): V8 keeps int32 in registers, while
 // uint32 values above 2^31 become heap doubles. Hashes are bit-identical (Math.imul and ^ are ToInt32).
 const I_CLASS_HI = CLASS_HI | 0;
 const I_LIST_NEXT = TOK_LIST_NEXT | 0;
@@ -84,10 +79,9 @@ function varTok(t: number): number {
 }
 
 /**
- * The hot loop. Tokenizing, templating and hashing are fused per word, so an object costs one pass over
- * its words and no writes; tokens are materialised (tokenizeObject + templateInPlace, the reference
- * path) only for a template seen for the first time in this chunk. A one-entry cache catches runs of
- * same-shaped objects before the Map. Equivalence with the reference path is a test (scan.test.ts).
+ * The hot loop, on the WebAssembly SIMD kernel (scan-wasm.ts, wasm/scan-kernel.ts: four objects per
+ * step; npm run bench compares it with SYSAK_SCAN_KERNEL=js) or, where that is unavailable or the
+ * job does not fit its memory, in JS. Both give the same result to the bit (scan-kernel.test.ts).
  */
 export function scanChunk(job: ChunkJob): ChunkResult {
   for (let i = 2; i < job.slabAddrs.length; i += 2) {
@@ -95,6 +89,40 @@ export function scanChunk(job: ChunkJob): ChunkResult {
       throw new MemleakError('E_INTERNAL', 'scanChunk: slabs must come in ascending address order');
     }
   }
+  const k = scanKernel();
+  return (k && scanChunkWasm(k, job)) || scanChunkJs(job);
+}
+
+/** scanChunk on the wasm kernel; null when the job does not fit its memory. */
+export function scanChunkWasm(k: ScanKernel, job: ChunkJob): ChunkResult | null {
+  const r = runKernel(k, job);
+  if (!r) return null;
+  const { stride, objsPerSlab, slabAddrs, heavy, space } = job;
+  const nU32 = stride >>> 2;
+  const uwords = new Uint32Array(job.buffer, job.byteOffset, ((slabAddrs.length >>> 1) * objsPerSlab * stride) >>> 2);
+  const templates: TemplateCount[] = [];
+  for (let i = 0; i < r.keys.length; i++) {
+    // Tokens of the template's first (lowest) object, by the reference path, as the JS loop does.
+    const o = r.first[i];
+    const s = Math.floor(o / objsPerSlab);
+    const baseLo = slabAddrs[2 * s];
+    const ulo = (baseLo + (o - s * objsPerSlab) * stride) >>> 0;
+    const uhi = ulo < baseLo ? (slabAddrs[2 * s + 1] + 1) >>> 0 : slabAddrs[2 * s + 1];
+    const tok = new Uint32Array(nU32);
+    tokenizeObject(uwords, o * nU32, nU32, ulo, uhi, stride, space, tok);
+    templateInPlace(tok, heavy);
+    templates.push({ key: r.keys[i], count: r.counts[i], tokens: Array.from(tok), repLo: ulo, repHi: uhi });
+  }
+  return { templates, objects: r.objects, skipped: r.skipped, overflow: r.overflow, digest: r.digest };
+}
+
+/**
+ * The hot loop in JS. Tokenizing, templating and hashing are fused per word, so an object costs one
+ * pass over its words and no writes; tokens are materialised (tokenizeObject + templateInPlace, the
+ * reference path) only for a template seen for the first time in this chunk. A one-entry cache catches
+ * runs of same-shaped objects before the Map. Equivalence with the reference path is a test (scan.test.ts).
+ */
+export function scanChunkJs(job: ChunkJob): ChunkResult {
   const { stride, objsPerSlab, slabAddrs, state, heavy, space } = job;
   const nU32 = stride >>> 2;
   const nSlabs = slabAddrs.length >>> 1;
@@ -108,30 +136,11 @@ export function scanChunk(job: ChunkJob): ChunkResult {
   const found: TemplateCount[] = [];
   const hStart = heavy.start;
   const hVals = new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length);
-  // hFirst[p]: the most frequent heavy token at p, or a value no token has (an odd VAR) when p has none.
-  const hFirst = new Int32Array(nU32);
-  const hNone = new Uint8Array(nU32);
-  for (let p = 0; p < nU32; p++) {
-    if (hStart[p + 1] > hStart[p]) hFirst[p] = hVals[hStart[p]];
-    else hNone[p] = 1;
-  }
+  const { hFirst, hNone, same } = fastPathTables(heavy, space);
   const heapLo = space.heapLo | 0, heapHi = space.heapHi | 0, vmemLo = space.vmemmapLo | 0, vmemHi = space.vmemmapHi | 0;
   const vmLo = space.vmallocLo | 0, vmHi = space.vmallocHi | 0;
   // A disabled range has lo > hi as unsigned; keep it empty as signed too.
   const heapOn = space.heapLo <= space.heapHi, vmemOn = space.vmemmapLo <= space.vmemmapHi, vmOn = space.vmallocLo <= space.vmallocHi;
-  // Fast path per 8-byte word: when the raw word equals the most frequent token pair of its position
-  // and that pair tokenizes to itself (a constant field: an ops pointer, flags, zero), its tokens are
-  // known and heavy, and the class tests are skipped.
-  const same = new Uint8Array(nU32 >>> 1);
-  for (let p = 0; p < nU32; p += 2) {
-    if (hNone[p] || hNone[p + 1]) continue;
-    const a = hFirst[p];
-    const b = hFirst[p + 1];
-    const plain = b < I_KERNEL_HALF || b >= 0
-      ? b !== I_OPAQUE_HI && !(b === I_POISON_HI && (a === 0x100 || a === 0x100100 || a === 0x122 || a === 0x200200))
-      : !(heapOn && b >= heapLo && b <= heapHi) && !(vmemOn && b >= vmemLo && b <= vmemHi) && !(vmOn && b >= vmLo && b <= vmHi) && b === -1 && a < 0;
-    if (plain) same[p >>> 1] = 1;
-  }
   let objects = 0;
   let skipped = 0;
   let overflow = 0;
@@ -273,6 +282,8 @@ export function mergeChunkResults(into: Map<number, TemplateCount>, r: ChunkResu
  * hits and misses, new and cached templates), so V8 optimizes it with complete type feedback instead of
  * deoptimizing on the first heap pointer, vmemmap pointer or VAR class it meets mid-scan. Measured: the
  * first 256 MiB of a scan ran at half speed without it (bench, --trace-deopt: "insufficient type feedback").
+ * The wasm kernel needs it too: V8 runs a wasm function's first calls in its baseline compiler and
+ * optimizes it in the background; without the warm-up the first 4 MiB chunk took 25 ms instead of 1.5.
  */
 export function warmUpScanChunk(): void {
   const stride = 64;

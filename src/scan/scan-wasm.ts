@@ -1,0 +1,200 @@
+/**
+ * The WebAssembly SIMD scan kernel (wasm/scan-kernel.ts, embedded as src/scan/scan-kernel-wasm.ts):
+ * loading it once per thread, laying out its small memory, feeding it a chunk block by block.
+ * The chunk stays where it is (a SharedArrayBuffer of the scanner's ring); blocks of whole slabs are
+ * copied into the kernel's own memory, which stays a few MiB (never the chunk, never GiBs reserved).
+ */
+import { SCAN_KERNEL_WASM } from './scan-kernel-wasm.js';
+import { fastPathTables, type HeavyTable } from './heavy.js';
+import { TOK_VAR, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
+
+interface KernelExports {
+  memory: WebAssembly.Memory;
+  configure(...args: number[]): void;
+  begin(): void;
+  scanBlock(dataPtr: number, nSlabs: number, slabPtr: number, statePtr: number, firstObj: number): void;
+  getTemplates(): number;
+  getObjects(): number;
+  getSkipped(): number;
+  getOverflow(): number;
+  getC1(): number;
+  getC2(): number;
+}
+
+export interface ScanKernel {
+  x: KernelExports;
+  /** The layout the kernel was last configured with (a change clears the template table). */
+  layout: string;
+}
+
+/** Slab bytes copied into the kernel per call: small enough to stay in L2 while it is scanned. */
+const BLOCK_BYTES = 256 << 10;
+/** The kernel's memory never grows past this (64 MiB); a job needing more runs in JS. */
+const MAX_BYTES = 64 << 20;
+/** Below this the kernel's statics live (AssemblyScript lays them out from address 0). */
+const LAYOUT_BASE = 65536;
+
+let loaded: ScanKernel | null | undefined;
+
+/**
+ * The kernel for this thread, or null where WebAssembly SIMD is unavailable (the JS loop runs then).
+ * SYSAK_SCAN_KERNEL=js forces the JS loop (the bench compares both).
+ */
+export function scanKernel(): ScanKernel | null {
+  if (loaded !== undefined) return loaded;
+  loaded = null;
+  if (process.env.SYSAK_SCAN_KERNEL === 'js') return null;
+  try {
+    const mod = new WebAssembly.Module(Buffer.from(SCAN_KERNEL_WASM, 'base64'));
+    loaded = { x: new WebAssembly.Instance(mod, {}).exports as unknown as KernelExports, layout: '' };
+  } catch {
+    loaded = null; // an engine without SIMD: WebAssembly.Module throws a CompileError
+  }
+  return loaded;
+}
+
+export interface KernelJob {
+  buffer: SharedArrayBuffer | ArrayBuffer;
+  byteOffset: number;
+  stride: number;
+  objsPerSlab: number;
+  slabAddrs: Uint32Array;
+  state: Uint8Array | null;
+  heavy: HeavyTable;
+  space: TokenSpace;
+  maxTemplates: number;
+}
+
+/** Templates in order of first appearance: key, count, and the chunk index of the first object. */
+export interface KernelResult {
+  keys: number[];
+  counts: number[];
+  first: number[];
+  objects: number;
+  skipped: number;
+  overflow: number;
+  digest: [number, number];
+}
+
+const align = (n: number, a: number) => Math.ceil(n / a) * a;
+
+/** Objects sampled per chunk to pick each position's constant word. */
+const CONSTANT_SAMPLE = 64;
+
+/**
+ * The kernel's fast path: per 8-byte word position, a raw value that most objects of this chunk hold
+ * there (a majority vote over a sample: ops pointers, flags, zeros, list poison), with its template
+ * tokens computed here once. Four objects holding it skip the class tests and heavy checks. Only values
+ * whose tokens do not depend on the object's address qualify (not direct-map pointers, which may point
+ * into the object itself); otherwise zero stands in. Which value is picked changes speed, never results.
+ * out: per position 16 i32: the pair twice, tok0 x 4, tok1 x 4, padding.
+ */
+function constantWords(words: Uint32Array, nU32: number, heavy: HeavyTable, space: TokenSpace, out: Int32Array): void {
+  const nObj = Math.floor(words.length / nU32);
+  const step = Math.max(1, Math.floor(nObj / CONSTANT_SAMPLE));
+  const tok = new Uint32Array(2);
+  for (let p = 0; p < nU32; p += 2) {
+    let a = 0;
+    let b = 0;
+    let votes = 0;
+    for (let o = 0; o < nObj; o += step) {
+      const x = words[o * nU32 + p];
+      const y = words[o * nU32 + p + 1];
+      if (votes === 0) {
+        a = x;
+        b = y;
+        votes = 1;
+      } else if (x === a && y === b) votes++;
+      else votes--;
+    }
+    if (b >= 0xffff8000 && b >= space.heapLo && b <= space.heapHi) a = b = 0;
+    tokenizeObject(Uint32Array.of(a, b), 0, 2, 0, 0, 8, space, tok);
+    const e = p * 8;
+    out[e] = out[e + 2] = a | 0;
+    out[e + 1] = out[e + 3] = b | 0;
+    out.fill(templateToken(tok[0], p, heavy), e + 4, e + 8);
+    out.fill(templateToken(tok[1], p + 1, heavy), e + 8, e + 12);
+  }
+}
+
+/** A token's template value at position p (templateInPlace for one token). */
+function templateToken(t: number, p: number, heavy: HeavyTable): number {
+  for (let i = heavy.start[p]; i < heavy.start[p + 1]; i++) if (heavy.vals[i] === t) return t | 0;
+  return (TOK_VAR | varClassOf(t)) | 0;
+}
+
+/** Runs one chunk through the kernel; null when it does not fit the kernel's memory (the caller runs JS). */
+export function runKernel(k: ScanKernel, job: KernelJob): KernelResult | null {
+  const { stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates } = job;
+  const nU32 = stride >>> 2;
+  const nSlabs = slabAddrs.length >>> 1;
+  const slabBytes = stride * objsPerSlab;
+  const blockSlabs = Math.max(1, Math.floor(BLOCK_BYTES / slabBytes));
+  const tabSlots = 2 ** Math.ceil(Math.log2(Math.max(1024, 2 * maxTemplates)));
+  // Layout: positions, fast-path flags, heavy values, template table and arrays, one block.
+  const scratchPtr = LAYOUT_BASE - 64;
+  const fastPtr = LAYOUT_BASE;
+  const posPtr = fastPtr + (nU32 >>> 1) * 64;
+  const valsPtr = posPtr + nU32 * 16;
+  const tabPtr = align(valsPtr + heavy.vals.length * 4, 64);
+  const keyHPtr = tabPtr + tabSlots * 4;
+  const keyLPtr = keyHPtr + maxTemplates * 4;
+  const countPtr = keyLPtr + maxTemplates * 4;
+  const firstPtr = countPtr + maxTemplates * 4;
+  const slabPtr = align(firstPtr + maxTemplates * 4, 64);
+  const statePtr = align(slabPtr + blockSlabs * 8, 64);
+  const dataPtr = align(statePtr + blockSlabs * objsPerSlab, 64);
+  const end = dataPtr + blockSlabs * slabBytes;
+  if (end > MAX_BYTES || maxTemplates > 1 << 24 || job.byteOffset % 4 !== 0) return null;
+  const x = k.x;
+  const have = x.memory.buffer.byteLength;
+  if (end > have) x.memory.grow(Math.ceil((end - have) / 65536));
+  const mem = x.memory.buffer;
+  const i32 = new Int32Array(mem);
+  const u8 = new Uint8Array(mem);
+
+  const layout = `${nU32}/${heavy.vals.length}/${tabSlots}/${maxTemplates}`;
+  x.begin(); // clears the previous chunk's templates with the previous layout
+  const { hFirst, hNone } = fastPathTables(heavy, space);
+  for (let p = 0; p < nU32; p++) {
+    const e = (posPtr >>> 2) + p * 4;
+    i32[e] = hFirst[p];
+    i32[e + 1] = hNone[p];
+    i32[e + 2] = heavy.start[p];
+    i32[e + 3] = heavy.start[p + 1];
+  }
+  const words = new Uint32Array(job.buffer, job.byteOffset, (nSlabs * slabBytes) >>> 2);
+  constantWords(words, nU32, heavy, space, i32.subarray(fastPtr >>> 2, (fastPtr >>> 2) + (nU32 >>> 1) * 16));
+  i32.set(new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length), valsPtr >>> 2);
+  if (layout !== k.layout) {
+    u8.fill(0, tabPtr, tabPtr + tabSlots * 4);
+    k.layout = layout;
+  }
+  x.configure(
+    nU32, stride, objsPerSlab, posPtr, fastPtr, valsPtr, scratchPtr,
+    space.heapLo <= space.heapHi ? 1 : 0, space.heapLo | 0, space.heapHi | 0,
+    space.vmemmapLo <= space.vmemmapHi ? 1 : 0, space.vmemmapLo | 0, space.vmemmapHi | 0,
+    space.vmallocLo <= space.vmallocHi ? 1 : 0, space.vmallocLo | 0, space.vmallocHi | 0,
+    tabPtr, tabSlots - 1, keyHPtr, keyLPtr, countPtr, firstPtr, maxTemplates,
+  );
+  x.begin();
+  const src = new Uint8Array(job.buffer, job.byteOffset, nSlabs * slabBytes);
+  const addrs = new Uint32Array(mem, slabPtr, blockSlabs * 2);
+  for (let s = 0; s < nSlabs; s += blockSlabs) {
+    const n = Math.min(blockSlabs, nSlabs - s);
+    u8.set(src.subarray(s * slabBytes, (s + n) * slabBytes), dataPtr);
+    addrs.set(slabAddrs.subarray(2 * s, 2 * (s + n)));
+    if (state) u8.set(state.subarray(s * objsPerSlab, (s + n) * objsPerSlab), statePtr);
+    x.scanBlock(dataPtr, n, slabPtr, state ? statePtr : 0, s * objsPerSlab);
+  }
+  const nT = x.getTemplates();
+  const keys: number[] = new Array(nT);
+  const counts: number[] = new Array(nT);
+  const first: number[] = new Array(nT);
+  for (let i = 0; i < nT; i++) {
+    keys[i] = (i32[(keyHPtr >>> 2) + i] >>> 0) * 0x200000 + i32[(keyLPtr >>> 2) + i];
+    counts[i] = i32[(countPtr >>> 2) + i] >>> 0;
+    first[i] = i32[(firstPtr >>> 2) + i];
+  }
+  return { keys, counts, first, objects: x.getObjects(), skipped: x.getSkipped(), overflow: x.getOverflow(), digest: [x.getC1() >>> 0, x.getC2() >>> 0] };
+}

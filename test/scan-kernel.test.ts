@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { SparseMemory } from '../src/memory.js';
+import { parseCrashRd } from '../src/input/crash-rd.js';
+import { scanChunkJs, scanChunkWasm, type ChunkJob } from '../src/scan/scan-chunk.js';
+import { scanKernel } from '../src/scan/scan-wasm.js';
+import { HeavyLearner } from '../src/scan/heavy.js';
+import { tokenSpaceOf } from '../src/kernel/address-space.js';
+import type { TokenSpace } from '../src/scan/tokens.js';
+import { ROOT, sampleText } from './helpers.js';
+
+/** 200 real kmalloc-64 slab pages of the demo recording, as one buffer, with their addresses. */
+let pages: { bytes: Uint8Array; addrs: bigint[] } | undefined;
+function realPages(): { bytes: Uint8Array; addrs: bigint[] } {
+  if (pages) return pages;
+  const mem = new SparseMemory('rd');
+  parseCrashRd(sampleText('demo-kmalloc64/crash/rd64_pages.txt.gz'), 'rd', mem);
+  const addrs = mem.pageAddresses();
+  const bytes = new Uint8Array(addrs.length * 4096);
+  addrs.forEach((p, i) => bytes.set(mem.read(p, 4096)!, i * 4096));
+  return (pages = { bytes, addrs });
+}
+
+const SPACE: TokenSpace = tokenSpaceOf({
+  source: 'test',
+  directMap: { lo: 0xffff888000000000n, hi: 0xffffc87fffffffffn },
+  vmalloc: { lo: 0xffffc90000000000n, hi: 0xffffe8ffffffffffn },
+  vmemmap: { lo: 0xffffea0000000000n, hi: 0xffffeaffffffffffn },
+});
+
+/** Words at every boundary the class tests compare, and pointers into the object itself. */
+const EDGES = [0n, 1n, 0x7fffffffn, 0x80000000n, 0xffffffffn, 0xdead000000000100n, 0xdead000000000122n, 0xdead000000100100n,
+  0xdead000000200200n, 0xffff7fffffffffffn, 0xffff800000000000n, 0xffff888000000000n, 0xffffc87fffffffffn, 0xffffc90000001000n,
+  0xffffea0000040000n, 0xffffffff7fffffffn, 0xffffffff80000000n, 0xffffffffc0614b60n, 0xffffffffffffffffn, 0x0bad5aab00000000n, 0x0bad5aab12345678n];
+
+/** Jobs of one stride built from real bytes, with adversarial words mixed in at `noise` (0..1). */
+function job(stride: number, slabs: number, opts: { noise: number; base?: bigint; state?: boolean; maxTemplates?: number; maxPerPosition?: number; space?: TokenSpace }): ChunkJob {
+  const { bytes, addrs } = realPages();
+  const perSlab = Math.floor(4096 / stride);
+  const slabBytes = perSlab * stride;
+  const buffer = new SharedArrayBuffer(slabs * slabBytes);
+  const out = new Uint8Array(buffer);
+  const dv = new DataView(buffer);
+  const slabAddrs = new Uint32Array(2 * slabs);
+  let rnd = 12345;
+  const next = () => (rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0);
+  for (let s = 0; s < slabs; s++) {
+    const base = opts.base !== undefined ? opts.base + BigInt(s * 4096) : addrs[s % addrs.length] + BigInt(Math.floor(s / addrs.length)) * 0x10000000n;
+    slabAddrs[2 * s] = Number(base & 0xffffffffn);
+    slabAddrs[2 * s + 1] = Number(base >> 32n);
+    out.set(bytes.subarray((s % addrs.length) * 4096, (s % addrs.length) * 4096 + slabBytes), s * slabBytes);
+    for (let w = 0; w < slabBytes; w += 8) {
+      if (next() / 2 ** 32 >= opts.noise) continue;
+      const pick = next() % (EDGES.length + 3);
+      const obj = base + BigInt(Math.floor(w / stride) * stride);
+      const v = pick < EDGES.length ? EDGES[pick] : pick === EDGES.length ? obj + BigInt(w % stride) : pick === EDGES.length + 1 ? obj + BigInt(w % stride) + 8n : obj + BigInt(next() % stride);
+      dv.setBigUint64(s * slabBytes + w, v, true);
+    }
+  }
+  const space = opts.space ?? SPACE;
+  const words = new Uint32Array(buffer);
+  const learner = new HeavyLearner(stride >>> 2, stride, space);
+  for (let o = 0; o < slabs * perSlab; o += 3) {
+    const s = Math.floor(o / perSlab);
+    const lo = slabAddrs[2 * s] + (o % perSlab) * stride;
+    learner.add(words, o * (stride >>> 2), lo >>> 0, lo > 0xffffffff ? slabAddrs[2 * s + 1] + 1 : slabAddrs[2 * s + 1]);
+  }
+  const heavy = learner.finish({ minShare: 0.0005, minCount: 4, maxPerPosition: opts.maxPerPosition ?? 16 });
+  let state: Uint8Array | null = null;
+  if (opts.state) {
+    state = new Uint8Array(slabs * perSlab).fill(1);
+    for (let i = 0; i < state.length; i++) if (next() % 7 === 0) state[i] = 0;
+  }
+  return { buffer, byteOffset: 0, stride, objsPerSlab: perSlab, slabAddrs, state, heavy, space, maxTemplates: opts.maxTemplates ?? 1 << 16 };
+}
+
+describe('the WebAssembly SIMD scan kernel equals the JS loop', () => {
+  const k = scanKernel();
+
+  it('is available on this Node (otherwise every scan runs the JS loop)', () => {
+    expect(k).not.toBeNull();
+  });
+
+  // Object sizes whose 8-byte word count is odd and even, slabs whose object count is not a multiple of
+  // four (groups across slabs and a short last group), free objects, template overflow, address carries.
+  for (const stride of [8, 16, 24, 32, 40, 56, 64, 96, 192, 256, 1024]) {
+    it(`object size ${stride}: real pages with adversarial words, free objects, overflow`, () => {
+      for (const opts of [
+        { noise: 0 },
+        { noise: 0.05, state: true },
+        { noise: 0.3, maxTemplates: 7 },
+        { noise: 0.02, base: 0xffff8880fffe0000n, state: true },
+        { noise: 0.1, maxPerPosition: 1, space: { heapLo: 1, heapHi: 0, vmallocLo: 1, vmallocHi: 0, vmemmapLo: 1, vmemmapHi: 0 } },
+        { noise: 0.1, space: { ...SPACE, vmallocLo: 1, vmallocHi: 0, vmemmapLo: 1, vmemmapHi: 0 } },
+      ]) {
+        const j = job(stride, stride >= 1024 ? 37 : 23, opts);
+        const want = scanChunkJs(j);
+        expect(want.objects).toBeGreaterThan(0);
+        expect(scanChunkWasm(k!, j)).toEqual(want);
+      }
+    });
+  }
+
+  it('carries nothing from one chunk to the next (template table, checksum, layout changes)', () => {
+    const jobs = [job(64, 40, { noise: 0.05 }), job(32, 9, { noise: 0.5, maxTemplates: 3 }), job(64, 40, { noise: 0.05 }), job(24, 11, { noise: 0.2, state: true })];
+    const want = jobs.map(scanChunkJs);
+    expect(jobs.map((j) => scanChunkWasm(k!, j))).toEqual(want);
+  });
+
+  it('is embedded as the build of wasm/scan-kernel.ts', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'wasm/build.mjs'), '--check'], { encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});

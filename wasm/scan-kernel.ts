@@ -1,0 +1,395 @@
+/**
+ * The scan's hot loop in WebAssembly SIMD (AssemblyScript; built by wasm/build.mjs into
+ * src/scan/scan-kernel-wasm.ts). Same contract as scanChunkJs in src/scan/scan-chunk.ts, bit for bit:
+ * the same tokens, template keys, template order, counts, representatives and checksum.
+ *
+ * Layout: four consecutive objects are scanned at once, one per i32x4 lane. For each 8-byte word
+ * position, the four objects' words are gathered into A (low halves) and B (high halves); the class
+ * tests, the heavy-value checks, the two key hashes and the two checksum lanes then run on all four
+ * objects with vector compares and selects instead of data-dependent branches. A position whose four
+ * words all equal its most frequent constant pair (ops pointers, flags, zeros) only hashes.
+ *
+ * Memory is laid out by the JS side (scan-chunk.ts): the per-position table, heavy values, the
+ * template hash table and per-template arrays, then one block of slabs copied in per call.
+ * Every entry point takes byte addresses into this module's own memory.
+ */
+
+// Token constants (src/scan/tokens.ts).
+const CLASS_HI: i32 = 0xc1a55eed;
+const TOK_LIST_NEXT: i32 = 0x115700a1;
+const TOK_LIST_PREV: i32 = 0x115700a2;
+const TOK_SELF: i32 = 0x5e1f0000;
+const TOK_HEAP: i32 = 0x4ea90000;
+const TOK_VMALLOC: i32 = 0x7a110000;
+const TOK_VMEMMAP: i32 = 0x9a9e0000;
+const TOK_KPTR: i32 = 0x8b770000;
+const TOK_VAR: i32 = 0x7a7a7a00;
+const POISON_HI: i32 = 0xdead0000;
+const OPAQUE_HI: i32 = 0x0bad5aab;
+const KERNEL_HALF: i32 = 0xffff8000;
+// Checksum multipliers (scan-chunk.ts) and key hash constants (heavy.ts).
+const P1: i32 = 0x01000193;
+const P2: i32 = 0x2c1b3c6d;
+
+// Per-chunk configuration (configure()).
+let nU32: i32 = 0;
+let stride: i32 = 0;
+let objsPerSlab: i32 = 0;
+let posPtr: usize = 0; // per u32 position p: [first, none, start, end] as i32 (16 bytes)
+let fastPtr: usize = 0; // per 8-byte word q, 64 bytes: its constant raw pair twice (v128), its two template tokens (splat v128s)
+let scratchPtr: usize = 0; // 16 bytes
+let valsPtr: usize = 0; // heavy values, i32
+let heapOn: bool = false;
+let heapLo: i32 = 0;
+let heapHi: i32 = 0;
+let vmemOn: bool = false;
+let vmemLo: i32 = 0;
+let vmemHi: i32 = 0;
+let vmOn: bool = false;
+let vmLo: i32 = 0;
+let vmHi: i32 = 0;
+let pm1: i32 = 1; // P1 ^ (nU32 / 2)
+let pm2: i32 = 1;
+// Templates (reset per chunk).
+let tabPtr: usize = 0; // open-addressed table: template index + 1, 0 = empty
+let tabMask: i32 = 0;
+let keyHPtr: usize = 0;
+let keyLPtr: usize = 0;
+let countPtr: usize = 0;
+let firstPtr: usize = 0;
+let maxTemplates: i32 = 0;
+// Results (read by JS through the getters).
+let nTemplates: i32 = 0;
+let objects: i32 = 0;
+let skipped: i32 = 0;
+let overflow: i32 = 0;
+let c1: i32 = 0;
+let c2: i32 = 0;
+let lastH: i32 = 0;
+let lastL: i32 = -1; // key low parts are 21 bits: -1 never matches
+let lastIdx: i32 = 0;
+
+export function configure(
+  nU32_: i32, stride_: i32, objsPerSlab_: i32, posPtr_: usize, fastPtr_: usize, valsPtr_: usize, scratchPtr_: usize,
+  heapOn_: bool, heapLo_: i32, heapHi_: i32, vmemOn_: bool, vmemLo_: i32, vmemHi_: i32, vmOn_: bool, vmLo_: i32, vmHi_: i32,
+  tabPtr_: usize, tabMask_: i32, keyHPtr_: usize, keyLPtr_: usize, countPtr_: usize, firstPtr_: usize, maxTemplates_: i32,
+): void {
+  nU32 = nU32_;
+  stride = stride_;
+  objsPerSlab = objsPerSlab_;
+  posPtr = posPtr_;
+  fastPtr = fastPtr_;
+  scratchPtr = scratchPtr_;
+  valsPtr = valsPtr_;
+  heapOn = heapOn_;
+  heapLo = heapLo_;
+  heapHi = heapHi_;
+  vmemOn = vmemOn_;
+  vmemLo = vmemLo_;
+  vmemHi = vmemHi_;
+  vmOn = vmOn_;
+  vmLo = vmLo_;
+  vmHi = vmHi_;
+  tabPtr = tabPtr_;
+  tabMask = tabMask_;
+  keyHPtr = keyHPtr_;
+  keyLPtr = keyLPtr_;
+  countPtr = countPtr_;
+  firstPtr = firstPtr_;
+  maxTemplates = maxTemplates_;
+  pm1 = 1;
+  pm2 = 1;
+  for (let q = 0; q < nU32 >> 1; q++) {
+    pm1 *= P1;
+    pm2 *= P2;
+  }
+}
+
+/** Starts a chunk: empty template table (only the slots used are cleared), fresh checksum. */
+export function begin(): void {
+  for (let i = 0; i < nTemplates; i++) {
+    // The slot of template i is found again by probing from its key.
+    let slot = load<i32>(keyHPtr + (<usize>i << 2)) & tabMask;
+    while (load<i32>(tabPtr + (<usize>slot << 2)) != 0) {
+      store<i32>(tabPtr + (<usize>slot << 2), 0);
+      slot = (slot + 1) & tabMask;
+    }
+  }
+  nTemplates = 0;
+  objects = 0;
+  skipped = 0;
+  overflow = 0;
+  c1 = 0x811c9dc5;
+  c2 = 0x6a09e667;
+  lastL = -1;
+}
+
+export function getTemplates(): i32 { return nTemplates; }
+export function getObjects(): i32 { return objects; }
+export function getSkipped(): i32 { return skipped; }
+export function getOverflow(): i32 { return overflow; }
+export function getC1(): i32 { return c1; }
+export function getC2(): i32 { return c2; }
+
+/** varClassOf() for four tokens at once: VAR | class. */
+// @ts-ignore: decorator
+@inline function varTok(t: v128): v128 {
+  const c = v128.and(t, i32x4.splat(0xffff0000));
+  let r = i32x4.splat(TOK_VAR);
+  r = v128.bitselect(i32x4.splat(TOK_VAR | 1), r, i32x4.eq(c, i32x4.splat(TOK_HEAP)));
+  r = v128.bitselect(i32x4.splat(TOK_VAR | 2), r, i32x4.eq(c, i32x4.splat(TOK_SELF)));
+  r = v128.bitselect(i32x4.splat(TOK_VAR | 3), r, i32x4.eq(c, i32x4.splat(TOK_VMALLOC)));
+  r = v128.bitselect(i32x4.splat(TOK_VAR | 4), r, i32x4.eq(c, i32x4.splat(TOK_VMEMMAP)));
+  r = v128.bitselect(i32x4.splat(TOK_VAR | 5), r, i32x4.eq(c, i32x4.splat(TOK_KPTR)));
+  r = v128.bitselect(i32x4.splat(TOK_VAR | 7), r, i32x4.eq(c, i32x4.splat(0x11570000)));
+  return v128.bitselect(i32x4.splat(TOK_VAR | 6), r, i32x4.eq(t, i32x4.splat(CLASS_HI)));
+}
+
+/** The template value of four tokens at position p: the token where it is heavy there, VAR | class elsewhere. */
+// @ts-ignore: decorator
+@inline function heavyTok(t: v128, p: i32): v128 {
+  const e = posPtr + (<usize>p << 4);
+  let found = i32x4.eq(t, i32x4.splat(load<i32>(e)));
+  if (load<i32>(e, 4) != 0) found = i32x4.splat(0);
+  if (i32x4.all_true(found)) return t;
+  const end = load<i32>(e, 12);
+  for (let i = load<i32>(e, 8) + 1; i < end; i++) {
+    found = v128.or(found, i32x4.eq(t, i32x4.splat(load<i32>(valsPtr + (<usize>i << 2)))));
+    if (i32x4.all_true(found)) return t;
+  }
+  return v128.bitselect(t, varTok(t), found);
+}
+
+// @ts-ignore: decorator
+@inline function rotl(x: v128, n: i32): v128 {
+  return v128.or(i32x4.shl(x, n), i32x4.shr_u(x, 32 - n));
+}
+
+/** Counts one object of key (kh, kl) found at object index o of the chunk. */
+// @ts-ignore: decorator
+@inline function count(kh: i32, kl: i32, o: i32): void {
+  if (kh == lastH && kl == lastL) {
+    const c = countPtr + (<usize>lastIdx << 2);
+    store<i32>(c, load<i32>(c) + 1);
+    return;
+  }
+  let slot = kh & tabMask;
+  for (;;) {
+    const at = tabPtr + (<usize>slot << 2);
+    const e = load<i32>(at);
+    if (e == 0) {
+      if (nTemplates >= maxTemplates) {
+        overflow++;
+        return;
+      }
+      const n = nTemplates++;
+      store<i32>(at, n + 1);
+      store<i32>(keyHPtr + (<usize>n << 2), kh);
+      store<i32>(keyLPtr + (<usize>n << 2), kl);
+      store<i32>(countPtr + (<usize>n << 2), 1);
+      store<i32>(firstPtr + (<usize>n << 2), o);
+      lastH = kh;
+      lastL = kl;
+      lastIdx = n;
+      return;
+    }
+    const i = e - 1;
+    if (load<i32>(keyHPtr + (<usize>i << 2)) == kh && load<i32>(keyLPtr + (<usize>i << 2)) == kl) {
+      const c = countPtr + (<usize>i << 2);
+      store<i32>(c, load<i32>(c) + 1);
+      lastH = kh;
+      lastL = kl;
+      lastIdx = i;
+      return;
+    }
+    slot = (slot + 1) & tabMask;
+  }
+}
+
+/** The classification of four words (A low halves, B high halves) of objects at (lo, hi), then templated. */
+// @ts-ignore: decorator
+@inline function tokens(a: v128, b: v128, lo: v128, hi: v128, p: i32, out1: usize): v128 {
+  const classHi = i32x4.splat(CLASS_HI);
+  // Outside the kernel half: list poison, crash's opaque [cache] words, or the raw value.
+  const poison = i32x4.eq(b, i32x4.splat(POISON_HI));
+  const next = v128.and(poison, v128.or(i32x4.eq(a, i32x4.splat(0x100)), i32x4.eq(a, i32x4.splat(0x100100))));
+  const prev = v128.and(poison, v128.or(i32x4.eq(a, i32x4.splat(0x122)), i32x4.eq(a, i32x4.splat(0x200200))));
+  const opaque = i32x4.eq(b, i32x4.splat(OPAQUE_HI));
+  let t0 = v128.bitselect(i32x4.splat(TOK_HEAP), a, opaque);
+  t0 = v128.bitselect(i32x4.splat(TOK_LIST_PREV), t0, prev);
+  t0 = v128.bitselect(i32x4.splat(TOK_LIST_NEXT), t0, next);
+  let t1 = v128.bitselect(classHi, b, v128.or(v128.or(next, prev), opaque));
+  const kern = i32x4.ge_u(b, i32x4.splat(KERNEL_HALF));
+  if (v128.any_true(kern)) {
+    // Kernel half, in the order of the JS tests: heap (self / list / other), vmemmap, vmalloc,
+    // kernel image (exact value when the word is 0xffffffff8.......), other kernel address.
+    const zero = i32x4.splat(0);
+    const heap = heapOn ? v128.and(i32x4.ge_s(b, i32x4.splat(heapLo)), i32x4.le_s(b, i32x4.splat(heapHi))) : zero;
+    const vmem = vmemOn ? v128.and(i32x4.ge_s(b, i32x4.splat(vmemLo)), i32x4.le_s(b, i32x4.splat(vmemHi))) : zero;
+    const vm = vmOn ? v128.and(i32x4.ge_s(b, i32x4.splat(vmLo)), i32x4.le_s(b, i32x4.splat(vmHi))) : zero;
+    const exact = v128.and(i32x4.eq(b, i32x4.splat(-1)), i32x4.lt_s(a, zero));
+    const d = i32x4.sub(a, lo);
+    const self = v128.and(i32x4.eq(b, hi), i32x4.lt_u(d, i32x4.splat(stride)));
+    const here = i32x4.splat(p << 2);
+    let hs = v128.or(i32x4.splat(TOK_SELF), d);
+    hs = v128.bitselect(i32x4.splat(TOK_LIST_PREV), hs, i32x4.eq(i32x4.add(d, i32x4.splat(8)), here));
+    hs = v128.bitselect(i32x4.splat(TOK_LIST_NEXT), hs, i32x4.eq(d, here));
+    let k0 = v128.bitselect(a, i32x4.splat(TOK_KPTR), exact);
+    k0 = v128.bitselect(i32x4.splat(TOK_VMALLOC), k0, vm);
+    k0 = v128.bitselect(i32x4.splat(TOK_VMEMMAP), k0, vmem);
+    k0 = v128.bitselect(v128.bitselect(hs, i32x4.splat(TOK_HEAP), self), k0, heap);
+    const k1 = v128.bitselect(b, classHi, v128.andnot(exact, v128.or(v128.or(heap, vmem), vm)));
+    t0 = v128.bitselect(k0, t0, kern);
+    t1 = v128.bitselect(k1, t1, kern);
+  }
+  v128.store(out1, heavyTok(t1, p + 1));
+  return heavyTok(t0, p);
+}
+
+/**
+ * Scans nSlabs whole slabs at dataPtr (objects packed: object k at dataPtr + k * stride), whose first
+ * object addresses are u32 pairs at slabPtr, with per-object states at statePtr (1 = count, 0 = skip;
+ * statePtr 0: count all). firstObj is the chunk index of the block's first object (representatives).
+ */
+export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr: usize, firstObj: i32): void {
+  const nObj = nSlabs * objsPerSlab;
+  const words = nU32 >> 1;
+  const mulX = i32x4(P1, P2, P1, P2);
+  const lanesStride = i32x4.mul(i32x4(0, 1, 2, 3), i32x4.splat(stride));
+  const t1Ptr = scratchPtr;
+  // Checksum weights of four whole objects: c = c * pm^4 + s[0] * pm^3 + s[1] * pm^2 + s[2] * pm + s[3].
+  const wX = i32x4(pm1 * pm1 * pm1, pm2 * pm2 * pm2, pm1 * pm1, pm2 * pm2);
+  const wY = i32x4(pm1, pm2, 1, 1);
+  const pm1x4 = pm1 * pm1 * pm1 * pm1;
+  const pm2x4 = pm2 * pm2 * pm2 * pm2;
+  // The next lane's object: slab s, index j in it.
+  let s = 0;
+  let j = 0;
+  for (let g = 0; g < nObj; g += 4) {
+    const lanes = min(4, nObj - g);
+    let lo: v128;
+    let hi: v128;
+    if (lanes == 4 && j + 3 < objsPerSlab) {
+      // Four objects of one slab: consecutive addresses (a carry into the high half from the slab's base).
+      const baseLo = load<i32>(slabPtr + (<usize>s << 3));
+      lo = i32x4.add(i32x4.splat(baseLo + j * stride), lanesStride);
+      hi = i32x4.sub(i32x4.splat(load<i32>(slabPtr + (<usize>s << 3), 4)), i32x4.lt_u(lo, i32x4.splat(baseLo)));
+      j += 4;
+      if (j == objsPerSlab) {
+        j = 0;
+        s++;
+      }
+    } else {
+      // Across slabs, or the last group (its unused lanes repeat its last object).
+      lo = i32x4.splat(objLo(slabPtr, s, j));
+      hi = i32x4.splat(objHi(slabPtr, s, j));
+      if (lanes > 1) {
+        if (++j == objsPerSlab) { j = 0; s++; }
+        lo = i32x4.replace_lane(lo, 1, objLo(slabPtr, s, j));
+        hi = i32x4.replace_lane(hi, 1, objHi(slabPtr, s, j));
+      }
+      if (lanes > 2) {
+        if (++j == objsPerSlab) { j = 0; s++; }
+      }
+      lo = i32x4.replace_lane(lo, 2, objLo(slabPtr, s, j));
+      hi = i32x4.replace_lane(hi, 2, objHi(slabPtr, s, j));
+      if (lanes > 3) {
+        if (++j == objsPerSlab) { j = 0; s++; }
+      }
+      lo = i32x4.replace_lane(lo, 3, objLo(slabPtr, s, j));
+      hi = i32x4.replace_lane(hi, 3, objHi(slabPtr, s, j));
+      if (++j == objsPerSlab) { j = 0; s++; }
+    }
+    const q0 = dataPtr + <usize>g * <usize>stride;
+    const st = <usize>(lanes > 1 ? stride : 0);
+    const q1 = q0 + st;
+    const q2 = q0 + (lanes > 2 ? st * 2 : st * (lanes - 1));
+    const q3 = q0 + st * <usize>(lanes - 1);
+    let h1 = i32x4.splat(0x9747b28c);
+    let h2 = i32x4.splat(0x85ebca6b);
+    // Checksum lanes in the words' own layout: sx = [s1, s2] of objects 0 and 1, sy of objects 2 and 3.
+    let sx = i32x4.splat(0);
+    let sy = i32x4.splat(0);
+    for (let w = 0; w < words; w++) {
+      const off = <usize>w << 3;
+      const x = v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1);
+      const y = v128.load_lane<i64>(q3 + off, v128.load64_zero(q2 + off), 1);
+      sx = i32x4.add(i32x4.mul(sx, mulX), x);
+      sy = i32x4.add(i32x4.mul(sy, mulX), y);
+      const f = fastPtr + (<usize>w << 6);
+      let t0: v128;
+      let t1: v128;
+      const c = v128.load(f);
+      if (i32x4.all_true(v128.and(i32x4.eq(x, c), i32x4.eq(y, c)))) {
+        // The position's constant word (learned per chunk): its template tokens are known.
+        t0 = v128.load(f, 16);
+        t1 = v128.load(f, 32);
+      } else {
+        t0 = tokens(v128.shuffle<i32>(x, y, 0, 2, 4, 6), v128.shuffle<i32>(x, y, 1, 3, 5, 7), lo, hi, w << 1, t1Ptr);
+        t1 = v128.load(t1Ptr);
+      }
+      // templateKey's step per 8-byte word, on four objects.
+      h1 = v128.xor(i32x4.mul(v128.xor(rotl(h1, 13), t0), i32x4.splat(0x9e3779b1)), t1);
+      h2 = v128.xor(i32x4.mul(v128.xor(rotl(h2, 5), t1), i32x4.splat(0x85ebca6b)), t0);
+    }
+    // finishKey on four objects.
+    h1 = v128.xor(h1, i32x4.splat(nU32));
+    h1 = v128.xor(h1, i32x4.shr_u(h1, 16));
+    h1 = i32x4.mul(h1, i32x4.splat(0x85ebca6b));
+    h1 = v128.xor(h1, i32x4.shr_u(h1, 13));
+    h1 = i32x4.mul(h1, i32x4.splat(0xc2b2ae35));
+    h1 = v128.xor(h1, i32x4.shr_u(h1, 16));
+    h2 = v128.xor(h2, i32x4.shr_u(h2, 13));
+    h2 = i32x4.mul(h2, i32x4.splat(0x27d4eb2f));
+    h2 = v128.xor(h2, i32x4.shr_u(h2, 16));
+    h2 = v128.and(h2, i32x4.splat(0x1fffff));
+    if (lanes == 4 && (statePtr == 0 || load<i32>(statePtr + <usize>g, 0, 1) == 0x01010101)) {
+      // Four counted objects: the checksum in one step; four of the last template in one count.
+      const v = i32x4.add(i32x4.mul(sx, wX), i32x4.mul(sy, wY));
+      const u = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
+      c1 = c1 * pm1x4 + i32x4.extract_lane(u, 0);
+      c2 = c2 * pm2x4 + i32x4.extract_lane(u, 1);
+      objects += 4;
+      if (i32x4.all_true(v128.and(i32x4.eq(h1, i32x4.splat(lastH)), i32x4.eq(h2, i32x4.splat(lastL))))) {
+        const at = countPtr + (<usize>lastIdx << 2);
+        store<i32>(at, load<i32>(at) + 4);
+        continue;
+      }
+      count(i32x4.extract_lane(h1, 0), i32x4.extract_lane(h2, 0), firstObj + g);
+      count(i32x4.extract_lane(h1, 1), i32x4.extract_lane(h2, 1), firstObj + g + 1);
+      count(i32x4.extract_lane(h1, 2), i32x4.extract_lane(h2, 2), firstObj + g + 2);
+      count(i32x4.extract_lane(h1, 3), i32x4.extract_lane(h2, 3), firstObj + g + 3);
+      continue;
+    }
+    for (let k = 0; k < lanes; k++) {
+      const o = g + k;
+      if (statePtr != 0 && load<u8>(statePtr + <usize>o) == 0) {
+        skipped++;
+        continue;
+      }
+      objects++;
+      const v = k < 2 ? sx : sy;
+      const odd = k & 1;
+      c1 = c1 * pm1 + (odd ? i32x4.extract_lane(v, 2) : i32x4.extract_lane(v, 0));
+      c2 = c2 * pm2 + (odd ? i32x4.extract_lane(v, 3) : i32x4.extract_lane(v, 1));
+      count(lane(h1, k), lane(h2, k), firstObj + o);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function objLo(slabPtr: usize, s: i32, j: i32): i32 {
+  return load<i32>(slabPtr + (<usize>s << 3)) + j * stride;
+}
+
+// @ts-ignore: decorator
+@inline function objHi(slabPtr: usize, s: i32, j: i32): i32 {
+  const baseLo = load<i32>(slabPtr + (<usize>s << 3));
+  const hi = load<i32>(slabPtr + (<usize>s << 3), 4);
+  return <u32>(baseLo + j * stride) < <u32>baseLo ? hi + 1 : hi;
+}
+
+// @ts-ignore: decorator
+@inline function lane(v: v128, k: i32): i32 {
+  return k == 0 ? i32x4.extract_lane(v, 0) : k == 1 ? i32x4.extract_lane(v, 1) : k == 2 ? i32x4.extract_lane(v, 2) : i32x4.extract_lane(v, 3);
+}
