@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { SparseMemory } from '../src/memory.js';
+import { SparseMemory } from '../src/util/memory.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
 import { scanChunkJs, scanChunkWasm, type ChunkJob } from '../src/scan/scan-chunk.js';
 import { scanKernel } from '../src/scan/scan-wasm.js';

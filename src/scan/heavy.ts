@@ -4,7 +4,7 @@
  * (single- and multi-threaded runs give the same clusters).
  */
 import { TOK_VAR, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
-import { OPAQUE_SLAB_POINTER_HI } from '../input/crash-rd.js';
+import { OPAQUE_SLAB_POINTER_HI } from '../util/opaque-words.js';
 
 /** Heavy tokens per position: vals[start[p] .. start[p+1]). */
 export interface HeavyTable {
