@@ -6,8 +6,7 @@ import { parseCrashRd } from '../src/input/crash-rd.js';
 import { scanChunkJs, scanChunkWasm, type ChunkJob } from '../src/scan/scan-chunk.js';
 import { scanKernel } from '../src/scan/scan-wasm.js';
 import { HeavyLearner } from '../src/scan/heavy.js';
-import { tokenSpaceOf } from '../src/kernel/address-space.js';
-import type { TokenSpace } from '../src/scan/tokens.js';
+import { tokenSpaceOf, type TokenSpace } from '../src/scan/tokens.js';
 import { ROOT, sampleText } from './helpers.js';
 
 /** 200 real kmalloc-64 slab pages of the demo recording, as one buffer, with their addresses. */
