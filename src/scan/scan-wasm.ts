@@ -7,6 +7,7 @@
 import { SCAN_KERNEL_WASM } from './scan-kernel-wasm.js';
 import { fastPathTables, type HeavyTable } from './heavy.js';
 import { TOK_VAR, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
+import type { ChunkJob } from './chunk-job.js';
 
 interface KernelExports {
   memory: WebAssembly.Memory;
@@ -51,18 +52,6 @@ export function scanKernel(): ScanKernel | null {
     loaded = null; // an engine without SIMD: WebAssembly.Module throws a CompileError
   }
   return loaded;
-}
-
-export interface KernelJob {
-  buffer: SharedArrayBuffer | ArrayBuffer;
-  byteOffset: number;
-  stride: number;
-  objsPerSlab: number;
-  slabAddrs: Uint32Array;
-  state: Uint8Array | null;
-  heavy: HeavyTable;
-  space: TokenSpace;
-  maxTemplates: number;
 }
 
 /** Templates in order of first appearance: key, count, and the chunk index of the first object. */
@@ -124,7 +113,7 @@ function templateToken(t: number, p: number, heavy: HeavyTable): number {
 }
 
 /** Runs one chunk through the kernel; null when it does not fit the kernel's memory (the caller runs JS). */
-export function runKernel(k: ScanKernel, job: KernelJob): KernelResult | null {
+export function runKernel(k: ScanKernel, job: ChunkJob): KernelResult | null {
   const { stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates } = job;
   const nU32 = stride >>> 2;
   const nSlabs = slabAddrs.length >>> 1;
