@@ -12,6 +12,7 @@ import { extractVmcore } from '../slab/extract.js';
 import { runLive } from '../live/live.js';
 import { render, renderCheck } from '../report/render.js';
 import { analyzeAny } from '../analyze.js';
+import { versionText } from '../ship/version.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
@@ -75,6 +76,12 @@ interface MemleakFlags {
 export function buildProgram(): Command {
   // Positional options: `memleak extract --vmcore F` gives --vmcore to extract, not to memleak.
   const program = new Command('sysak').description('system analysis kit: kernel memory-leak finder').showHelpAfterError().enablePositionalOptions();
+  // Not commander's .version(string): the commit is read from git only when asked (a checkout, no build).
+  program.option('-V, --version', 'print the version, the Node.js it runs on and the commit it was built from');
+  program.on('option:version', () => {
+    process.stdout.write(versionText());
+    process.exit(0);
+  });
   const memleak = program
     .command('memleak')
     .description('find the kernel function that leaks memory: live on this kernel (root), or offline from a vmcore, crash text, raw pages or a recording directory')

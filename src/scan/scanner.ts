@@ -14,6 +14,7 @@ import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } fro
 import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
 import type { SlabSet } from './slab-set.js';
 import { tokenSpaceOf, type TokenSpace } from './tokens.js';
+import { embeddedWorkerFile } from '../ship/worker-files.js';
 
 export interface ScanOptions {
   /** 0: scan in this thread; N: N piscina workers. */
@@ -62,6 +63,8 @@ export interface ScanResult {
 }
 
 export function workerPath(name: string): string {
+  const embedded = embeddedWorkerFile(name);
+  if (embedded) return embedded;
   // Compiled layout: dist/src/scan/scanner.js -> dist/workers/NAME.js. Under vitest the source runs
   // from src/scan/scanner.ts, and the compiled worker is under dist/.
   for (const rel of [`../../workers/${name}.js`, `../../dist/workers/${name}.js`]) {
