@@ -13,6 +13,7 @@ import { runLive } from '../live/live.js';
 import { render, renderCheck } from '../report/render.js';
 import { analyzeAny } from '../analyze.js';
 import { versionText } from '../ship/version.js';
+import { checkHtmlTarget, writeHtmlReport } from './html-file.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
@@ -71,6 +72,7 @@ interface MemleakFlags {
   check?: boolean;
   save?: string;
   bufferKb: number;
+  html?: string;
 }
 
 export function buildProgram(): Command {
@@ -111,6 +113,7 @@ export function buildProgram(): Command {
     .option('--buffer-kb <kb>', 'live mode: ring buffer per CPU, drained every 200 ms', int('--buffer-kb', 64, 1 << 20), DEFAULTS.bufferKb)
     .option('--json', 'JSON report (same as --format json)')
     .addOption(new Option('--format <fmt>', 'report format').choices(['text', 'sysak', 'json']).default(DEFAULTS.format))
+    .option('--html <file>', 'also write the report as one self-contained HTML page (verdict, charts; no network) to FILE')
     .action(async (flags: MemleakFlags) => {
       process.exitCode = await runMemleak(flags);
     });
@@ -203,6 +206,7 @@ function isOffline(f: MemleakFlags): boolean {
 async function runLiveCli(f: MemleakFlags): Promise<number> {
   const offlineOnly = ['kmem', 'slabinfo', 'trace', 'kallsyms', 'btf', 'objectSize', 'slabSize', 'objectsPerSlab'] as const;
   for (const k of offlineOnly) if (f[k] !== undefined) throw new MemleakError('E_USAGE', `--${k.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())} is for offline analysis: give --vmcore, --rd, --raw or --from too`);
+  if (f.html) checkHtmlTarget(f.html);
   const ac = new AbortController();
   let signalExit = 0;
   const onSig = (sig: NodeJS.Signals) => {
@@ -226,6 +230,7 @@ async function runLiveCli(f: MemleakFlags): Promise<number> {
     const format = f.json ? 'json' : f.format;
     const out = res.report ? render(res.report, format) : renderCheck(res.check, format);
     process.stdout.write(out);
+    if (f.html) writeHtmlReport(f.html, res.report ?? res.check);
     return 0;
   } catch (e) {
     if (tty) process.stderr.write('\r\x1b[K');
@@ -247,12 +252,14 @@ async function runMemleak(f: MemleakFlags): Promise<number> {
     }
   }
   try {
+    if (f.html) checkHtmlTarget(f.html);
     const req = requestFromFlags(f);
     const report = await analyzeAny(req, f.type, req.snapshots);
     const format = f.json ? 'json' : f.format;
     // Render fully before writing anything: a failure never leaves half a report.
     const out = render(report, format);
     process.stdout.write(out);
+    if (f.html) writeHtmlReport(f.html, report);
     return 0;
   } catch (e) {
     return reportError(e);
