@@ -15,8 +15,11 @@ import { chromiumMissing, openChromium, type Chromium } from './chromium.js';
 const BIN = join(ROOT, 'dist/src/cli/main.js');
 const OUT = join(ROOT, 'test-artifacts', 'html');
 
-/** Every recording among the samples. */
-const inputs: [string, string][] = readdirSync(SAMPLES).filter((d) => statSync(join(SAMPLES, d)).isDirectory()).map((d): [string, string] => [d, join(SAMPLES, d)]);
+/** Every recording among the samples, and a live --save directory (per-second usage samples) from the guest. */
+const inputs: [string, string][] = [
+  ...readdirSync(SAMPLES).filter((d) => statSync(join(SAMPLES, d)).isDirectory()).map((d): [string, string] => [d, join(SAMPLES, d)]),
+  ['live-save-demo', join(ROOT, 'test', 'fixtures', 'live-save-demo')],
+];
 
 const why = chromiumMissing();
 
@@ -88,6 +91,7 @@ describe.skipIf(why !== null)(`--html in headless Chromium (${why ?? 'chromium a
         const leak = v ? report.type : check.leak;
         if (leak) expect(p.leakingPanels).toEqual([expect.stringMatching(/LEAKING$/)]);
         expect(p.seriesLines).toBe(check.series ? 3 : 0);
+        if (name === 'live-save-demo') expect(check.series.t.length).toBeGreaterThan(10);
       }
 
       if (report.type === 'slab') {

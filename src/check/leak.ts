@@ -31,6 +31,8 @@ export interface CheckResult {
   caches: CacheGrowth[];
   /** How `leak` was chosen: our own footprint left out, the standing pile-up, and why. */
   decision: Decision;
+  /** The per-second samples the decision read (live runs, --from a --save directory): memory over the window. */
+  series?: UsageSeries;
 }
 
 /** One analysis of a kind that `--type auto` ran (src/analyze.ts), and why. */
@@ -83,6 +85,7 @@ function usage(s: Snapshot): Record<LeakKind, number> {
 
 /** Usage of the three kinds sampled through a window (live mode samples every second). */
 export interface UsageSeries {
+  /** Sample times, Date.now() milliseconds. */
   t: number[];
   page: number[];
   slab: number[];
@@ -184,7 +187,7 @@ export function checkLeak(before: Snapshot, after: Snapshot | null, series: Usag
   } else if (pileup && leak === null && u0) {
     why = `no kind grew beyond the thresholds; ${pileupText(pileup)}`;
   }
-  return { memTotal, kinds, leak, caches, decision: { footprint: u0 ? own : null, pileup, why } };
+  return { memTotal, kinds, leak, caches, decision: { footprint: u0 ? own : null, pileup, why }, ...(series ? { series } : {}) };
 }
 
 export function pileupText(p: Pileup): string {

@@ -19,12 +19,14 @@ function checkOf(r: AnyReport): CheckResult | null {
 
 /** Per-second usage samples, when the run recorded them (live mode, --from a --save directory). */
 function seriesOf(c: CheckResult | null): UsageSeries | null {
-  const s = (c as (CheckResult & { series?: UsageSeries | null }) | null)?.series;
+  const s = c?.series;
   return s && s.t.length >= 2 ? s : null;
 }
 
 const MiB = 1024 * 1024;
 const mibText = (b: number) => (Math.abs(b) < MiB && b !== 0 ? `${(b / 1024).toFixed(Math.abs(b) < 10240 ? 1 : 0)} KiB` : `${(b / MiB).toFixed(Math.abs(b) >= 100 * MiB ? 0 : 1)} MiB`);
+/** Axis labels in MiB with as many decimals as the tick step needs (a 32 KiB rise over 17 MiB). */
+const mibAxis = (b: number, step: number) => `${(b / MiB).toFixed(Math.min(3, Math.max(1, Math.ceil(-Math.log10(step / MiB)))))} MiB`;
 const signed = (n: number, f: (n: number) => string = String) => (n === 0 ? '0' : `${n > 0 ? '+' : '−'}${f(Math.abs(n))}`);
 const pct = (n: number, d: number) => (d ? `${((100 * n) / d).toFixed(1)}%` : '–');
 const num = (n: number) => n.toLocaleString('en-US');
@@ -54,10 +56,16 @@ function verdictBox(r: AnyReport): string {
   if (v.type === 'slab') {
     const s = r as SlabReport;
     kind = `slab leak in <code>${esc(v.cache)}</code>`;
-    pairs.push(['leaking function', `<code class="fn">${esc(v.function)}</code>`]);
+    const leakers = v.leakers?.length ? v.leakers : null;
+    if (leakers && leakers.length > 1) {
+      pairs.push(['leaking functions', leakers.map((l, i) => `${i + 1}. <code class="fn">${esc(l.function)}</code>: cluster #${l.cluster}, ${num(l.marked)} of ${num(l.unfreed)} unfreed marked, ${num(l.similarObjects)} similar objects, net ${signed(l.growth, num)} in the window`).join('<br>')]);
+    } else {
+      pairs.push(['leaking function', `<code class="fn">${esc(v.function)}</code>`]);
+    }
     pairs.push(['marked / unfreed', `${num(v.marked)} of ${num(v.unfreed)} unfreed allocations look like the hot objects`]);
     pairs.push(['similar objects', `${num(v.similarObjects)} in the cache (e.g. <code>${esc(v.object)}</code>)`]);
-    const also = s.callSites.filter((c) => c.function !== v.function && c.marked > 0).slice(0, 3);
+    const named = new Set(leakers?.map((l) => l.function) ?? [v.function]);
+    const also = s.callSites.filter((c) => !named.has(c.function) && c.marked > 0).slice(0, 3);
     if (also.length) pairs.push(['also marked', also.map((c) => `<code class="fn">${esc(c.function)}</code> ${c.marked} of ${c.unfreed}`).join('<br>')]);
   } else if (v.type === 'vmalloc') {
     kind = 'vmalloc leak';
@@ -83,7 +91,7 @@ function checkPanels(c: CheckResult, leak: LeakKind | null): string {
     if (series) {
       const vals = series[k.kind];
       p.subtitle = `${mibText(vals[0])} → ${mibText(vals[vals.length - 1])} (${signed(vals[vals.length - 1] - vals[0], mibText)})`;
-      return linePanel(p, series.t, vals, mibText);
+      return linePanel(p, series.t.map((ms) => (ms - series.t[0]) / 1000), vals, mibAxis);
     }
     p.subtitle = k.growth === null ? `${mibText(k.bytes)} in use` : `${mibText(k.bytes - k.growth)} → ${mibText(k.bytes)} (${signed(k.growth, mibText)})`;
     return beforeAfterPanel(p, k.growth === null ? null : k.bytes - k.growth, k.bytes, mibText);
@@ -136,16 +144,28 @@ function tagOf(words: WordInfo[] | null): string | null {
   return w ? w.text : null;
 }
 
+/** Ranks of the clusters the leaking call sites pile up in. */
+function leakRanks(r: SlabReport): Set<number> {
+  const v = r.verdict;
+  if (!v) return new Set();
+  if (v.leakers?.length) return new Set(v.leakers.map((l) => l.cluster));
+  const rank = r.clusters.find((cl) => cl.object === v.object)?.rank;
+  return new Set(rank === undefined ? [] : [rank]);
+}
+
 function clusters(r: SlabReport): string {
   const s = r.scan;
-  const leakRank = r.clusters.find((cl) => cl.object === r.verdict?.object)?.rank ?? null;
+  const leaking = leakRanks(r);
+  const growth = new Map((r.clusterGrowth ?? []).map((g) => [g.rank, g]));
   const bars = hBars(
-    r.clusters.map((cl) => ({ label: `#${cl.rank} ${tagOf(cl.words) ?? cl.object}`, value: cl.count, note: `${num(cl.count)} objects (${pct(cl.count, s.objectsScanned)}), similarity ${cl.similarity.toFixed(3)}`, emphasis: cl.rank === leakRank })),
+    r.clusters.map((cl) => ({ label: `#${cl.rank} ${tagOf(cl.words) ?? cl.object}`, value: cl.count, note: `${num(cl.count)} objects (${pct(cl.count, s.objectsScanned)}), similarity ${cl.similarity.toFixed(3)}`, emphasis: leaking.has(cl.rank) })),
     { aria: 'most repeated objects', labelWidth: 300 },
   );
   const details = r.clusters
     .map((cl) => {
-      const head = `<h3>#${cl.rank}${cl.rank === leakRank ? ' (the leak)' : ''}: ${num(cl.count)} objects like <code>${esc(cl.object)}</code></h3>`;
+      const g = growth.get(cl.rank);
+      const inWindow = g && g.allocs > 0 ? `<p class="note">In the trace window: ${num(g.allocs)} look-alike allocations outstanding, ${num(g.frees)} of the shape freed, net ${signed(g.net, num)}: <strong>${g.growing ? 'GROWS' : 'replaced in place'}</strong>${g.freeSites.length ? `; freed by ${g.freeSites.map((f) => `${esc(f.function)}${f.rcu ? ' (RCU)' : ''} ${num(f.frees)}`).join(', ')}` : ''}.</p>` : '';
+      const head = `<h3>#${cl.rank}${leaking.has(cl.rank) ? ' (leaking)' : ''}: ${num(cl.count)} objects like <code>${esc(cl.object)}</code></h3>${inWindow}`;
       if (!cl.words) return `<div class="cluster">${head}<p class="note">contents not readable</p></div>`;
       return `<div class="cluster">${head}${table(['offset', 'value', 'kind', 'what it is'], wordRows(cl.words), ['mono', 'mono', '', ''])}</div>`;
     })
@@ -165,16 +185,17 @@ function pageHeaders(r: PageReport): string {
 
 function callSites(r: AnyReport): string {
   const fn = r.verdict?.function;
-  const mark = (f: string) => (f === fn ? 'verdict-row' : '');
+  const leakers = new Set(r.type === 'slab' && r.verdict?.leakers?.length ? r.verdict.leakers.map((l) => l.function) : fn ? [fn] : []);
+  const mark = (f: string) => (leakers.has(f) ? 'verdict-row' : '');
   if (r.type === 'slab') {
     if (!r.trace) return '<p class="note">No trace in this input: no call sites.</p>';
     const rows = r.callSites.slice(0, 30);
-    const bars = hBars(rows.slice(0, 12).map((c) => ({ label: c.function, value: c.unfreed, part: c.marked, note: `${c.marked} marked of ${c.unfreed} unfreed`, emphasis: c.function === fn })), { aria: 'unfreed and marked allocations per call site' });
+    const bars = hBars(rows.slice(0, 12).map((c) => ({ label: c.function, value: c.unfreed, part: c.marked, note: `${c.marked} marked of ${c.unfreed} unfreed`, emphasis: leakers.has(c.function) })), { aria: 'unfreed and marked allocations per call site' });
     const legend = '<p class="legend"><span class="sw dots"></span> marked (looks like a hot cluster) <span class="sw plain"></span> unfreed, not marked; the verdict\'s call site in bold, heavy outline, ◀</p>';
     const t = table(
-      ['function', 'unfreed', 'marked', 'marked share', 'not in the dump'],
-      rows.map((c) => [`<code class="fn">${esc(c.function)}</code>${c.function === fn ? ' <strong>◀ verdict</strong>' : ''}`, num(c.unfreed), num(c.marked), pct(c.marked, c.unfreed), c.unreadable ? num(c.unreadable) : '']),
-      ['', 'num', 'num', 'num', 'num'],
+      ['function', 'unfreed', 'marked', 'marked share', 'replacing', 'not in the dump'],
+      rows.map((c) => [`<code class="fn">${esc(c.function)}</code>${leakers.has(c.function) ? ' <strong>◀ leaking</strong>' : ''}${c.replacingReason ? `<br><em>replaced in place: ${esc(c.replacingReason)}</em>` : ''}`, num(c.unfreed), num(c.marked), pct(c.marked, c.unfreed), c.replacing ? num(c.replacing) : '', c.unreadable ? num(c.unreadable) : '']),
+      ['', 'num', 'num', 'num', 'num', 'num'],
       rows.map((c) => mark(c.function)),
     );
     const more = r.callSites.length > rows.length ? `<p class="note">… ${r.callSites.length - rows.length} more call sites in the JSON.</p>` : '';

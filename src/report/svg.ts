@@ -37,13 +37,14 @@ export interface Panel {
 }
 
 /** One small line chart (own y scale) of a series over seconds; the area under the emphasised one is hatched. */
-export function linePanel(p: Panel, t: number[], values: number[], unit: (v: number) => string, w = 330, h = 190): string {
-  const m = { l: 58, r: 10, t: 40, b: 30 };
+export function linePanel(p: Panel, t: number[], values: number[], unit: (v: number, step: number) => string, w = 330, h = 190): string {
+  const m = { l: 72, r: 10, t: 40, b: 30 };
   const iw = w - m.l - m.r;
   const ih = h - m.t - m.b;
   let lo = Math.min(...values);
   let hi = Math.max(...values);
-  if (hi === lo) [lo, hi] = [lo - 1, hi + 1];
+  // A flat line sits mid-panel on a scale of +-5% (not +-1 byte: the axis would print noise digits).
+  if (hi === lo) [lo, hi] = [lo - Math.max(1, lo * 0.05), hi + Math.max(1, hi * 0.05)];
   const pad = (hi - lo) * 0.08;
   lo = Math.max(0, lo - pad);
   hi += pad;
@@ -56,8 +57,10 @@ export function linePanel(p: Panel, t: number[], values: number[], unit: (v: num
   o.push(`<svg class="chart panel${p.emphasis ? ' emphasis' : ''}" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(`${p.title}: ${p.subtitle}`)}">`);
   o.push(`<text x="4" y="15" class="ptitle">${esc(p.title)}${p.emphasis ? ' — LEAKING' : ''}</text>`);
   o.push(`<text x="4" y="30" class="psub">${esc(p.subtitle)}</text>`);
-  for (const v of niceTicks(lo, hi, 4)) {
-    o.push(`<line x1="${m.l}" x2="${w - m.r}" y1="${f1(y(v))}" y2="${f1(y(v))}" class="grid"/><text x="${m.l - 4}" y="${f1(y(v) + 4)}" class="tick" text-anchor="end">${esc(unit(v))}</text>`);
+  const yt = niceTicks(lo, hi, 4);
+  const step = yt.length > 1 ? yt[1] - yt[0] : hi - lo;
+  for (const v of yt) {
+    o.push(`<line x1="${m.l}" x2="${w - m.r}" y1="${f1(y(v))}" y2="${f1(y(v))}" class="grid"/><text x="${m.l - 4}" y="${f1(y(v) + 4)}" class="tick" text-anchor="end">${esc(unit(v, step))}</text>`);
   }
   for (const s of niceTicks(0, t1 - t0, 5)) {
     o.push(`<line x1="${f1(x(t0 + s))}" x2="${f1(x(t0 + s))}" y1="${m.t + ih}" y2="${m.t + ih + 4}" class="axis"/><text x="${f1(x(t0 + s))}" y="${h - 12}" class="tick" text-anchor="middle">${esc(s)} s</text>`);

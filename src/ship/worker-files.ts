@@ -38,7 +38,7 @@ function privateDir(): string {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    dir = mkdtempSync(join(tmpdir(), 'sysak-memleak-'));
+    dir = mkdtempSync(join(tmpdir(), 'sysak-workers-'));
   } catch (e) {
     throw new MemleakError('E_IO', `cannot create a directory for the scan workers in ${tmpdir()} (set TMPDIR to a writable directory): ${(e as Error).message}`);
   }

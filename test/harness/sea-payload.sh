@@ -34,7 +34,9 @@ for sig in INT TERM; do
   echo "=== state equal after sig$sig: $(cmp -s /tmp/state.before /tmp/state.sig && echo yes || echo NO)"
   diff /tmp/state.before /tmp/state.sig
 done
-echo "=== worker dirs left: $(ls -d ${TMPDIR:-/tmp}/sysak-memleak-* 2>/dev/null | wc -l)"
+echo "=== worker dirs left: $(ls -d ${TMPDIR:-/tmp}/sysak-workers-* 2>/dev/null | wc -l)"
+echo "=== work dirs left: $(ls -d ${TMPDIR:-/tmp}/sysak-memleak-* 2>/dev/null | wc -l)"
+ls -laR ${TMPDIR:-/tmp}/sysak-* 2>/dev/null | head -40
 echo "=== SAVE-TAR-BEGIN"
 tar czf - -C /tmp save | base64
 echo "=== SAVE-TAR-END"
