@@ -14,6 +14,8 @@ import { render, renderCheck } from '../report/render.js';
 import { analyzeAny } from '../analyze.js';
 import { versionText } from '../ship/version.js';
 import { checkHtmlTarget, writeHtmlReport } from './html-file.js';
+import { memleakHelpTail } from './help.js';
+import { forTerminal, terminalOf } from '../report/terminal.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
@@ -114,6 +116,7 @@ export function buildProgram(): Command {
     .option('--json', 'JSON report (same as --format json)')
     .addOption(new Option('--format <fmt>', 'report format').choices(['text', 'sysak', 'json']).default(DEFAULTS.format))
     .option('--html <file>', 'also write the report as one self-contained HTML page (verdict, charts; no network) to FILE')
+    .addHelpText('after', memleakHelpTail())
     .action(async (flags: MemleakFlags) => {
       process.exitCode = await runMemleak(flags);
     });
@@ -229,7 +232,7 @@ async function runLiveCli(f: MemleakFlags): Promise<number> {
     if (tty) process.stderr.write('\r\x1b[K');
     const format = f.json ? 'json' : f.format;
     const out = res.report ? render(res.report, format) : renderCheck(res.check, format);
-    process.stdout.write(out);
+    process.stdout.write(format === 'text' ? forTerminal(out, terminalOf(process.stdout)) : out);
     if (f.html) writeHtmlReport(f.html, res.report ?? res.check);
     return 0;
   } catch (e) {
@@ -258,7 +261,7 @@ async function runMemleak(f: MemleakFlags): Promise<number> {
     const format = f.json ? 'json' : f.format;
     // Render fully before writing anything: a failure never leaves half a report.
     const out = render(report, format);
-    process.stdout.write(out);
+    process.stdout.write(format === 'text' ? forTerminal(out, terminalOf(process.stdout)) : out);
     if (f.html) writeHtmlReport(f.html, report);
     return 0;
   } catch (e) {
