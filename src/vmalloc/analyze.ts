@@ -34,7 +34,7 @@ export function analyze(req: AnalyzeRequest, check: CheckResult | null = null): 
       const r = vmapAreasFromDump(v);
       after = r.areas;
       warnings.push(...v.warnings, ...r.warnings);
-      source = `${req.vmcore} (vmap_area_list)`;
+      source = `${req.vmcore} (${r.lists})`;
     } finally {
       v?.close();
     }

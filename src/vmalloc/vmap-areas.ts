@@ -34,7 +34,8 @@ function busyAreaLists(v: OpenVmcore): { head: bigint; what: string }[] {
   return Array.from({ length: n }, (_, i) => ({ head: base + BigInt(i) * stride + busyHead, what: `vmap_nodes[${i}].busy` }));
 }
 
-export function vmapAreasFromDump(v: OpenVmcore): { areas: VmallocArea[]; warnings: string[] } {
+/** The VM_ALLOC areas, and which lists they came from (for the report's source line). */
+export function vmapAreasFromDump(v: OpenVmcore): { areas: VmallocArea[]; warnings: string[]; lists: string } {
   const { prog, types, syms } = v;
   const heads = busyAreaLists(v);
   const offList = BigInt(types.tryOffsetOf('vmap_area', 'list') ?? prog.info.offsets.get('vmap_area.list') ?? 40);
@@ -90,5 +91,5 @@ export function vmapAreasFromDump(v: OpenVmcore): { areas: VmallocArea[]; warnin
       node = new DataView(next.buffer, next.byteOffset).getBigUint64(0, true);
     }
   }
-  return { areas, warnings };
+  return { areas, warnings, lists: heads.length === 1 ? heads[0].what : `vmap_nodes[0..${heads.length - 1}].busy` };
 }
