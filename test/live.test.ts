@@ -11,7 +11,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from './helpers.js';
@@ -62,6 +62,7 @@ function runPayload(kver: string, scenario: string, type = 'auto'): PayloadRun {
     timeout: 1_500_000,
   });
   const stdout = readFileSync(join(out, 'guest', 'payload.stdout'), 'utf8');
+  writeFileSync(join(stage, 'payload.stdout'), stdout); // kept with the saved directory, for a failing run
   const tar = stdout.split('=== SAVE-TAR-BEGIN\n')[1]?.split('=== SAVE-TAR-END')[0] ?? '';
   const saved = join(stage, 'saved');
   mkdirSync(saved);
