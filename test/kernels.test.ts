@@ -13,6 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultRequest, requestFromRecording, type AnalyzeRequest } from '../src/request.js';
 import { analyze } from '../src/slab/analyze.js';
+import { analyzeAny } from '../src/analyze.js';
 import { findSlabCache } from '../src/kernel/slub.js';
 import { openVmcore, walkCache } from '../src/kernel/vmcore.js';
 import { parseFtrace } from '../src/trace/ftrace.js';
@@ -130,4 +131,51 @@ for (const k of ['k5.10', 'k6.12']) {
       }
     }, 120_000);
   });
+}
+
+/**
+ * Our slab scenarios on every kernel (test/scenarios/slableak-named, slableak-merged, churn-none, one
+ * module source), where they are recorded in ../rec (6.1 without a prefix). What is expected comes from
+ * the recording: the manifest's `expect` (scenario.env EXPECT_*) and the module's ground truth
+ * (leaked_slow: the leaks made while tracing; `cache`, or on 6.8+ the guest's /sys/kernel/slab answer,
+ * the cache the objects really live in).
+ */
+function recordingTruth(dir: string): { expect: Record<string, string>; info: Record<string, string>; cache: string | null } {
+  const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+  const kv = (f: string) => (existsSync(f) ? Object.fromEntries(readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])) : {});
+  const info = kv(join(dir, 'guest', 'ground_truth_info.txt'));
+  const sysfs = kv(join(dir, 'guest', 'cache_sysfs.txt'));
+  const cache = info.cache && info.cache !== 'unknown' ? info.cache : sysfs.cache ?? null;
+  return { expect: manifest.expect ?? {}, info, cache };
+}
+
+for (const k of ['', 'k5.10-', 'k6.12-']) {
+  for (const scenario of ['slableak-named', 'slableak-merged', 'churn-none']) {
+    const dir = join(ROOT, '..', 'rec', `${k}${scenario}`);
+    const have = existsSync(join(dir, 'vmcore.kdump')) && existsSync(join(dir, 'manifest.json'));
+    const kallsyms = k === 'k5.10-' ? join(dir, 'guest', 'kallsyms.txt') : null; // no kallsyms tables before 6.0
+    describe.skipIf(!have)(`${k}${scenario} (${have ? dir : `skipped: ../rec/${k}${scenario} not recorded here`})`, () => {
+      it('--from and --vmcore with the trace (kdump and ELF) give the expected verdict', async () => {
+        const { expect: want, info, cache } = recordingTruth(dir);
+        const runs = [
+          await analyzeAny(requestFromRecording(dir, { ...defaultRequest(), scan: { workers: 0 } }), 'auto', requestFromRecording(dir).snapshots),
+          ...(await Promise.all(['vmcore.kdump', 'vmcore.elf'].map((f) => analyze(req({ vmcore: join(dir, f), kallsyms, trace: join(dir, 'guest', 'trace.txt') }))))),
+        ];
+        for (const r of runs) {
+          if (want.leak === '0' || info.leak_type === 'none') {
+            expect(r.verdict, `${r.type}: ${r.verdictReason}`).toBeNull();
+            continue;
+          }
+          expect(r.type).toBe('slab');
+          const v = (r as Awaited<ReturnType<typeof analyze>>).verdict!;
+          expect(v, r.verdictReason).not.toBeNull();
+          expect(v.function).toMatch(new RegExp(`^${want.function}\\+0x[0-9a-f]+/0x[0-9a-f]+ \\[vmleak\\]$`));
+          expect(v.cache).toBe(cache);
+          expect(v.cache).toBe(want.cache);
+          expect(v.unfreed).toBe(Number(info.leaked_slow));
+          expect(v.marked).toBe(Number(info.leaked_slow));
+        }
+      }, 300_000);
+    });
+  }
 }
