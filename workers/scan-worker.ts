@@ -1,12 +1,16 @@
 /** piscina entry point: scans one chunk of slab memory. Errors return as plain {code, message, context}. */
 import { MemleakError } from '../src/errors.js';
-import { scanChunk, warmUpScanChunk, type ChunkJob } from '../src/scan/scan-chunk.js';
+import { scanChunk, warmUpScanChunk } from '../src/scan/scan-chunk.js';
+import { unpackChunk, type PackedChunkJob, type UnpackedChunkResult } from '../src/scan/unpack-chunk.js';
 
 warmUpScanChunk();
 
-export default function scanWorker(job: ChunkJob) {
+export default function scanWorker(job: PackedChunkJob): UnpackedChunkResult | { error: unknown } {
   try {
-    return scanChunk(job);
+    const bad = unpackChunk(job);
+    const r: UnpackedChunkResult = scanChunk(job);
+    if (bad.corruptPages.length) Object.assign(r, bad);
+    return r;
   } catch (e) {
     if (e instanceof MemleakError) return { error: e.toPlain() };
     return { error: { code: 'E_WORKER', message: (e as Error).message ?? String(e), context: {} } };

@@ -8,6 +8,7 @@ import { MemleakError } from '../errors.js';
 import { hex, U64_MASK as U64 } from '../util/hex.js';
 import type { MemoryReader } from '../util/memory.js';
 import type { Dump } from '../dump/dump.js';
+import type { DeferredPages } from '../dump/decompress.js';
 import { parseVmcoreinfo, type VmcoreInfo } from './vmcoreinfo.js';
 
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h). */
@@ -147,6 +148,30 @@ export class Program implements MemoryReader {
     const virt = this.dump.virt;
     if (virt && virt.covers(addr)) return virt.readVirt(addr, len);
     return null;
+  }
+
+  /**
+   * Bulk read into `out` (slab pages, struct pages): a direct-map range is physically contiguous, so
+   * it goes to the dump in one request, which reads it with as few file reads as it can and may leave
+   * compressed pages to `defer`. Other addresses, captures and kcore's virtual segments take read().
+   */
+  readInto(addr: bigint, out: Uint8Array, defer?: DeferredPages): boolean {
+    const b = this.bases;
+    const phys = this.dump.phys;
+    if (!this.captured && b && phys?.readPhysInto && addr >= b.pageOffsetBase) {
+      const p = addr - b.pageOffsetBase;
+      if (p + BigInt(out.length) <= BigInt(phys.physEnd)) return phys.readPhysInto(Number(p), out, defer);
+    }
+    const r = this.read(addr, out.length);
+    if (r) out.set(r);
+    return r !== null;
+  }
+
+  /** Pages a scan worker could not decompress: counted in the dump's stats like the reader's own. */
+  noteCorruptPages(pages: { pfn: number; offset: number; why: string }[]): void {
+    const st = this.dump.stats;
+    st.corruptPages += pages.length;
+    if (!st.firstCorrupt && pages.length) st.firstCorrupt = pages[0];
   }
 
   private readTranslated(addr: bigint, len: number): Uint8Array | null {

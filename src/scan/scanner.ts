@@ -11,10 +11,13 @@ import xxhash from 'xxhash-wasm';
 import { MemleakError, isPlainError, type PlainError } from '../errors.js';
 import { HeavyLearner, type HeavyTable } from './heavy.js';
 import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } from './clusters.js';
-import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
+import { mergeChunkResults, scanChunk, type ChunkJob, type TemplateCount } from './scan-chunk.js';
 import type { SlabSet } from './slab-set.js';
 import { tokenSpaceOf, type TokenSpace } from './tokens.js';
 import { embeddedWorkerFile } from '../ship/worker-files.js';
+import { PageDeferral } from '../dump/decompress.js';
+import { Phases } from '../phases.js';
+import { unpackChunk, type PackedChunkJob, type UnpackedChunkResult } from './unpack-chunk.js';
 
 export interface ScanOptions {
   /** 0: scan in this thread; N: N piscina workers. */
@@ -26,6 +29,8 @@ export interface ScanOptions {
   /** Distinct templates a worker keeps before counting the rest as overflow. */
   maxTemplates: number;
   cluster: ClusterOptions;
+  /** Where the scan's phases (learn, slab reads, scan, merge, cluster) and progress are recorded. */
+  phases?: Phases;
 }
 
 export const DEFAULT_SCAN: ScanOptions = {
@@ -80,14 +85,14 @@ export function scanPool(workers: number): Piscina {
 }
 
 /** One chunk on the pool; the worker's errors (plain {code, message, context}, or a crash) come back as MemleakError. */
-export async function runChunk(pool: Piscina, job: ChunkJob): Promise<ChunkResult> {
+export async function runChunk(pool: Piscina, job: ChunkJob | PackedChunkJob): Promise<UnpackedChunkResult> {
   let r: unknown;
   try {
     r = await pool.run(job);
   } catch (e) {
     throw isPlainError(e) ? MemleakError.fromPlain(e) : new MemleakError('E_WORKER', `scan worker failed: ${(e as Error).message}`);
   }
-  const res = r as ChunkResult | { error: PlainError };
+  const res = r as UnpackedChunkResult | { error: PlainError };
   if ('error' in res) throw MemleakError.fromPlain(res.error);
   return res;
 }
@@ -101,36 +106,64 @@ export class FirstFailure {
 }
 
 interface PreparedChunk {
-  job: ChunkJob;
+  job: PackedChunkJob;
   unreadable: number;
+  /** Bytes read from the source for this chunk (compressed pages count their compressed size). */
+  sourceBytes: number;
 }
 
-/** Reads slabs [from, to) into a fresh shared buffer with their allocation states. */
-function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable, space: TokenSpace, maxTemplates: number): PreparedChunk {
+/** Bytes per slab in a chunk buffer: whole slabs for bulk readers (packed to objsPerSlab * stride later). */
+function chunkSlabBytes(set: SlabSet): number {
+  const usable = set.cache.stride * set.cache.objsPerSlab;
+  return set.memory.readInto && set.cache.slabSize >= usable ? set.cache.slabSize : usable;
+}
+
+/**
+ * Reads slabs [from, to) into `buffer` (reused across chunks) with their allocation states. A source
+ * that reads in bulk (readInto) gets each run of adjacent slabs in one request, and may leave
+ * compressed pages packed for the worker to decompress.
+ */
+function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable, space: TokenSpace, maxTemplates: number, defer: PageDeferral | null, buffer: SharedArrayBuffer): PreparedChunk {
   const { stride, objsPerSlab } = set.cache;
-  const slabBytes = stride * objsPerSlab;
+  const slabBytes = chunkSlabBytes(set);
   const n = to - from;
-  const buffer = new SharedArrayBuffer(n * slabBytes);
-  const bytes = new Uint8Array(buffer);
+  const bytes = new Uint8Array(buffer, 0, n * slabBytes);
   const slabAddrs = new Uint32Array(2 * n);
   let state: Uint8Array | null = new Uint8Array(n * objsPerSlab);
   let anyFree = false;
   let unreadable = 0;
+  const whole = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const base = set.slabs[from + i];
     slabAddrs[2 * i] = Number(base & 0xffffffffn);
     slabAddrs[2 * i + 1] = Number(base >> 32n);
+  }
+  if (set.memory.readInto) {
+    const step = BigInt(slabBytes);
+    for (let i = 0; i < n; ) {
+      // A run of slabs that follow each other in memory: one read.
+      let j = i + 1;
+      while (j < n && set.slabs[from + j] === set.slabs[from + j - 1] + step) j++;
+      const ok = set.memory.readInto(set.slabs[from + i], bytes.subarray(i * slabBytes, j * slabBytes), defer?.at(i * slabBytes));
+      if (ok) whole.fill(1, i, j);
+      else for (let k = i; k < j; k++) whole[k] = set.memory.readInto(set.slabs[from + k], bytes.subarray(k * slabBytes, (k + 1) * slabBytes)) ? 1 : 0;
+      i = j;
+    }
+  }
+  for (let i = 0; i < n; i++) {
+    const base = set.slabs[from + i];
     const dst = bytes.subarray(i * slabBytes, (i + 1) * slabBytes);
-    let whole = set.memory.readInto ? set.memory.readInto(base, dst) : false;
-    if (!whole && !set.memory.readInto) {
+    if (!whole[i] && !set.memory.readInto) {
       const b = set.memory.read(base, slabBytes);
       if (b) {
         dst.set(b);
-        whole = true;
+        whole[i] = 1;
       }
     }
+    // Not whole (a page missing or corrupt): object by object below, into the same slab layout.
+    if (!whole[i] && set.memory.readInto) dst.fill(0);
     const st = state.subarray(i * objsPerSlab, (i + 1) * objsPerSlab);
-    if (whole && set.freeIndexes) {
+    if (whole[i] && set.freeIndexes) {
       st.fill(1);
       const free = set.freeIndexes(from + i);
       if (free) for (const j of free) {
@@ -141,7 +174,7 @@ function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable,
     }
     for (let j = 0; j < objsPerSlab; j++) {
       const addr = base + BigInt(j * stride);
-      if (!whole) {
+      if (!whole[i]) {
         const data = set.memory.read(addr, stride);
         if (!data) {
           unreadable++;
@@ -156,7 +189,11 @@ function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable,
     }
   }
   if (!anyFree) state = null;
-  return { job: { buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates }, unreadable };
+  const compressed = defer?.bytes ?? 0;
+  const packed = defer?.take() ?? null;
+  const packedPages = packed ? packed.index.length / 6 : 0;
+  const sourceBytes = n * slabBytes - packedPages * (packed?.pageSize ?? 0) + (packed ? compressed : 0);
+  return { job: { buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates, packed, slabBytes }, unreadable, sourceBytes };
 }
 
 function learn(set: SlabSet, space: TokenSpace, sampleObjects: number): HeavyLearner {
@@ -182,13 +219,29 @@ function learn(set: SlabSet, space: TokenSpace, sampleObjects: number): HeavyLea
 export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): Promise<ScanResult> {
   const o: ScanOptions = { ...DEFAULT_SCAN, ...opts, cluster: { ...DEFAULT_SCAN.cluster, ...(opts.cluster ?? {}) } };
   const t0 = performance.now();
-  const { stride, objsPerSlab } = set.cache;
+  const { stride } = set.cache;
   if (stride % 8 !== 0 || stride <= 0) {
     throw new MemleakError('E_GEOMETRY', `object size ${stride} is not a positive multiple of 8`);
   }
   if (set.slabs.length === 0) throw new MemleakError('E_NO_DATA', `no slab pages of ${set.cache.name} to scan`);
+  const phases = o.phases ?? new Phases();
+  // Workers start (and warm up their JIT) while this thread learns the heavy tokens.
+  const pool = o.workers > 0 ? scanPool(o.workers) : null;
+  try {
+    return await scanWith(set, o, pool, phases, t0);
+  } finally {
+    await pool?.destroy();
+  }
+}
+
+async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phases: Phases, t0: number): Promise<ScanResult> {
+  const { stride, objsPerSlab } = set.cache;
   const space = tokenSpaceOf(set.addressSpace);
-  const learner = learn(set, space, o.sampleObjects);
+  const learner = phases.run('learn', 'objects', (p) => {
+    const l = learn(set, space, o.sampleObjects);
+    p.add(l.sampled * stride, l.sampled);
+    return l;
+  });
   const heavy = learner.finish();
 
   const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / (stride * objsPerSlab)));
@@ -198,45 +251,89 @@ export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): 
   let unreadable = 0;
   let overflow = 0;
   const mergeCap = o.maxTemplates * 4;
+  const slabBytes = set.cache.slabSize;
+  const totalBytes = set.slabs.length * slabBytes;
+  // Compressed dumps hand their pages over packed: decompression then runs on the scan workers.
+  const defer = set.memory.readInto ? new PageDeferral(4096) : null;
 
   // Each chunk's checksum is folded into the hot loop (scan-chunk.ts); xxhash-wasm combines the per-chunk
   // checksums, in slab order, into the memory digest: one call per scan, where it is fast.
   const xx = await xxhash();
   const chunkDigests: [number, number][] = [];
-  const absorb = (r: ChunkResult, index: number) => {
+  const scan = phases.start('scan', 'bytes', totalBytes);
+  const reads = phases.start('slab reads', 'bytes', totalBytes);
+  reads.note = 'main thread, overlaps scan';
+  const merge = phases.start('merge', 'objects');
+  merge.note = 'main thread, overlaps scan';
+  let readMs = 0;
+  let mergeMs = 0;
+  let corruptPages = 0;
+  const absorb = (r: UnpackedChunkResult, index: number, slabs: number) => {
+    const tm = performance.now();
     chunkDigests[index] = r.digest;
     objects += r.objects;
     skipped += r.skipped;
+    unreadable += r.unreadableObjects ?? 0;
+    if (r.corruptPages?.length) {
+      corruptPages += r.corruptPages.length;
+      set.memory.noteCorruptPages?.(r.corruptPages);
+    }
     overflow += mergeChunkResults(merged, r, mergeCap);
+    mergeMs += performance.now() - tm;
+    merge.items += r.templates.length;
+    scan.add(slabs * slabBytes, r.objects);
+  };
+  // Chunk buffers are reused once their chunk is scanned: memory stays at the chunks in flight.
+  const spare: SharedArrayBuffer[] = [];
+  const chunkBytes = slabsPerChunk * chunkSlabBytes(set);
+  const prepare = (s: number) => {
+    const tr = performance.now();
+    const buffer = spare.pop() ?? new SharedArrayBuffer(chunkBytes);
+    const c = prepareChunk(set, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates, defer, buffer);
+    readMs += performance.now() - tr;
+    reads.add(c.sourceBytes, c.job.slabAddrs.length / 2);
+    unreadable += c.unreadable;
+    return c;
   };
 
-  if (o.workers <= 0) {
+  if (!pool) {
     for (let s = 0; s < set.slabs.length; s += slabsPerChunk) {
-      const c = prepareChunk(set, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates);
-      unreadable += c.unreadable;
-      absorb(scanChunk(c.job), chunkDigests.length);
+      const c = prepare(s);
+      const bad = unpackChunk(c.job);
+      if (bad.corruptPages.length) set.memory.noteCorruptPages?.(bad.corruptPages);
+      unreadable += bad.unreadableObjects;
+      absorb(scanChunk(c.job), chunkDigests.length, c.job.slabAddrs.length / 2);
+      spare.push(c.job.buffer as SharedArrayBuffer);
     }
   } else {
-    const pool = scanPool(o.workers);
     const failure = new FirstFailure();
     let chunkIndex = 0;
-    try {
-      const pending: Promise<void>[] = [];
-      for (let s = 0; s < set.slabs.length && failure.error === null; s += slabsPerChunk) {
-        const c = prepareChunk(set, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates);
-        unreadable += c.unreadable;
-        const index = chunkIndex++;
-        pending.push(runChunk(pool, c.job).then((r) => absorb(r, index)).catch(failure.keep));
-        // Bounded memory: never more chunks in flight than twice the workers.
-        if (pending.length >= 2 * o.workers) await pending.shift();
-      }
-      await Promise.all(pending);
-      if (failure.error) throw failure.error;
-    } finally {
-      await pool.destroy();
+    const pending: Promise<void>[] = [];
+    for (let s = 0; s < set.slabs.length && failure.error === null; s += slabsPerChunk) {
+      const c = prepare(s);
+      const index = chunkIndex++;
+      const n = c.job.slabAddrs.length / 2;
+      pending.push(runChunk(pool, c.job).then((r) => {
+        absorb(r, index, n);
+        spare.push(c.job.buffer as SharedArrayBuffer);
+      }).catch(failure.keep));
+      // Bounded memory: never more chunks in flight than twice the workers.
+      if (pending.length >= 2 * o.workers) await pending.shift();
     }
+    await Promise.all(pending);
+    if (failure.error) throw failure.error;
   }
+  scan.end();
+  const rt = reads.end();
+  rt.ms = Math.round(readMs * 10) / 10;
+  if (defer) rt.note = `main thread, overlaps scan; compressed pages decompressed on the scan ${pool ? 'workers' : 'thread'}`;
+  const mt = merge.end();
+  mt.ms = Math.round(mergeMs * 10) / 10;
+  if (corruptPages) scan.note = `${corruptPages} corrupt pages`;
+  const clustering = phases.start('cluster', 'objects');
   const { clusters, clusterOfTemplate, rareObjects } = buildClusters(merged.values(), o.cluster);
+  clustering.add(0, merged.size);
+  clustering.end();
   return {
     clusters,
     clusterOfTemplate,

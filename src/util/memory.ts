@@ -2,14 +2,20 @@
  * Memory the analysis can read. Readers only register segments here (drgn's Program over memory
  * segments); the analysis asks `read(addr, len)` and never learns which file the bytes came from.
  */
+import type { DeferredPages } from '../dump/decompress.js';
 
 export interface MemoryReader {
   /** The bytes at [addr, addr+len), or null if any of them is not in the source. */
   read(addr: bigint, len: number): Uint8Array | null;
   /** What the bytes are: 'crash rd text', 'raw dump', 'vmcore', 'kcore' ... for reports. */
   readonly description: string;
-  /** Optional: read straight into `out` (the scanner's shared chunk buffer) without a copy; false if absent. */
-  readInto?(addr: bigint, out: Uint8Array): boolean;
+  /**
+   * Optional: read straight into `out` (the scanner's shared chunk buffer) without a copy; false if absent.
+   * With `defer`, compressed pages may be handed over undecompressed (the scan workers decompress them).
+   */
+  readInto?(addr: bigint, out: Uint8Array, defer?: DeferredPages): boolean;
+  /** Pages that turned out corrupt when a worker decompressed them (counted like the reader's own). */
+  noteCorruptPages?(pages: { pfn: number; offset: number; why: string }[]): void;
 }
 
 const PAGE = 4096;
