@@ -59,10 +59,12 @@ export function forEachStructPage(prog: Program, limit: number, visit: (pfn: num
     for (let i = 0; i < n; i++) visit(pfn0 + i, dv, i * size);
     walk.pfnsScanned += n;
   };
+  // One buffer for the whole walk, filled in bulk (a kdump decodes a batch of pages per read).
+  const buf = new Uint8Array(PAGE_CHUNK * size);
   for (let pfn0 = 0; pfn0 < limit; pfn0 += PAGE_CHUNK) {
     const n = Math.min(PAGE_CHUNK, limit - pfn0);
-    const chunk = prog.read(pfnToPage(prog, pfn0), n * size);
-    if (chunk) {
+    const chunk = buf.subarray(0, n * size);
+    if (prog.readInto(pfnToPage(prog, pfn0), chunk)) {
       visitBlock(pfn0, chunk, n);
       continue;
     }

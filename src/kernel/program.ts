@@ -151,17 +151,43 @@ export class Program implements MemoryReader {
   }
 
   /**
-   * Bulk read into `out` (slab pages, struct pages): a direct-map range is physically contiguous, so
-   * it goes to the dump in one request, which reads it with as few file reads as it can and may leave
-   * compressed pages to `defer`. Other addresses, captures and kcore's virtual segments take read().
+   * Bulk read into `out` (slab pages, struct pages): the range is translated page by page and each run
+   * of physically contiguous pages goes to the dump in one request, which reads it with as few file
+   * reads as it can and may leave compressed pages to `defer`. Captures and kcore's virtual segments
+   * take read().
    */
   readInto(addr: bigint, out: Uint8Array, defer?: DeferredPages): boolean {
-    const b = this.bases;
     const phys = this.dump.phys;
-    if (!this.captured && b && phys?.readPhysInto && addr >= b.pageOffsetBase) {
-      const p = addr - b.pageOffsetBase;
-      if (p + BigInt(out.length) <= BigInt(phys.physEnd)) return phys.readPhysInto(Number(p), out, defer);
+    if (this.captured || !phys?.readPhysInto) {
+      const r = this.read(addr, out.length);
+      if (r) out.set(r);
+      return r !== null;
     }
+    const b = this.bases;
+    // The direct map is one physically contiguous run.
+    if (b && addr >= b.pageOffsetBase && addr - b.pageOffsetBase + BigInt(out.length) <= BigInt(phys.physEnd)) {
+      return phys.readPhysInto(Number(addr - b.pageOffsetBase), out, defer);
+    }
+    const ps = this.pageSize;
+    let done = 0;
+    while (done < out.length) {
+      const a = addr + BigInt(done);
+      const p0 = this.translate(a);
+      if (p0 === null) return this.readVirtInto(addr, out);
+      let n = Math.min(ps - Number(a & BigInt(ps - 1)), out.length - done);
+      while (done + n < out.length) {
+        const next = this.translate(a + BigInt(n));
+        if (next !== p0 + n) break;
+        n += Math.min(ps, out.length - done - n);
+      }
+      if (!phys.readPhysInto(p0, out.subarray(done, done + n), defer?.at(done))) return false;
+      done += n;
+    }
+    return true;
+  }
+
+  /** kcore's virtual segments for what the page tables do not map. */
+  private readVirtInto(addr: bigint, out: Uint8Array): boolean {
     const r = this.read(addr, out.length);
     if (r) out.set(r);
     return r !== null;
