@@ -12,6 +12,7 @@ import { DEFAULT_SCAN, type ScanOptions } from './scan/scanner.js';
 import type { SlabSet } from './scan/slab-set.js';
 import { findRecording } from './input/files.js';
 import { readText } from './util/read-file.js';
+import type { ProgressListener } from './phases.js';
 
 export interface MarkOptions {
   /** Similarity to a hot cluster at which an object is marked (--threshold). */
@@ -103,6 +104,8 @@ export interface AnalyzeRequest {
   recordingWithoutMemory?: string;
   /** /proc snapshots at both ends of a window (--from DIR with guest/*.before/.after), for --type auto. */
   snapshots: Snapshots | null;
+  /** Progress of long phases, as data (the CLI draws it on a terminal). */
+  onProgress?: ProgressListener;
   /** For `extract`: record the dump pages the analysis reads, and see the open dump before it closes. */
   vmcoreHook?: { capturePages: true; beforeClose(v: OpenVmcore, set: SlabSet): void };
 }

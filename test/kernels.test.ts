@@ -113,9 +113,9 @@ for (const k of ['k5.10', 'k6.12']) {
         try {
           const w = walkCache(v, findSlabCache(v, 'kmalloc-64'));
           const allocated = new Set<bigint>();
-          for (const s of w.slabs) for (let i = 0; i < s.objects; i++) {
-            const a = s.base + BigInt(i * 64);
-            if (!w.free.has(a)) allocated.add(a);
+          for (let k = 0; k < w.pfns.length; k++) for (let i = 0; i < w.objects[k]; i++) {
+            const a = w.slabBase(k) + BigInt(i * 64);
+            if (!w.isFree(a)) allocated.add(a);
           }
           expect(allocated.size).toBe(w.allocated);
           let n = 0;

@@ -55,7 +55,7 @@ describe('vmcore extract of the demo recording (real Linux 6.1 memory)', () => {
     try {
       const w = walkCache(v, findSlabCache(v, 'kmalloc-64'));
       const e = exp('demo-kmalloc64').vmcoreExtract;
-      expect(w.slabs.length).toBe(e.crashKmemS.slabs);
+      expect(w.pfns.length).toBe(e.crashKmemS.slabs);
       expect(w.total).toBe(e.crashKmemS.total);
       expect(w.allocated).toBe(e.crashKmemS.allocated);
       expect(w.allocated).toBe(e.drgnAllocated);
@@ -195,9 +195,9 @@ describe.skipIf(!haveRec)(`full demo recording (${haveRec ? REC : 'skipped: ../s
       expect(`0x${v.prog.kaslrOffset.toString(16)}`).toBe(manifest.kernel.kaslr_offset);
       const w = walkCache(v, findSlabCache(v, 'kmalloc-64'));
       const allocated = new Set<bigint>();
-      for (const s of w.slabs) for (let i = 0; i < s.objects; i++) {
-        const a = s.base + BigInt(i * 64);
-        if (!w.free.has(a)) allocated.add(a);
+      for (let k = 0; k < w.pfns.length; k++) for (let i = 0; i < w.objects[k]; i++) {
+        const a = w.slabBase(k) + BigInt(i * 64);
+        if (!w.isFree(a)) allocated.add(a);
       }
       expect(allocated.size).toBe(manifest.slab_state_at_dump.drgn_allocated_objects);
       let leaks = 0;

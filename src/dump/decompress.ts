@@ -7,6 +7,7 @@
  */
 import * as zlib from 'node:zlib';
 import { decompress as zstdDecompress } from 'fzstd';
+import type { DeferredPages } from '../util/memory.js';
 
 export type Compression = 'zlib' | 'lzo' | 'snappy' | 'zstd' | 'none';
 
@@ -296,11 +297,7 @@ const KINDS: Compression[] = ['none', 'zlib', 'lzo', 'snappy', 'zstd'];
 /** Per page in PackedPages.index: destination offset, data offset, data length, kind, pfn, file offset. */
 const FIELDS = 6;
 
-/** Where deferred pages go: `at(base)` shifts destination offsets (a slab inside a chunk buffer). */
-export interface DeferredPages {
-  add(dstOffset: number, raw: Uint8Array, kind: Compression, pfn: number, fileOffset: number): void;
-  at(base: number): DeferredPages;
-}
+export type { DeferredPages };
 
 /**
  * Compressed pages collected by the reading thread and decompressed by the thread that scans them,

@@ -50,7 +50,12 @@ export interface StructPageWalk {
  * view[offset .. offset + sizeof(struct page)). Read in chunks; a chunk that fails (a vmemmap hole, an
  * excluded page) is read again one vmemmap page at a time, and what still fails is counted.
  */
-export function forEachStructPage(prog: Program, limit: number, visit: (pfn: number, dv: DataView, off: number) => void): StructPageWalk {
+export function forEachStructPage(
+  prog: Program,
+  limit: number,
+  visit: (pfn: number, dv: DataView, off: number) => void,
+  progress?: (pfnsScanned: number) => void,
+): StructPageWalk {
   const size = structPageSize(prog);
   const perPage = prog.pageSize / size;
   const walk: StructPageWalk = { pfnsScanned: 0, unreadableStructPages: 0 };
@@ -63,6 +68,7 @@ export function forEachStructPage(prog: Program, limit: number, visit: (pfn: num
   const buf = new Uint8Array(PAGE_CHUNK * size);
   for (let pfn0 = 0; pfn0 < limit; pfn0 += PAGE_CHUNK) {
     const n = Math.min(PAGE_CHUNK, limit - pfn0);
+    progress?.(pfn0);
     const chunk = buf.subarray(0, n * size);
     if (prog.readInto(pfnToPage(prog, pfn0), chunk)) {
       visitBlock(pfn0, chunk, n);

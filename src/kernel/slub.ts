@@ -132,7 +132,7 @@ export type SlabWalkStats = StructPageWalk;
  * for_each_slab: every head page whose slab_cache is one of `caches`, by reading struct page for every
  * pfn up to max_pfn.
  */
-export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: SlabPage) => void): SlabWalkStats {
+export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: SlabPage) => void, progress?: (pfnsScanned: number) => void): SlabWalkStats {
   const { prog, types } = ctx;
   const S = slabStruct(types);
   const offCache = types.offsetOf(S, 'slab_cache');
@@ -169,7 +169,7 @@ export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: Sl
       frozen: readBits(b, frozen.bitOffset, frozen.bitSize) === 1,
       freelist: b.getBigUint64(offFreelist, true),
     });
-  });
+  }, progress);
   if (flagged === 0 && unflagged >= 8) {
     const marker = kinds.slabBy === 'PG_slab flag' ? `VMCOREINFO NUMBER(PG_slab)=${kinds.flagBit('PG_slab')}` : `the slab page type (${kinds.slabBy})`;
     throw new MemleakError(

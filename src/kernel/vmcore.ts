@@ -13,11 +13,12 @@ import { Program } from './program.js';
 import { KernelTypes } from './types.js';
 import {
   cpuSlabs, forEachSlab, forEachSlabCache, walkFreelist,
-  type CpuSlab, type FreeChain, type KmemCache, type SlabPage, type SlubContext,
+  type CpuSlab, type FreeChain, type KmemCache, type SlubContext,
 } from './slub.js';
 import type { AddressSpace } from './address-space.js';
-import { pageToPfn, pfnToPage, pfnToVirt } from './mm.js';
+import { maxPfn, pageToPfn, pfnToPage, pfnToVirt, structPageSize } from './mm.js';
 import { readBinary, readText } from '../util/read-file.js';
+import { Phases } from '../phases.js';
 
 export interface VmcoreInputs {
   vmcore: string;
@@ -37,18 +38,21 @@ export interface OpenVmcore extends SlubContext {
   close(): void;
 }
 
-export function openVmcore(inp: VmcoreInputs): OpenVmcore {
-  const dump = openDump(inp.vmcore);
+export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): OpenVmcore {
+  const dump = phases.run('open', 'bytes', () => openDump(inp.vmcore));
   try {
     const prog = new Program(dump);
     if (inp.capturePages) prog.captured = new Map();
     const warnings: string[] = [];
+    const symbols = phases.start('symbols', 'objects');
     const fileSyms = inp.kallsymsTable ?? (inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null);
     // Decoded once: the kernel's table, and later the base of kernel + module symbols.
     const fromDump = dumpKernelSymbols(prog);
     const kernelRows = fromDump.rows;
     const dumpKernel = fromDump.rows ? Kallsyms.fromRows(fromDump.rows, `${dump.path} (${fromDump.source})`) : null;
     if (fileSyms) checkKallsymsAgainstDump(prog, fileSyms, dumpKernel);
+    symbols.add(0, kernelRows?.length ?? 0);
+    symbols.end();
     const kernelSyms = fileSyms ?? dumpKernel;
     if (!kernelSyms) throw fromDump.error!;
     const base = (name: string) => {
@@ -61,6 +65,7 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
       vmallocBase: base('vmalloc_base') ?? 0xffffc90000000000n,
       vmemmapBase: base('vmemmap_base') ?? 0xffffea0000000000n,
     };
+    const typesPhase = phases.start('types', 'bytes');
     let btf: Btf | null = null;
     let typesSource: string;
     if (inp.btf) {
@@ -71,6 +76,8 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
       typesSource = btf ? btf.source : 'VMCOREINFO only (no BTF in the dump: pass --btf)';
     }
     const types = new KernelTypes(btf, prog.info, dump.path);
+    typesPhase.end();
+    const modPhase = phases.start('module symbols', 'objects');
     let syms = kernelSyms;
     let symbolsSource = kernelSyms.source;
     if (!fileSyms) {
@@ -78,7 +85,9 @@ export function openVmcore(inp: VmcoreInputs): OpenVmcore {
       warnings.push(...mods.warnings);
       syms = Kallsyms.fromRows([...kernelRows!, ...mods.rows], kernelSyms.source);
       symbolsSource = `${dump.path} (${fromDump.source} + ${mods.rows.length} module symbols)`;
+      modPhase.add(0, mods.rows.length);
     }
+    modPhase.end();
     return { dump, prog, syms, types, symbolsSource, typesSource, warnings, close: () => dump.close() };
   } catch (e) {
     dump.close();
@@ -151,27 +160,66 @@ export function slabBaseOfPage(v: OpenVmcore, page: bigint): bigint {
 
 export interface CacheWalk {
   cache: KmemCache;
-  slabs: SlabPage[];
-  /** Free objects: every slab's freelist plus each CPU's private freelist. */
-  free: Set<bigint>;
+  /**
+   * Slab head pfns, ascending (the struct page walk goes in pfn order), and each slab's object count:
+   * 16 bytes per slab, where a SlabPage object with its bigints took ~200 (the walk of a 2.4 GiB cache
+   * held 625,136 of them).
+   */
+  pfns: number[];
+  objects: number[];
+  /** Free object indexes of the slabs that have free objects, by slab index: slab and per-CPU freelists. */
+  freeBySlab: Map<number, number[]>;
+  freeObjects: number;
   total: number;
   allocated: number;
   cpuFreelistObjects: number;
   warnings: string[];
+  /** page_address() of slab i. */
+  slabBase(i: number): bigint;
+  /** True if `addr` is on a freelist of this cache. */
+  isFree(addr: bigint): boolean;
 }
 
 /** Every slab of one cache and its free objects. */
-export function walkCache(v: OpenVmcore, cache: KmemCache): CacheWalk {
-  const slabs: SlabPage[] = [];
-  const stats = forEachSlab(v, new Set([cache.addr]), (s) => slabs.push(s));
+export function walkCache(v: OpenVmcore, cache: KmemCache, phases: Phases = new Phases()): CacheWalk {
+  const pfns: number[] = [];
+  const objects: number[] = [];
+  const heads: { slab: number; page: bigint; freelist: bigint }[] = [];
+  const walkPhase = phases.start('memmap walk', 'pages', maxPfn(v.prog, v.syms));
+  const stats = forEachSlab(v, new Set([cache.addr]), (s) => {
+    if (s.freelist !== 0n) heads.push({ slab: pfns.length, page: s.page, freelist: s.freelist });
+    pfns.push(pageToPfn(v.prog, s.page));
+    objects.push(s.objects);
+  }, (done) => {
+    walkPhase.items = done;
+    walkPhase.tick();
+  });
+  walkPhase.bytes = stats.pfnsScanned * structPageSize(v.prog);
+  walkPhase.end();
   const warnings: string[] = [];
   if (stats.unreadableStructPages) {
     warnings.push(`${stats.unreadableStructPages} struct pages could not be read (vmemmap holes or pages excluded from the dump): slabs there are not seen`);
   }
-  const free = new Set<bigint>();
-  const slabBytes = BigInt(v.prog.pageSize) << BigInt(cache.order);
-  const byBase = new Map<bigint, SlabPage>();
-  for (const s of slabs) byBase.set(s.base, s);
+  const freePhase = phases.start('freelists', 'slabs');
+  const ps = v.prog.pageSize;
+  const base0 = v.prog.bases!.pageOffsetBase;
+  const slabBase = (i: number) => base0 + BigInt(pfns[i] * ps);
+  const slabBytes = ps << cache.order;
+  const freeBySlab = new Map<number, number[]>();
+  let freeObjects = 0;
+  const addFree = (i: number, objs: bigint[]) => {
+    if (objs.length === 0) return;
+    const base = slabBase(i);
+    let list = freeBySlab.get(i);
+    if (!list) freeBySlab.set(i, (list = []));
+    for (const o of objs) {
+      const j = Number(o - base) / cache.size;
+      if (!list.includes(j)) {
+        list.push(j);
+        freeObjects++;
+      }
+    }
+  };
   let broken = 0;
   const note = (msg: string) => {
     if (broken++ < 3) warnings.push(msg);
@@ -179,33 +227,62 @@ export function walkCache(v: OpenVmcore, cache: KmemCache): CacheWalk {
   const S = v.types.hasStruct('slab') ? 'slab' : 'page';
   const offFreelist = BigInt(v.types.offsetOf(S, 'freelist'));
   let raced = 0;
-  for (const s of slabs) {
-    if (s.freelist === 0n) continue;
-    let head = s.freelist;
-    let chain = walkFreelist(cache, s.base, s.objects, v.prog.read(s.base, Number(slabBytes)), (a) => readU64(v, a), head);
+  for (const h of heads) {
+    const base = slabBase(h.slab);
+    const n = objects[h.slab];
+    let chain = walkFreelist(cache, base, n, v.prog.read(base, slabBytes), (a) => readU64(v, a), h.freelist);
     // On a live kernel the slab may change between reading its struct slab and its objects: read both
     // again (a few times) before calling the freelist broken.
     for (let attempt = 0; chain.broken && v.dump.live && attempt < 3; attempt++) {
-      v.prog.forget(s.page, 64);
-      v.prog.forget(s.base, Number(slabBytes));
-      head = readU64(v, s.page + offFreelist) ?? 0n;
-      chain = walkFreelist(cache, s.base, s.objects, v.prog.read(s.base, Number(slabBytes)), (a) => readU64(v, a), head);
+      v.prog.forget(h.page, 64);
+      v.prog.forget(base, slabBytes);
+      const head = readU64(v, h.page + offFreelist) ?? 0n;
+      chain = walkFreelist(cache, base, n, v.prog.read(base, slabBytes), (a) => readU64(v, a), head);
       if (!chain.broken) raced++;
     }
     if (chain.broken) note(v.dump.live ? `${chain.broken} (live kernel: still changing after 3 re-reads; its free objects count as allocated)` : chain.broken);
-    for (const o of chain.objects) free.add(o);
+    addFree(h.slab, chain.objects);
+    freePhase.add(slabBytes, 1);
   }
+  const indexOfBase = (b: bigint) => {
+    const pfn = Number((b - base0) / BigInt(ps));
+    let lo = 0;
+    let hi = pfns.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (pfns[mid] === pfn) return mid;
+      if (pfns[mid] < pfn) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  };
   let cpuFree = 0;
-  for (const { cpu, chain, raced: moved } of cpuFreelists(v, cache, (base) => byBase.get(base)?.objects ?? cache.objects)) {
+  for (const { cpu, chain, raced: moved } of cpuFreelists(v, cache, (b) => objects[indexOfBase(b)] ?? cache.objects)) {
     if (moved) raced++;
     if (chain.broken) note(`cpu ${cpu.cpu}: ${chain.broken}${v.dump.live ? ' (live kernel: still changing after 3 re-reads)' : ''}`);
-    for (const o of chain.objects) free.add(o);
-    cpuFree += chain.objects.length;
+    const before = freeObjects;
+    const byBase = new Map<number, bigint[]>();
+    for (const o of chain.objects) {
+      const i = indexOfBase(o - ((o - base0) % BigInt(slabBytes)));
+      if (i < 0) continue;
+      let l = byBase.get(i);
+      if (!l) byBase.set(i, (l = []));
+      l.push(o);
+    }
+    for (const [i, objs] of byBase) addFree(i, objs);
+    cpuFree += freeObjects - before;
   }
+  freePhase.end();
   if (raced) warnings.push(`${raced} slabs changed while being read (live kernel) and were read again`);
   if (broken > 3) warnings.push(`${broken - 3} more broken freelists`);
-  const total = slabs.reduce((n, s) => n + s.objects, 0);
-  return { cache, slabs, free, total, allocated: total - free.size, cpuFreelistObjects: cpuFree, warnings };
+  let total = 0;
+  for (const n of objects) total += n;
+  const isFree = (a: bigint) => {
+    if (a < base0) return false;
+    const i = indexOfBase(a - ((a - base0) % BigInt(slabBytes)));
+    return i >= 0 && (freeBySlab.get(i)?.includes(Number(a - slabBase(i)) / cache.size) ?? false);
+  };
+  return { cache, pfns, objects, freeBySlab, freeObjects, total, allocated: total - freeObjects, cpuFreelistObjects: cpuFree, warnings, slabBase, isFree };
 }
 
 export function addressSpaceOf(v: OpenVmcore): AddressSpace {

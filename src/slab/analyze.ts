@@ -22,6 +22,7 @@ import { hotClusterIndexes, markAllocations } from './mark.js';
 import { callSiteRows, chooseLeakers, presumedInFlight, type CallSiteRow } from './verdict.js';
 import { clusterGrowth, type ChurnResult } from './churn.js';
 import type { ClusterReport, DumpReport, Leaker, SlabReport, UnfreedReport } from './report.js';
+import { Phases } from '../phases.js';
 
 function dumpReport(v: OpenVmcore): DumpReport {
   return {
@@ -67,9 +68,10 @@ function clusterReport(scan: ScanResult, i: number, set: SlabSet, kallsyms: Kall
 export async function analyze(req: AnalyzeRequest, check: CheckResult | null = null): Promise<SlabReport> {
   const t0 = performance.now();
   const warnings: string[] = [];
-  const loaded = await loadMemory(req, warnings);
+  const phases = new Phases(req.onProgress ?? null);
+  const loaded = await loadMemory(req, warnings, phases);
   try {
-    const report = await analyzeLoaded(req, loaded, warnings, t0);
+    const report = await analyzeLoaded(req, loaded, warnings, t0, phases);
     if (loaded.vmcore && req.vmcoreHook) req.vmcoreHook.beforeClose(loaded.vmcore, loaded.set);
     if (check) report.check = check;
     return report;
@@ -78,17 +80,25 @@ export async function analyze(req: AnalyzeRequest, check: CheckResult | null = n
   }
 }
 
-async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: string[], t0: number): Promise<SlabReport> {
+async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: string[], t0: number, phases: Phases): Promise<SlabReport> {
   const { set, kallsyms } = loaded;
   // Parse the trace before the scan: a bad trace should fail fast.
-  const trace = req.trace ? parseFtrace(readText(req.trace), req.trace, kallsyms) : null;
+  const trace = req.trace ? phases.run('trace', 'lines', (p) => {
+    const text = readText(req.trace!);
+    const t = parseFtrace(text, req.trace!, kallsyms);
+    p.add(text.length, t.stats.lines);
+    return t;
+  }) : null;
   if (trace) {
     if (trace.stats.badLines) warnings.push(`${req.trace}: ${trace.stats.badLines} lines could not be read (first: line ${trace.stats.firstBadLine})`);
     if (trace.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: unfreed counts may include objects whose free was lost; enlarge the trace buffer`);
   }
-  const scan = loaded.pre ?? (await scanSlabs(set, req.scan));
+  const scan = loaded.pre ?? (await scanSlabs(set, { ...req.scan, phases }));
   if (scan.stats.overflowObjects) warnings.push(`${scan.stats.overflowObjects} objects had rarer shapes than the ${scan.stats.templates} kept templates and are not in any cluster`);
-  const clusters = clusterReports(scan, set, kallsyms, req.top);
+  const clusters = phases.run('symbolize', 'objects', (p) => {
+    p.add(0, Math.min(req.top, scan.clusters.length));
+    return clusterReports(scan, set, kallsyms, req.top);
+  });
 
   let callSites: CallSiteRow[] = [];
   let unfreed: UnfreedReport[] = [];
@@ -98,6 +108,8 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
   let churn: ChurnResult | null = null;
   if (trace) {
     const out = outstandingSlab(trace, { freeOnlyPct: req.freeOnlyPct, bytesAlloc: set.cache.stride, cacheName: set.cache.name, strict: req.strictFreeOnly });
+    const markPhase = phases.start('mark', 'objects');
+    markPhase.add(out.allocs.length * set.cache.stride, out.allocs.length);
     const marked = markAllocations(out.allocs, scan, set.memory, set.cache.stride, req.mark);
     const counted = marked.filter((m) => !presumedInFlight(m));
     const youngAside = marked.length - counted.length;
@@ -109,6 +121,7 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
       scan, hot: hotClusterIndexes(scan, req.mark), memory: set.memory, allocated: set.allocated,
       slabs: set.slabs, slabSize: set.cache.slabSize, stride: set.cache.stride,
     }, req.churn);
+    markPhase.end();
     const growthOf = new Map(churn.clusters.map((g) => [g.cluster, g]));
     const notGrowing = (c: number) => {
       const g = growthOf.get(c);
@@ -171,6 +184,7 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
     verdictReason,
     warnings,
     elapsedMs: Math.round(performance.now() - t0),
+    timings: phases.finish(),
   };
 }
 

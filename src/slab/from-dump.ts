@@ -6,21 +6,11 @@ import type { SlabSet } from '../scan/slab-set.js';
 
 export function slabSetFromWalk(v: OpenVmcore, walk: CacheWalk): SlabSet {
   const c = walk.cache;
-  const slabs = walk.slabs.map((s) => s.base).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  if (slabs.length === 0) throw new MemleakError('E_NO_DATA', `cache ${c.name} has no slabs in the dump`, { file: v.dump.path });
-  const free = walk.free;
-  // Free object indexes per slab, computed once: the scanner's hot path then never builds a bigint.
-  const index = new Map<bigint, number>();
-  slabs.forEach((b, i) => index.set(b, i));
-  const perSlab: number[][] = slabs.map(() => []);
-  const slabBytes = BigInt(v.prog.pageSize << c.order);
-  for (const o of free) {
-    const base = o - ((o - v.prog.bases!.pageOffsetBase) % slabBytes);
-    const i = index.get(base);
-    if (i !== undefined) perSlab[i].push(Number(o - base) / c.size);
-  }
+  if (walk.pfns.length === 0) throw new MemleakError('E_NO_DATA', `cache ${c.name} has no slabs in the dump`, { file: v.dump.path });
+  const slabs = walk.pfns.map((_, i) => walk.slabBase(i));
   return {
-    freeIndexes: (i) => perSlab[i],
+    // Free object indexes per slab, from the walk: the scanner's hot path never builds a bigint.
+    freeIndexes: (i) => walk.freeBySlab.get(i) ?? null,
     cache: {
       name: c.name,
       stride: c.size,
@@ -31,8 +21,8 @@ export function slabSetFromWalk(v: OpenVmcore, walk: CacheWalk): SlabSet {
     },
     slabs,
     memory: v.prog,
-    allocated: (a) => !free.has(a),
+    allocated: (a) => !walk.isFree(a),
     addressSpace: addressSpaceOf(v),
-    freeSource: `SLUB freelists (${walk.free.size} free objects, ${walk.cpuFreelistObjects} on per-CPU freelists)`,
+    freeSource: `SLUB freelists (${walk.freeObjects} free objects, ${walk.cpuFreelistObjects} on per-CPU freelists)`,
   };
 }

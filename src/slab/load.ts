@@ -23,6 +23,7 @@ import type { CacheGeometry, SlabSet } from '../scan/slab-set.js';
 import { kallsymsOf, type AnalyzeRequest } from '../request.js';
 import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from './crash-text.js';
 import { slabSetFromWalk } from './from-dump.js';
+import type { Phases } from '../phases.js';
 
 export interface Loaded {
   set: SlabSet;
@@ -32,14 +33,14 @@ export interface Loaded {
   vmcore: OpenVmcore | null;
 }
 
-function loadVmcore(req: AnalyzeRequest, warnings: string[]): Loaded {
+function loadVmcore(req: AnalyzeRequest, warnings: string[], phases: Phases): Loaded {
   if (req.rd.length || req.raw || req.kmem) throw new MemleakError('E_USAGE', '--vmcore is a complete memory source: do not combine it with --rd, --raw or --kmem');
-  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, kallsymsTable: req.kallsymsTable, btf: req.btf, capturePages: req.vmcoreHook?.capturePages });
+  const v = openVmcore({ vmcore: req.vmcore!, kallsyms: req.kallsyms, kallsymsTable: req.kallsymsTable, btf: req.btf, capturePages: req.vmcoreHook?.capturePages }, phases);
   try {
     warnings.push(...v.warnings);
     let cache: KmemCache;
     // An extract must also answer the summary a later run without --cache makes.
-    const summary = !req.geometry.cache || req.vmcoreHook ? summarizeCaches(v) : null;
+    const summary = !req.geometry.cache || req.vmcoreHook ? phases.run('cache summary', 'pages', () => summarizeCaches(v)) : null;
     // An extract remembers its cache (SYSAK note): `--from` a saved run analyses the same one.
     const wanted = req.geometry.cache ?? (typeof v.dump.extractInfo?.cache === 'string' ? v.dump.extractInfo.cache : undefined);
     if (wanted) cache = findSlabCache(v, wanted);
@@ -49,7 +50,7 @@ function loadVmcore(req: AnalyzeRequest, warnings: string[]): Loaded {
       cache = suspect.cache;
       warnings.push(`no --cache given: analysing ${cache.name}, the unreclaimable cache with the most allocated bytes in the dump`);
     }
-    const walk = walkCache(v, cache);
+    const walk = walkCache(v, cache, phases);
     warnings.push(...walk.warnings);
     return { set: slabSetFromWalk(v, walk), kallsyms: v.syms, vmcore: v };
   } catch (e) {
@@ -58,11 +59,11 @@ function loadVmcore(req: AnalyzeRequest, warnings: string[]): Loaded {
   }
 }
 
-export async function loadMemory(req: AnalyzeRequest, warnings: string[]): Promise<Loaded> {
+export async function loadMemory(req: AnalyzeRequest, warnings: string[], phases: Phases): Promise<Loaded> {
   if (req.recordingWithoutMemory) {
     throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: req.recordingWithoutMemory });
   }
-  if (req.vmcore) return loadVmcore(req, warnings);
+  if (req.vmcore) return loadVmcore(req, warnings, phases);
   if (req.btf) throw new MemleakError('E_USAGE', '--btf goes with --vmcore');
   const kallsyms = kallsymsOf(req);
   let kmem: KmemReport | null = null;

@@ -1,4 +1,5 @@
 /** The slab report: plain data, rendered by report/text.ts and report/sysak.ts, or printed as JSON. */
+import type { Timings } from '../phases.js';
 import type { CheckResult, KindAnalysis } from '../check/leak.js';
 import type { ScanStats } from '../scan/scanner.js';
 import type { TraceStats } from '../trace/ftrace.js';
@@ -102,6 +103,8 @@ export interface SlabReport {
   verdictReason: string;
   warnings: string[];
   elapsedMs: number;
+  /** Time, bytes and peak memory of every phase (open, symbols, types, memmap walk, ... mark). */
+  timings: Timings;
   /** The /proc check over the window, when snapshots were given (--from with before/after files). */
   check?: CheckResult;
   /** Live runs only: the window, what was traced, and the /proc check over the window. */

@@ -2,7 +2,15 @@
  * Memory the analysis can read. Readers only register segments here (drgn's Program over memory
  * segments); the analysis asks `read(addr, len)` and never learns which file the bytes came from.
  */
-import type { DeferredPages } from '../dump/decompress.js';
+
+/**
+ * Where a compressed source may hand pages over undecompressed (dump/decompress.ts PageDeferral): the
+ * scan workers decompress them. `at(base)` shifts destination offsets (a slab inside a chunk buffer).
+ */
+export interface DeferredPages {
+  add(dstOffset: number, raw: Uint8Array, kind: 'none' | 'zlib' | 'lzo' | 'snappy' | 'zstd', pfn: number, fileOffset: number): void;
+  at(base: number): DeferredPages;
+}
 
 export interface MemoryReader {
   /** The bytes at [addr, addr+len), or null if any of them is not in the source. */
