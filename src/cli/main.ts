@@ -18,6 +18,8 @@ import { memleakHelpTail } from './help.js';
 import { forTerminal, terminalOf } from '../report/terminal.js';
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
+import { terminalProgress, timingsTable } from './progress.js';
+import type { Timings } from '../phases.js';
 
 function int(name: string, min: number, max: number) {
   return (v: string) => {
@@ -75,6 +77,8 @@ interface MemleakFlags {
   save?: string;
   bufferKb: number;
   html?: string;
+  verbose?: boolean;
+  quiet?: boolean;
 }
 
 export function buildProgram(): Command {
@@ -113,6 +117,8 @@ export function buildProgram(): Command {
     .option('-c, --check', 'live mode: only the quick check from /proc (is memory leaking, which kind, which cache)')
     .option('--save <dir>', 'live mode: keep what the run used (snapshots, trace, kallsyms, memory extract) for `--from DIR`')
     .option('--buffer-kb <kb>', 'live mode: ring buffer per CPU, drained every 200 ms', int('--buffer-kb', 64, 1 << 20), DEFAULTS.bufferKb)
+    .option('-v, --verbose', 'print the time, bytes and peak memory of every phase on stderr (also in the JSON report\'s timings)')
+    .option('-q, --quiet', 'no progress lines on stderr (they appear only on a terminal, for phases longer than 2 s)')
     .option('--json', 'JSON report (same as --format json)')
     .addOption(new Option('--format <fmt>', 'report format').choices(['text', 'sysak', 'json']).default(DEFAULTS.format))
     .option('--html <file>', 'also write the report as one self-contained HTML page (verdict, charts; no network) to FILE')
@@ -158,6 +164,8 @@ export function requestFromFlags(f: MemleakFlags): AnalyzeRequest {
   req.mark.threshold = f.threshold;
   req.scan = { workers: f.workers };
   req.top = f.top;
+  const progress = terminalProgress(process.stderr, f.quiet === true);
+  if (progress) req.onProgress = progress;
   if (f.from) req = requestFromRecording(f.from, req);
   return req;
 }
@@ -218,7 +226,7 @@ async function runLiveCli(f: MemleakFlags): Promise<number> {
   };
   process.on('SIGINT', onSig);
   process.on('SIGTERM', onSig);
-  const tty = process.stderr.isTTY;
+  const tty = process.stderr.isTTY && f.quiet !== true;
   try {
     const req = requestFromFlags({ ...f, rd: [] });
     const res = await runLive(
@@ -234,6 +242,7 @@ async function runLiveCli(f: MemleakFlags): Promise<number> {
     const out = res.report ? render(res.report, format) : renderCheck(res.check, format);
     process.stdout.write(format === 'text' ? forTerminal(out, terminalOf(process.stdout)) : out);
     if (f.html) writeHtmlReport(f.html, res.report ?? res.check);
+    if (f.verbose) printTimings(res.report);
     return 0;
   } catch (e) {
     if (tty) process.stderr.write('\r\x1b[K');
@@ -263,10 +272,17 @@ async function runMemleak(f: MemleakFlags): Promise<number> {
     const out = render(report, format);
     process.stdout.write(format === 'text' ? forTerminal(out, terminalOf(process.stdout)) : out);
     if (f.html) writeHtmlReport(f.html, report);
+    if (f.verbose) printTimings(report);
     return 0;
   } catch (e) {
     return reportError(e);
   }
+}
+
+/** --verbose: the report's phases on stderr (reports of every kind that measured them). */
+function printTimings(report: unknown): void {
+  const t = (report as { timings?: Timings } | null)?.timings;
+  if (t) process.stderr.write(timingsTable(t));
 }
 
 buildProgram()
