@@ -208,9 +208,14 @@ function learn(set: SlabSet, space: TokenSpace, sampleObjects: number): HeavyLea
     const j = k % objsPerSlab;
     const addr = set.slabs[s] + BigInt(j * stride);
     if (set.allocated(addr) === false) continue;
-    const data = set.memory.read(addr, stride);
-    if (!data) continue;
-    wordBytes.set(data);
+    // Straight into the sample buffer where the source can (one pread, no copies).
+    if (set.memory.readInto) {
+      if (!set.memory.readInto(addr, wordBytes)) continue;
+    } else {
+      const data = set.memory.read(addr, stride);
+      if (!data) continue;
+      wordBytes.set(data);
+    }
     learner.add(words, 0, Number(addr & 0xffffffffn), Number(addr >> 32n));
   }
   return learner;
@@ -326,7 +331,7 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   scan.end();
   const rt = reads.end();
   rt.ms = Math.round(readMs * 10) / 10;
-  if (defer) rt.note = `main thread, overlaps scan; compressed pages decompressed on the scan ${pool ? 'workers' : 'thread'}`;
+  if (defer && rt.bytes < totalBytes) rt.note = `main thread, overlaps scan; ${pool ? 'the scan workers decompress' : 'decompressed on this thread'}; bytes: as stored in the dump`;
   const mt = merge.end();
   mt.ms = Math.round(mergeMs * 10) / 10;
   if (corruptPages) scan.note = `${corruptPages} corrupt pages`;
