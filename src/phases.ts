@@ -53,6 +53,8 @@ export class Phase {
   items = 0;
   note: string | undefined;
   total: number | null = null;
+  /** False for a phase that runs inside another one (its progress would interleave with the outer one's). */
+  reports = true;
   private readonly t0 = performance.now();
   private lastEmit = this.t0;
   private peak = rssMiB();
@@ -77,7 +79,7 @@ export class Phase {
     if (now - this.lastEmit < PROGRESS_EVERY_MS) return;
     this.lastEmit = now;
     this.peak = Math.max(this.peak, rssMiB());
-    this.owner.emit(this.event(now, false));
+    if (this.reports) this.owner.emit(this.event(now, false));
   }
 
   private done(): number {
@@ -96,7 +98,7 @@ export class Phase {
     if (!this.ended) {
       this.ended = true;
       this.owner.record(t);
-      this.owner.emit(this.event(now, true));
+      if (this.reports) this.owner.emit(this.event(now, true));
     }
     return t;
   }

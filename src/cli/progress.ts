@@ -46,7 +46,7 @@ export function terminalProgress(stream: NodeJS.WriteStream, quiet: boolean): Pr
       return;
     }
     if (e.elapsedMs < PROGRESS_AFTER_MS) return;
-    const width = Math.max(20, (stream.columns ?? 80) - 1);
+    const width = Math.max(40, (stream.columns || 80) - 1);
     stream.write(`\r\x1b[2K${progressLine(e).slice(0, width)}`);
     shown = true;
   };

@@ -16,7 +16,7 @@ import type { SlabSet } from './slab-set.js';
 import { tokenSpaceOf, type TokenSpace } from './tokens.js';
 import { embeddedWorkerFile } from '../ship/worker-files.js';
 import { PageDeferral } from '../dump/decompress.js';
-import { Phases } from '../phases.js';
+import { Phases, type Phase } from '../phases.js';
 import { unpackChunk, type PackedChunkJob, type UnpackedChunkResult } from './unpack-chunk.js';
 
 export interface ScanOptions {
@@ -196,11 +196,12 @@ function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable,
   return { job: { buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates, packed, slabBytes }, unreadable, sourceBytes };
 }
 
-function learn(set: SlabSet, space: TokenSpace, sampleObjects: number): HeavyLearner {
+function learn(set: SlabSet, space: TokenSpace, sampleObjects: number, phase: Phase): HeavyLearner {
   const { stride, objsPerSlab } = set.cache;
   const learner = new HeavyLearner(stride >>> 2, stride, space);
   const total = set.slabs.length * objsPerSlab;
   const step = Math.max(1, Math.floor(total / sampleObjects));
+  phase.total = Math.ceil(total / step);
   const words = new Uint32Array(stride >>> 2);
   const wordBytes = new Uint8Array(words.buffer);
   for (let k = 0; k < total; k += step) {
@@ -217,6 +218,7 @@ function learn(set: SlabSet, space: TokenSpace, sampleObjects: number): HeavyLea
       wordBytes.set(data);
     }
     learner.add(words, 0, Number(addr & 0xffffffffn), Number(addr >> 32n));
+    phase.add(stride, 1);
   }
   return learner;
 }
@@ -242,11 +244,7 @@ export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): 
 async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phases: Phases, t0: number): Promise<ScanResult> {
   const { stride, objsPerSlab } = set.cache;
   const space = tokenSpaceOf(set.addressSpace);
-  const learner = phases.run('learn', 'objects', (p) => {
-    const l = learn(set, space, o.sampleObjects);
-    p.add(l.sampled * stride, l.sampled);
-    return l;
-  });
+  const learner = phases.run('learn', 'objects', (p) => learn(set, space, o.sampleObjects, p));
   const heavy = learner.finish();
 
   const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / (stride * objsPerSlab)));
@@ -268,8 +266,10 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   const scan = phases.start('scan', 'bytes', totalBytes);
   const reads = phases.start('slab reads', 'bytes', totalBytes);
   reads.note = 'main thread, overlaps scan';
+  reads.reports = false;
   const merge = phases.start('merge', 'objects');
   merge.note = 'main thread, overlaps scan';
+  merge.reports = false;
   let readMs = 0;
   let mergeMs = 0;
   let corruptPages = 0;

@@ -20,8 +20,8 @@ export type AllocationOracle = (objAddr: bigint) => boolean | null;
 
 export interface SlabSet {
   cache: CacheGeometry;
-  /** Slab base addresses (first object), ascending. */
-  slabs: bigint[];
+  /** Slab base addresses (first object), ascending: 8 bytes per slab in a BigUint64Array for dumps. */
+  slabs: readonly bigint[] | BigUint64Array;
   memory: MemoryReader;
   allocated: AllocationOracle;
   /**

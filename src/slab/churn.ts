@@ -83,7 +83,7 @@ export interface ChurnInput {
   hot: number[];
   memory: MemoryReader;
   allocated: AllocationOracle;
-  slabs: readonly bigint[];
+  slabs: readonly bigint[] | BigUint64Array;
   slabSize: number;
   stride: number;
 }

@@ -7,7 +7,8 @@ import type { SlabSet } from '../scan/slab-set.js';
 export function slabSetFromWalk(v: OpenVmcore, walk: CacheWalk): SlabSet {
   const c = walk.cache;
   if (walk.pfns.length === 0) throw new MemleakError('E_NO_DATA', `cache ${c.name} has no slabs in the dump`, { file: v.dump.path });
-  const slabs = walk.pfns.map((_, i) => walk.slabBase(i));
+  const slabs = new BigUint64Array(walk.pfns.length);
+  for (let i = 0; i < slabs.length; i++) slabs[i] = walk.slabBase(i);
   return {
     // Free object indexes per slab, from the walk: the scanner's hot path never builds a bigint.
     freeIndexes: (i) => walk.freeBySlab.get(i) ?? null,
