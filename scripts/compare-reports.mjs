@@ -2,7 +2,7 @@
 /**
  * The acceptance check of a behaviour-preserving change (issue 15): runs the built CLI on every
  * sample (samples/*) and every recording (../shared/recordings/*, ../rec/*) in every output format
- * and a few forced analyses, strips only the timings (elapsedMs and the "N ms" of the text report),
+ * and a few forced analyses, strips only the timings (elapsedMs, the JSON's timings and the "N ms" of the text report),
  * and compares the result byte for byte with a baseline.
  *
  *   node scripts/compare-reports.mjs --save [DIR]      record a baseline from the current dist/
@@ -86,7 +86,7 @@ function cases() {
 function normalize(name, stdout) {
   if (name.endsWith('.json')) {
     try {
-      return JSON.stringify(JSON.parse(stdout), (k, v) => (k === 'elapsedMs' ? undefined : v), 2) + '\n';
+      return JSON.stringify(JSON.parse(stdout), (k, v) => (k === 'elapsedMs' || k === 'timings' ? undefined : v), 2) + '\n';
     } catch {
       return stdout;
     }
