@@ -2,7 +2,8 @@
  * npm run bench: the scan engine against the read limit and the seed's manual method, on synthetic slab
  * dumps (bench/gen-slabs.ts: the leak fills whole slabs, other slabs mix shapes and free objects).
  * Prints, in one run: GB/s and ns/object for 32/64/256-byte objects with 1 and 2 workers, peak RSS,
- * the same for real slab contents (the demo recording's kmalloc-64 pages replicated, bench/real-slabs.ts),
+ * the same for real slab contents (the demo recording's kmalloc-64 pages replicated, bench/real-slabs.ts)
+ * on the wasm kernel and on the JS loop, the machine's ceiling without a scan (bench/ceiling.ts),
  * `cat FILE > /dev/null` on the same file, `rd`-style hex text | sort | uniq -c | sort -rn on a slice,
  * and the seed's case (419,440,512 kmalloc-32 objects = 13.4 GB piped through `sysak memleak --raw -`).
  * BENCH_GIB (default 1) sets the file size, BENCH_SEED=0 skips the seed's case, BENCH_RECORDINGS=0 the
@@ -10,7 +11,7 @@
  * BENCH_DRGN=0 skips drgn).
  */
 import { spawnSync } from 'node:child_process';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { closeSync, existsSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -72,22 +73,30 @@ function manualMethod(file: string, size: number, sliceBytes: number): string {
   return `${(sliceBytes / (r.ms * 1e6)).toFixed(3)} GB/s on a ${sliceBytes >> 20} MiB slice (${lines.length} objects; the text itself not counted), top line ${r.out.trim().split(/\s+/)[0]}x`;
 }
 
-/** `cat` and one scan per worker count of one raw dump, in fresh processes. */
-function scanCase(title: string, file: string, size: number, base: bigint): void {
+/**
+ * `cat` and one scan per worker count of one raw dump, in fresh processes; with `js`, the same scans on
+ * the JS loop too (SYSAK_SCAN_KERNEL=js), for the wasm kernel's gain in the same run. CPU s/GiB is the
+ * process's user + system time (every thread) per GiB: the cost that other load on the machine cannot
+ * hide, beside the wall-clock rate.
+ */
+function scanCase(title: string, file: string, size: number, base: bigint, js = false): void {
   const bytes = statSync(file).size;
   const cat = sh(`cat ${file} > /dev/null`);
   const catGBs = bytes / (cat.ms * 1e6);
-  console.log(`\n## ${title}; cat FILE > /dev/null: ${catGBs.toFixed(2)} GB/s`);
-  const rates: number[] = [];
-  for (const workers of [1, 2]) {
-    const r = JSON.parse(sh(`${node} ${join(here, 'scan-once.js')} ${file} ${size} ${workers} ${base.toString(16)}`).out);
-    const gbs = bytes / (r.elapsedMs * 1e6);
-    rates.push(gbs);
-    console.log(
-      `workers ${workers}: ${gbs.toFixed(3)} GB/s, ${((r.elapsedMs * 1e6) / r.objects).toFixed(1)} ns/object, ${(gbs / catGBs).toFixed(2)} of cat, peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB, top cluster ${r.top}, digest ${r.digest}`,
-    );
+  console.log(`\n## ${title}; cat FILE > /dev/null: ${catGBs.toFixed(2)} GB/s (load average ${loadavg()[0].toFixed(1)})`);
+  for (const kernel of js ? ['wasm', 'js'] : ['wasm']) {
+    const rates: number[] = [];
+    for (const workers of [0, 1, 2]) {
+      const env = kernel === 'js' ? 'SYSAK_SCAN_KERNEL=js ' : '';
+      const r = JSON.parse(sh(`${env}${node} ${join(here, 'scan-once.js')} ${file} ${size} ${workers} ${base.toString(16)}`).out);
+      const gbs = bytes / (r.elapsedMs * 1e6);
+      rates.push(gbs);
+      console.log(
+        `${kernel === 'js' ? 'JS loop, ' : ''}workers ${workers}: ${gbs.toFixed(3)} GB/s, ${((r.elapsedMs * 1e6) / r.objects).toFixed(1)} ns/object, ${(gbs / catGBs).toFixed(2)} of cat, CPU ${(r.cpuMs / 1000 / (bytes / GiB)).toFixed(2)} s/GiB, peak RSS ${(r.maxRssKiB / 1024).toFixed(0)} MiB, top cluster ${r.top}, digest ${r.digest}`,
+      );
+    }
+    console.log(`${kernel === 'js' ? 'JS loop, ' : ''}2 workers / 1 worker: ${(rates[2] / rates[1]).toFixed(2)}x`);
   }
-  console.log(`2 workers / 1 worker: ${(rates[1] / rates[0]).toFixed(2)}x`);
 }
 
 async function main() {
@@ -111,7 +120,10 @@ async function main() {
     const fd = openSync(file, 'w');
     const slabs = writeReplicated(fd, real, real.bases[0], fileBytes);
     closeSync(fd);
-    scanCase(`real slab contents: ${real.pages.length} ${real.cache} slab pages of the demo recording replicated to ${slabs} slabs, ${((slabs * real.slabSize) / real.stride / 1e6).toFixed(1)} M objects`, file, real.stride, real.bases[0]);
+    scanCase(`real slab contents: ${real.pages.length} ${real.cache} slab pages of the demo recording replicated to ${slabs} slabs, ${((slabs * real.slabSize) / real.stride / 1e6).toFixed(1)} M objects`, file, real.stride, real.bases[0], true);
+    // The ceiling: the same machine without the scan (bench/ceiling.ts), reading the same file.
+    console.log(`\n## the machine's ceiling (bench/ceiling.ts: no scan; load average ${loadavg()[0].toFixed(1)})`);
+    console.log(sh(`${node} ${join(here, 'ceiling.js')} ${file}`).out.trim());
     rmSync(file);
   } finally {
     rmSync(dir, { recursive: true, force: true });
