@@ -21,8 +21,10 @@ export function checkFromSnapshots(s: Snapshots | null): CheckResult | null {
   if (!s || !s.meminfoBefore || !s.meminfoAfter) return null;
   const snap = (m: string, sl: string | null, vm: string | null) =>
     snapshotFromTexts(readText(m), sl ? readText(sl) : null, vm ? readText(vm) : null, { meminfo: m, slabinfo: sl ?? '' });
-  const series = s.usageSeries ? (JSON.parse(readText(s.usageSeries)) as UsageSeries) : null;
-  return checkLeak(snap(s.meminfoBefore, s.slabinfoBefore, s.vmallocinfoBefore), snap(s.meminfoAfter, s.slabinfoAfter, s.vmallocinfoAfter), series);
+  const series = s.usageSeries ? (JSON.parse(readText(s.usageSeries)) as UsageSeries & { footprint?: number }) : null;
+  // A live run saved its own footprint beside the samples (live.ts); a recording has none.
+  const footprint = typeof series?.footprint === 'number' && Number.isFinite(series.footprint) && series.footprint >= 0 ? series.footprint : null;
+  return checkLeak(snap(s.meminfoBefore, s.slabinfoBefore, s.vmallocinfoBefore), snap(s.meminfoAfter, s.slabinfoAfter, s.vmallocinfoAfter), series, { footprint });
 }
 
 export function decideType(type: 'auto' | LeakKind, check: CheckResult | null): LeakKind {

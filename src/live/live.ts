@@ -369,7 +369,8 @@ async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnT
     meminfoBefore: g('meminfo.before'), meminfoAfter: g('meminfo.after'), slabinfoBefore: g('slabinfo.before'),
     slabinfoAfter: g('slabinfo.after'), vmallocinfoBefore: g('vmallocinfo.before'), vmallocinfoAfter: g('vmallocinfo.after'),
   };
-  fs.writeFileSync(g('usage_series.json'), JSON.stringify(series));
+  // Our footprint goes with the samples, so a replay (--from) takes the same decision.
+  fs.writeFileSync(g('usage_series.json'), JSON.stringify({ ...series, footprint }));
   snaps.usageSeries = g('usage_series.json');
   const kind = decideType(opts.type, check);
   if (!opts.cache && decideType(opts.type, check) === 'slab') {
