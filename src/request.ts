@@ -106,6 +106,8 @@ export interface AnalyzeRequest {
   snapshots: Snapshots | null;
   /** Progress of long phases, as data (the CLI draws it on a terminal). */
   onProgress?: ProgressListener;
+  /** Live mode: this tool's thread ids; their page allocations (our page tables, stacks) are left out. */
+  ownPids?: number[];
   /** For `extract`: record the dump pages the analysis reads, and see the open dump before it closes. */
   vmcoreHook?: { capturePages: true; beforeClose(v: OpenVmcore, set: SlabSet): void };
 }

@@ -48,6 +48,15 @@ export function measureFootprint(tracingDirs: string[]): Footprint {
   };
 }
 
+/** Our thread ids (/proc/self/task): the page allocations made in their context are ours. */
+export function ownThreadIds(): number[] {
+  try {
+    return fs.readdirSync('/proc/self/task').map(Number).filter((n) => Number.isInteger(n) && n > 0);
+  } catch {
+    return [process.pid];
+  }
+}
+
 /** Bytes our footprint grew by between two measurements (never below 0: shrinking is not ours to credit). */
 export function footprintGrowth(a: Footprint, b: Footprint): number {
   const d = b.pageTables - a.pageTables + (b.threads - a.threads) * THREAD_STACK_BYTES + (b.ringBuffers - a.ringBuffers);

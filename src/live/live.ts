@@ -20,7 +20,7 @@ import { parseMeminfo, snapshotFromTexts, type Snapshot } from '../check/proc.js
 import { vmallocBytes } from '../check/vmallocinfo.js';
 import { suspectCache } from '../check/suspect.js';
 import { findTracefs, TraceInstance } from './tracefs.js';
-import { footprintGrowth, measureFootprint } from './footprint.js';
+import { footprintGrowth, measureFootprint, ownThreadIds } from './footprint.js';
 import { decodePage } from './ring-buffer.js';
 import { EventTextWriter, formatTs, type DecodedEvent } from './trace-text.js';
 import type { EventFormat } from './event-format.js';
@@ -339,6 +339,7 @@ async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnT
   const warnings: string[] = [];
   const series = newSeries();
   let footprint = 0;
+  let ownPids: number[] = [process.pid];
   try {
     inst.set('buffer_size_kb', String(opts.bufferKb));
     // mono = CLOCK_MONOTONIC, the clock of process.hrtime(): drains can tell which events are complete.
@@ -358,6 +359,7 @@ async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnT
     // frees 2 x --buffer-kb per CPU, which is not the workload shrinking either.
     after = snapshot();
     footprint = footprintGrowth(ownBefore, measureFootprint(tracing));
+    ownPids = ownThreadIds();
   } finally {
     restore();
     process.removeListener('exit', onExit);
@@ -387,6 +389,7 @@ async function traceAndAnalyze(opts: LiveOptions, hooks: LiveHooks, pre: ReturnT
     btf: opts.save ? join(workDir, 'guest', 'btf_vmlinux.bin.gz') : pre.btf,
     trace: tracePath,
     geometry: { cache: cacheName },
+    ownPids,
   };
   // The slab analysis may also run after another kind found nothing (--type auto): keep its pages too.
   if (opts.save && (kind === 'slab' || opts.type === 'auto')) {

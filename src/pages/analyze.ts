@@ -43,13 +43,13 @@ export function analyze(req: AnalyzeRequest, check: CheckResult | null = null): 
       };
     }
     const isSlabPfn = v ? slabPfnTest(v) : undefined;
-    const res = outstandingPages(trace, { freeOnlyPct: req.freeOnlyPct, memory: v?.prog ?? null, pageOffsetBase: v?.prog.bases?.pageOffsetBase ?? null, isSlabPfn });
+    const res = outstandingPages(trace, { freeOnlyPct: req.freeOnlyPct, memory: v?.prog ?? null, pageOffsetBase: v?.prog.bases?.pageOffsetBase ?? null, isSlabPfn, ownPids: req.ownPids ? new Set(req.ownPids) : undefined });
     if (res.allocsSeen === 0) warnings.push(`${req.trace} has no unmovable mm_page_alloc events: record kmem:mm_page_alloc and kmem:mm_page_free`);
     const verdict = pageVerdict(res.rows);
     const top = verdict.row;
     return {
       ...base,
-      trace: { file: req.trace!, allocsSeen: res.allocsSeen, freesSeen: res.freesSeen, skippedMovable: res.skippedMovable, skippedSlabOrVmalloc: res.skippedOtherOwner, withoutStack: res.withoutStack, window: res.window },
+      trace: { file: req.trace!, allocsSeen: res.allocsSeen, freesSeen: res.freesSeen, skippedMovable: res.skippedMovable, skippedSlabOrVmalloc: res.skippedOtherOwner, skippedOwn: res.skippedOwn, withoutStack: res.withoutStack, window: res.window },
       callers: res.rows.slice(0, Math.max(req.top, 10)),
       verdict: top ? { type: 'page', function: top.caller, blocks: top.blocks, bytes: top.bytes, similar: top.similar, pattern: top.pattern } : null,
       verdictReason: verdict.reason, elapsedMs: Math.round(performance.now() - t0),

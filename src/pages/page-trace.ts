@@ -60,6 +60,8 @@ export interface PageTraceResult {
   freesSeen: number;
   skippedMovable: number;
   skippedOtherOwner: number;
+  /** Allocations made by this tool's own threads (live mode): its page tables and stacks are not a leak. */
+  skippedOwn: number;
   withoutStack: number;
   window: { start: number; end: number; allocCutoff: number };
 }
@@ -83,6 +85,8 @@ export function outstandingPages(
     pageSize?: number;
     /** With a dump: is this pfn a slab page now (PG_slab)? Catches slab pages whose stack is missing. */
     isSlabPfn?: (pfn: number) => boolean;
+    /** Thread ids of this tool (live mode): their allocations are our footprint, never growth. */
+    ownPids?: ReadonlySet<number>;
   },
 ): PageTraceResult {
   const pageSize = opts.pageSize ?? 4096;
@@ -93,11 +97,16 @@ export function outstandingPages(
   let movable = 0;
   let other = 0;
   let noStack = 0;
+  let own = 0;
   for (const e of trace.events) {
     if (e.pfn === null) continue;
     if (e.kind === 'page_alloc') {
       if (e.migratetype !== null && e.migratetype !== MIGRATE_UNMOVABLE) {
         movable++;
+        continue;
+      }
+      if (opts.ownPids?.has(e.pid)) {
+        own++;
         continue;
       }
       allocs++;
@@ -145,7 +154,7 @@ export function outstandingPages(
     });
   }
   rows.sort((a, b) => b.blocks - b.young - (a.blocks - a.young) || b.bytes - a.bytes || a.caller.localeCompare(b.caller));
-  return { rows, blocks, allocsSeen: allocs, freesSeen: frees, skippedMovable: movable, skippedOtherOwner: other, withoutStack: noStack, window: { start, end, allocCutoff } };
+  return { rows, blocks, allocsSeen: allocs, freesSeen: frees, skippedMovable: movable, skippedOtherOwner: other, skippedOwn: own, withoutStack: noStack, window: { start, end, allocCutoff } };
 }
 
 /** Young blocks (last --free-only % of the window) may still be freed: they do not count toward the verdict. */

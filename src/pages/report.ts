@@ -9,7 +9,7 @@ export interface PageReport {
   type: 'page';
   source: string;
   check: CheckResult | null;
-  trace: null | { file: string; allocsSeen: number; freesSeen: number; skippedMovable: number; skippedSlabOrVmalloc: number; withoutStack: number; window: { start: number; end: number; allocCutoff: number } };
+  trace: null | { file: string; allocsSeen: number; freesSeen: number; skippedMovable: number; skippedSlabOrVmalloc: number; skippedOwn: number; withoutStack: number; window: { start: number; end: number; allocCutoff: number } };
   /** With a dump: in-use kernel pages nothing accounts for, and their most common first words. */
   dumpPages: UnaccountedPages | null;
   callers: PageCallerRow[];

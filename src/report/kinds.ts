@@ -31,7 +31,7 @@ export function renderPageText(r: PageReport): string {
     for (const h of d.headers) o.push(`  ${String(h.pages).padStart(8)}  ${h.value}${h.text ? `  "${h.text}"` : ''}`);
   }
   if (t) {
-    o.push(`trace: ${t.allocsSeen} allocations, ${t.freesSeen} frees; left out: ${t.skippedMovable} movable/reclaimable, ${t.skippedSlabOrVmalloc} slab or vmalloc pages, ${t.withoutStack} without stack`);
+    o.push(`trace: ${t.allocsSeen} allocations, ${t.freesSeen} frees; left out: ${t.skippedMovable} movable/reclaimable, ${t.skippedSlabOrVmalloc} slab or vmalloc pages, ${t.skippedOwn} of our own, ${t.withoutStack} without stack`);
     o.push('unfreed unmovable page blocks by caller:');
     o.push('    blocks    young        bytes  similar  caller');
     for (const c of r.callers) o.push(`${String(c.blocks).padStart(10)} ${String(c.young).padStart(8)} ${String(c.bytes).padStart(12)} ${String(c.similar).padStart(8)}  ${c.caller}${c.pattern ? `  (first word ${c.pattern})` : ''}`);
