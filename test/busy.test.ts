@@ -128,3 +128,24 @@ describe('two call sites leaking two shapes into one cache', () => {
     expect(sysak).toContain(`疑似泄漏函数: ${leakers[1].function}`);
   });
 });
+
+describe('frees the trace does not show (kfree_rcu on 6.1)', () => {
+  it('churn-kfree-rcu: most frees are untraced (kfree_bulk), so the refresh still looks like growth; the untouched free slots of its shape put it after the real leaker, flagged', async () => {
+    const exp = expectedOf('churn-kfree-rcu');
+    const repl = exp.replacing as NonNullable<ChurnExpected['replacing']> & { freeEventsInTrace: number };
+    // the premise, from the module's counters and the trace: far fewer free events than frees
+    expect(repl.freeEventsInTrace).toBeLessThan(0.5 * repl.freedWhileTracing);
+    const r = await auto('churn-kfree-rcu');
+    expect(fn(r.verdict!.function)).toBe('churn_conn_add');
+    expect(r.verdict!.marked / r.verdict!.unfreed).toBeGreaterThanOrEqual(0.9);
+    expect(r.verdict!.unfreed).toBe(exp.leakers.churn_conn_add.leakedWhileTracing);
+    const order = r.verdict!.leakers.map((l) => fn(l.function));
+    expect(order).toEqual(['churn_conn_add', repl.function]);
+    const g = r.clusterGrowth.find((c) => c.rank === r.verdict!.leakers[1].cluster)!;
+    expect(g.staleFreeSlots).toBeGreaterThanOrEqual(5);
+    expect(g.reason).toMatch(/frees may not be in the trace/);
+    expect(r.warnings.some((w) => w.includes(`cluster #${g.rank}`) && w.includes('kfree_rcu'))).toBe(true);
+    // the leaker's own cluster has no such slots: a leaked object is never freed
+    expect(r.clusterGrowth.find((c) => c.rank === r.verdict!.leakers[0].cluster)!.staleFreeSlots).toBeUndefined();
+  });
+});

@@ -54,7 +54,7 @@ export function renderText(r: SlabReport): string {
     if (r.clusterGrowth.length) {
       o.push('Hot clusters in the window (look-alike allocations outstanding vs objects of the shape freed):');
       for (const g of r.clusterGrowth) {
-        o.push(`  #${g.rank}  ${String(g.allocs).padStart(6)} allocated  ${String(g.frees).padStart(6)} freed  net ${sign(g.net).padStart(6)}  ${g.allocs === 0 ? '' : g.growing ? 'GROWS' : 'replaced in place'}`.trimEnd());
+        o.push(`  #${g.rank}  ${String(g.allocs).padStart(6)} allocated  ${String(g.frees).padStart(6)} freed  net ${sign(g.net).padStart(6)}  ${g.allocs === 0 ? '' : !g.growing ? 'replaced in place' : g.staleFreeSlots !== undefined ? `GROWS? (${g.staleFreeSlots} untouched free slots hold its shape: untraced frees?)` : 'GROWS'}`.trimEnd());
         if (g.freeSites.length) o.push(`        freed by ${g.freeSites.map((f) => `${f.function}${f.rcu ? ' (RCU)' : ''} ${f.frees}`).join(', ')}`);
       }
     }

@@ -119,7 +119,8 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
     for (const m of counted) if (m.cluster !== null) allocsByCluster.set(m.cluster, (allocsByCluster.get(m.cluster) ?? 0) + 1);
     churn = clusterGrowth(allocsByCluster, out.preWindowFrees, {
       scan, hot: hotClusterIndexes(scan, req.mark), memory: set.memory, allocated: set.allocated,
-      slabs: set.slabs, slabSize: set.cache.slabSize, stride: set.cache.stride,
+      slabs: set.slabs, slabSize: set.cache.slabSize, stride: set.cache.stride, objsPerSlab: set.cache.objsPerSlab,
+      traced: new Set(trace.events.filter((e) => e.kind === 'alloc' || e.kind === 'free').map((e) => e.ptr)), freeSlotsKnown: loaded.vmcore !== null,
     }, req.churn);
     markPhase.end();
     const growthOf = new Map(churn.clusters.map((g) => [g.cluster, g]));
@@ -135,7 +136,10 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
     }));
     const unreadable = unfreed.filter((m) => !m.readable).length;
     if (unreadable) warnings.push(`${unreadable} of ${unfreed.length} unfreed objects are not in the memory source (${set.memory.description}) and could not be marked`);
-    const choice = chooseLeakers(callSites, req.verdict, (c) => growthOf.get(c)?.net ?? 0);
+    const choice = chooseLeakers(callSites, req.verdict, (c) => growthOf.get(c)?.net ?? 0, (c) => growthOf.get(c)?.staleFreeSlots !== undefined);
+    for (const g of churn.clusters) {
+      if (g.staleFreeSlots !== undefined) warnings.push(`cluster #${g.rank}: ${g.staleFreeSlots} free slots the window never touched hold its shape, but few or none of its frees are in the trace: if they are freed with kfree_rcu() (batches through kfree_bulk()) or kmem_cache_free_bulk(), which have no kmem event, its growth (+${g.net}) is overstated`);
+    }
     verdictReason = choice.reason;
     const leakers: Leaker[] = choice.rows.map((row) => {
       const c = scan.clusters[row.cluster!];

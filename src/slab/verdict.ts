@@ -65,11 +65,13 @@ export interface LeakerChoice {
  * already named cluster adds nothing the user needs), ordered by how much their cluster grew in the
  * window. The first is the verdict the original would give.
  */
-export function chooseLeakers(rows: CallSiteRow[], rules: VerdictRules, growthOf: (cluster: number) => number = () => 0): LeakerChoice {
+export function chooseLeakers(rows: CallSiteRow[], rules: VerdictRules, growthOf: (cluster: number) => number = () => 0, doubtful: (cluster: number) => boolean = () => false): LeakerChoice {
   const passes = (r: CallSiteRow) => r.cluster !== null && r.marked >= rules.minMarked && r.marked / r.unfreed >= rules.minMarkedShare;
   const byCluster = new Map<number, CallSiteRow>();
   for (const r of rows) if (passes(r) && !byCluster.has(r.cluster!)) byCluster.set(r.cluster!, r);
-  const leakers = [...byCluster.values()].sort((a, b) => growthOf(b.cluster!) - growthOf(a.cluster!) || b.marked - a.marked || a.function.localeCompare(b.function));
+  // A cluster whose frees may be untraced (churn.ts: staleFreeSlots) goes after those whose growth is sure.
+  const d = (r: CallSiteRow) => (doubtful(r.cluster!) ? 1 : 0);
+  const leakers = [...byCluster.values()].sort((a, b) => d(a) - d(b) || growthOf(b.cluster!) - growthOf(a.cluster!) || b.marked - a.marked || a.function.localeCompare(b.function));
   const replacing = rows.filter((r) => r.replacingReason !== null);
   const also = replacing.length ? `; replacing in place, not leaking: ${replacing.map((r) => r.function).join(', ')}` : '';
   if (leakers.length) {
