@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import xxhash from 'xxhash-wasm';
+import { xxh64 } from '../hash64.js';
 import { MemleakError, isPlainError, type PlainError } from '../errors.js';
 import { HeavyLearner, type HeavyTable } from './heavy.js';
 import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } from './clusters.js';
@@ -261,7 +261,7 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
 
   // Each chunk's checksum is folded into the hot loop (scan-chunk.ts); xxhash-wasm combines the per-chunk
   // checksums, in slab order, into the memory digest: one call per scan, where it is fast.
-  const xx = await xxhash();
+  const h64 = await xxh64();
   const chunkDigests: [number, number][] = [];
   const scan = phases.start('scan', 'bytes', totalBytes);
   const reads = phases.start('slab reads', 'bytes', totalBytes);
@@ -355,7 +355,7 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
       sampled: learner.sampled,
       workers: o.workers,
       elapsedMs: performance.now() - t0,
-      memoryDigest: xx.h64Raw(new Uint8Array(Uint32Array.from(chunkDigests.flat()).buffer)).toString(16).padStart(16, '0'),
+      memoryDigest: h64(new Uint8Array(Uint32Array.from(chunkDigests.flat()).buffer)).toString(16).padStart(16, '0'),
     },
   };
 }

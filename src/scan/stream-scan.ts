@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import { Piscina } from 'piscina';
-import xxhash from 'xxhash-wasm';
+import { xxh64 } from '../hash64.js';
 import { MemleakError } from '../errors.js';
 import { SparseMemory } from '../util/memory.js';
 import type { AddressSpace } from '../kernel/address-space.js';
@@ -88,7 +88,7 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
   const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / slabSize));
   const chunkBytes = slabsPerChunk * slabSize;
   const tokSpace = tokenSpaceOf(space);
-  const xx = await xxhash();
+  const h64 = await xxh64();
   const digests: [number, number][] = [];
   const free: Slot[] = [];
   const newSlot = (): Slot => {
@@ -241,7 +241,7 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
       stats: {
         slabs, objectsScanned: objects, objectsFree: 0, objectsUnreadable: 0, overflowObjects: overflow, rareObjects,
         templates: merged.size, sampled: learner.sampled, workers: o.workers, elapsedMs: performance.now() - t0,
-        memoryDigest: xx.h64Raw(new Uint8Array(Uint32Array.from(digests.flat()).buffer)).toString(16).padStart(16, '0'),
+        memoryDigest: h64(new Uint8Array(Uint32Array.from(digests.flat()).buffer)).toString(16).padStart(16, '0'),
       },
     },
     reps,
