@@ -60,7 +60,6 @@ const once = <T>(f: () => T): (() => T) => {
 };
 
 const extractPages = once(() => elfPages(join(SAMPLES, 'demo-kmalloc64/vmcore.extract.gz')));
-const kallsyms = once(() => Kallsyms.parse(sampleText('demo-kmalloc64/guest/kallsyms.txt.gz'), 'kallsyms.txt'));
 /** A small image: the first pages of the real extract (kernel page tables, struct pages, slabs). */
 const smallPages = once(() => extractPages().pages.slice(0, 40));
 const vmcoreinfoOf = once(() => extractPages().vmcoreinfo.replace(/\0+$/, ''));
