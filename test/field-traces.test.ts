@@ -135,3 +135,30 @@ describe('no silent results from a trace', () => {
     expect(t.stats.firstBadLine).toBe(2);
   });
 });
+
+describe('real outputs of another kernel (6.18.44, this project\'s build host)', () => {
+  it('perf script -g of kmem:* tracepoints: every line read, (nil) frees counted, kernel frames kept', async () => {
+    const { sampleText } = await import('./helpers.js');
+    const t = parseFtrace(sampleText('field-formats/perf-script-6.18.txt'), 'perf-script.txt');
+    expect(t.stats.producer).toBe('perf');
+    expect(t.stats.badLines).toBe(0);
+    expect(t.stats.nullFrees).toBe(2);
+    expect(t.stats.byEvent).toMatchObject({ kmalloc: 4, kfree: 4, kmem_cache_alloc: 4, kmem_cache_free: 3, mm_page_alloc: 3 });
+    const alloc = t.events.find((e) => e.kind === 'alloc')!;
+    expect(alloc.ptr).toMatch(/^ffff[0-9a-f]{12}$/);
+    expect(alloc.stack!.length).toBeGreaterThan(2);
+    expect(alloc.stack!.every((f) => !f.includes('/usr/'))).toBe(true);
+    expect(t.events.find((e) => e.kind === 'page_alloc')!.pfn).toBeGreaterThan(0);
+  });
+
+  it('ftrace with options/fields: every line read, page events keyed by pfn (fields mode prints no page=)', async () => {
+    const { sampleText } = await import('./helpers.js');
+    const t = parseFtrace(sampleText('field-formats/ftrace-fields-6.18.txt'), 'fields.txt');
+    expect(t.stats.badLines).toBe(0);
+    expect(t.stats.nullFrees).toBe(4); // kfree: ptr=0x0 (0)
+    expect(t.events.filter((e) => e.kind === 'alloc').every((e) => /^ffff/.test(e.ptr) && e.bytesAlloc > 0)).toBe(true);
+    const pages = t.events.filter((e) => e.kind === 'page_alloc');
+    expect(pages).toHaveLength(6);
+    expect(pages.every((e) => e.pfn !== null && e.migratetype !== null)).toBe(true);
+  });
+});

@@ -74,15 +74,15 @@ export interface ParsedTrace {
 const HEAD = /^\s*(.*?)-(\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(\d+)\]\s+(?:(\S{4,5})\s+)?(\d+\.\d+):\s+(<stack trace>|<user stack trace>|\w+):?\s?(.*)$/;
 /** perf script: `comm pid[/tid] [cpu] secs: [period] system:event: fields`; comm may hold spaces. */
 const PERF_HEAD = /^\s*(.*?)\s+(\d+)(?:\/(\d+))?\s+\[(\d+)\]\s+(\d+\.\d+):\s+(?:\d+\s+)?(\w+):(\w+):\s?(.*)$/;
-/** perf script -g frame: `\t ffffffff811a2458 __kmalloc+0x1f8 ([kernel.kallsyms])`. */
-const PERF_FRAME = /^\s+([0-9a-f]+)\s+(\S+?)(?:\s+\(.*\))?$/;
+/** perf script -g frame: `\tffffffff811a2458 __kmalloc+0x1f8 ([kernel.kallsyms])`; user frames name a file. */
+const PERF_FRAME = /^\s+([0-9a-f]+)\s+(.*?)(?:\s+\(([^()]*)\))?$/;
 /** trace-cmd report's preamble and per-CPU notes. */
 const TRACE_CMD_META = /^(version = \d+|cpus=\d+|CPU \d+ is empty|trace-cmd: .*|\s*buffer: .*|\s*instance: .*)$/;
 const LOST = /^CPU:\s?(\d+) \[(?:LOST (\d+) EVENTS|(\d+) EVENTS DROPPED)\]/;
 const FIELD = /(?:^|\s)([a-z_]+)=/g;
 /** options/fields prints every number as `0x1000 (4096)`, a pointer as `0xffff... (-1076...)`, a bool as `(0)`. */
 const FIELDS_VALUE = /^(\S*?)\s*\((-?\d+)\)$/;
-const NULL_PTR = /^\(null\)$/;
+const NULL_PTR = /^\((null|nil)\)$/;
 const HEX_PTR = /^(?:0x)?([0-9a-f]{1,16})$/;
 
 function parseFields(s: string): Map<string, string> {
@@ -181,11 +181,13 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
       else bad(lineNo, l);
       continue;
     }
-    if (stats.producer === 'perf' && pendingStack && (l[0] === '\t' || l[0] === ' ')) {
-      // perf script -g: the frames of the event just read, innermost first.
+    if (stats.producer === 'perf' && (l[0] === '\t' || l[0] === ' ')) {
+      // perf script -g: the frames of the event just read, innermost first (those of a skipped event,
+      // a kfree(NULL) or another tracepoint, go with it).
       const f = PERF_FRAME.exec(l);
       if (f) {
-        pendingStack.frames.push(f[2] === '[unknown]' ? f[1] : f[2]);
+        // Kernel frames only ([kernel.kallsyms], [module]); the user-space part of a -g stack is not the allocator's caller.
+        if (pendingStack && (f[3] === undefined || f[3].startsWith('['))) pendingStack.frames.push(f[2] === '[unknown]' || f[2] === '' ? f[1] : f[2]);
         continue;
       }
     }
@@ -256,7 +258,8 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
       continue;
     }
     const f = parseFields(body);
-    const ptrText = kind === 'alloc' || kind === 'free' ? f.get('ptr') : f.get('page');
+    // Page events key on the pfn; options/fields prints no page= (it is computed in the print format).
+    const ptrText = kind === 'alloc' || kind === 'free' ? f.get('ptr') : f.get('page') ?? f.get('pfn');
     if (ptrText !== undefined && NULL_PTR.test(ptrText)) {
       // Before 4.15 %p printed NULL as "(null)": kfree(NULL) is legal and frees nothing.
       if (kind === 'page_alloc' || kind === 'page_free') bad(lineNo, l);
