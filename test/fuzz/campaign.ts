@@ -1,19 +1,23 @@
 /**
  * `npm run fuzz`: the long randomized campaign over the same targets as fuzz.test.ts. A new seed each
- * run (or --seed N to replay one), inputs generated here and read in a worker thread under a 5 s
- * watchdog (a hang is a failure: the worker is replaced), every failing input saved under
+ * run (or --seed N to replay one), inputs generated here and read in a child process under a watchdog
+ * of 5 s of its CPU time (read from /proc, so a busy machine does not turn slow into "hung"; 60 s of
+ * wall time at most); a hang is a failure and the child is replaced. Every failing input is saved under
  * fuzz-failures/ (git-ignored) with what was done to the seed and why it failed.
  *
  *   npm run fuzz -- --minutes 10 [--seed 1234] [--target ftrace]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Worker, isMainThread, parentPort } from 'node:worker_threads';
+import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { TARGETS, verdictOf, type Target } from './targets.js';
 import { describeEdits, editsArb, mutateWithLog } from './mutate.js';
 
 const HANG_MS = 5000;
+const WALL_MS = 60_000;
 
 interface Job {
   target: string;
@@ -33,39 +37,52 @@ function arg(name: string): string | undefined {
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
-class Runner {
-  private worker: Worker | null = null;
-  start(): Worker {
-    this.worker = new Worker(new URL(import.meta.url));
-    this.worker.unref();
-    return this.worker;
+/** CPU time (user + system) of a process in ms, from /proc/PID/stat (clock ticks of 10 ms). */
+function cpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
   }
-  /** Runs one job; a hang over HANG_MS kills the worker and is reported as such. */
+}
+
+class Runner {
+  private child: ChildProcess | null = null;
+  private start(): ChildProcess {
+    this.child = fork(fileURLToPath(import.meta.url), ['--child'], { serialization: 'advanced', stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    return this.child;
+  }
+  /** Runs one job; over HANG_MS of the child's CPU time (or WALL_MS) the child is killed: a hang. */
   run(job: Job): Promise<Outcome> {
-    const w = this.worker ?? this.start();
+    const c = this.child ?? this.start();
+    const cpu0 = cpuMs(c.pid!);
+    const t0 = Date.now();
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        w.removeAllListeners();
-        void w.terminate();
-        this.worker = null;
-        resolve({ ok: false, why: `hang: no result after ${HANG_MS} ms`, error: null, ms: HANG_MS });
-      }, HANG_MS);
-      w.once('message', (o: Outcome) => {
-        clearTimeout(timer);
-        w.removeAllListeners('error');
+      const done = (o: Outcome) => {
+        clearInterval(watch);
+        c.removeAllListeners('message');
+        c.removeAllListeners('exit');
         resolve(o);
+      };
+      const watch = setInterval(() => {
+        const used = cpuMs(c.pid!) - cpu0;
+        if (used > HANG_MS || Date.now() - t0 > WALL_MS) {
+          c.kill('SIGKILL');
+          this.child = null;
+          done({ ok: false, why: `hang: no result after ${used} ms of CPU (${Date.now() - t0} ms wall)`, error: null, ms: Date.now() - t0 });
+        }
+      }, 250);
+      c.once('message', (o: Outcome) => done(o));
+      c.once('exit', (code, sig) => {
+        this.child = null;
+        done({ ok: false, why: `child died: exit ${code} ${sig ?? ''}`, error: null, ms: Date.now() - t0 });
       });
-      w.once('error', (e) => {
-        clearTimeout(timer);
-        w.removeAllListeners('message');
-        this.worker = null;
-        resolve({ ok: false, why: `worker died: ${e.message}`, error: null, ms: 0 });
-      });
-      w.postMessage(job);
+      c.send(job);
     });
   }
   stop(): void {
-    void this.worker?.terminate();
+    this.child?.kill();
   }
 }
 
@@ -76,7 +93,7 @@ async function main(): Promise<void> {
   const outDir = join(process.cwd(), 'fuzz-failures');
   const targets = TARGETS.filter((t) => !only || t.name === only);
   if (targets.length === 0) throw new Error(`no target ${only}; targets: ${TARGETS.map((t) => t.name).join(', ')}`);
-  process.stdout.write(`sysak fuzz: seed ${seed}, ${minutes} min, ${targets.length} targets, ${HANG_MS} ms per input; failures go to ${outDir}\n`);
+  process.stdout.write(`sysak fuzz: seed ${seed}, ${minutes} min, ${targets.length} targets, ${HANG_MS} ms of CPU per input; failures go to ${outDir}\n`);
   const seeds = new Map<string, Uint8Array>();
   for (const t of targets) seeds.set(t.name, await t.seed());
   const stats = new Map(targets.map((t) => [t.name, { tried: 0, refused: 0, failed: 0, maxMs: 0 }]));
@@ -101,12 +118,7 @@ async function main(): Promise<void> {
       // The whole-analysis target costs ~100x a parser: one in 8 rounds.
       if (t.heavy && round % 8 !== 0) continue;
       const { bytes, applied } = mutateWithLog(seeds.get(t.name)!, t.kind, next(t));
-      let o = await runner.run({ target: t.name, bytes });
-      if (o.why?.startsWith('hang')) {
-        // Another process may have had both cores: a hang counts only if a fresh worker hangs again.
-        const again = await runner.run({ target: t.name, bytes });
-        if (!again.why?.startsWith('hang')) o = { ...again, ms: Math.max(again.ms, HANG_MS) };
-      }
+      const o = await runner.run({ target: t.name, bytes });
       const s = stats.get(t.name)!;
       s.tried++;
       s.maxMs = Math.max(s.maxMs, Math.round(o.ms));
@@ -138,14 +150,14 @@ async function main(): Promise<void> {
   process.exitCode = failures ? 1 : 0;
 }
 
-if (!isMainThread) {
+if (process.argv.includes('--child')) {
   const byName = new Map(TARGETS.map((t) => [t.name, t]));
-  parentPort!.on('message', async (job: Job) => {
+  process.on('message', async (job: Job) => {
     const t = byName.get(job.target)!;
     const start = performance.now();
     const v = await verdictOf(t, job.bytes);
     const out: Outcome = { ok: v.ok, why: v.ok ? null : v.why, error: v.ok ? v.error : null, ms: performance.now() - start };
-    parentPort!.postMessage(out);
+    process.send!(out);
   });
 } else {
   await main();
