@@ -158,3 +158,16 @@ describe('inconsistent dumps name what is broken', () => {
     expect(e.message).toMatch(/kallsyms tables (decode to garbage|decode \d+ names but none is _stext)/);
   });
 });
+
+describe('32-bit dumps', () => {
+  it('an ELF32 core and an i686 kdump say 32-bit kernels are not supported', () => {
+    const elf = ELF.slice(0, 4096);
+    elf[4] = 1;
+    expect(errorOf(() => openDumpSource(new BufferSource('i386.core', elf))).message).toMatch(/32-bit kernels are not supported/);
+    const k = buildKdump(pages.slice(0, 4), INFO).bytes;
+    k.set(new TextEncoder().encode('i686\0'), 272);
+    const e = errorOf(() => openDumpSource(new BufferSource('i386.kdump', k)));
+    expect(e.message).toMatch(/kdump of a "i686" machine: 32-bit kernels are not supported/);
+    expect(e.context.offset).toBe(272);
+  });
+});

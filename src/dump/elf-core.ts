@@ -62,7 +62,8 @@ export function parseNotes(bytes: Uint8Array, src: ByteSource, baseOffset: numbe
 export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
   const h = src.read(0, 64);
   const dv = new DataView(h.buffer);
-  if (h[4] !== 2) fail(src, 4, 'ELF class is not 64-bit: only x86_64 vmcores are supported');
+  if (h[4] === 1) fail(src, 4, 'ELF class is 32-bit (ELFCLASS32): a 32-bit kernel\'s core; 32-bit kernels are not supported, only x86_64');
+  if (h[4] !== 2) fail(src, 4, `ELF class ${h[4]} is not 64-bit: only x86_64 vmcores are supported`);
   if (h[5] !== 1) fail(src, 5, 'ELF data is not little-endian: only x86_64 vmcores are supported');
   const type = dv.getUint16(16, true);
   if (type !== ET_CORE) fail(src, 16, `ELF type ${type} is not ET_CORE (4): this is not a core dump`);

@@ -37,6 +37,12 @@ function popcount32(x: number): number {
 export function openKdump(src: ByteSource, formatPrefix: string): Dump {
   const hdr = src.read(0, 464);
   const dv = new DataView(hdr.buffer);
+  // utsname.machine (offset 272): the layout below is the 64-bit one; a 32-bit kernel's header has its
+  // fields 12 bytes earlier (a 4-byte time_t), so say so instead of "corrupt header".
+  const machine = cString(hdr.subarray(272, 272 + 65));
+  if (machine !== '' && machine !== 'x86_64') {
+    fail(src, 272, `kdump of a ${JSON.stringify(machine.slice(0, 20))} machine: ${/^(i[3-6]86|x86|arm|armv\d.*|mips|ppc)$/.test(machine) ? '32-bit kernels are not supported, ' : ''}only x86_64 dumps are read`);
+  }
   const headerVersion = dv.getInt32(8, true);
   const blockSize = dv.getInt32(428, true);
   const subHdrSize = dv.getInt32(432, true);
