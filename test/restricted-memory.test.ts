@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import xxhash from 'xxhash-wasm';
-import { xxh64Js } from '../src/hash64.js';
+import { xxh64Js } from '../src/util/hash64.js';
 import { ROOT, sample } from './helpers.js';
 
 const BIN = join(ROOT, 'dist/src/cli/main.js');

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
-import { xxh64 } from '../hash64.js';
+import { xxh64 } from '../util/hash64.js';
 import { MemleakError, isPlainError, type PlainError } from '../errors.js';
 import { HeavyLearner, type HeavyTable } from './heavy.js';
 import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } from './clusters.js';

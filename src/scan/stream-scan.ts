@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import { Piscina } from 'piscina';
-import { xxh64 } from '../hash64.js';
+import { xxh64 } from '../util/hash64.js';
 import { MemleakError } from '../errors.js';
 import { SparseMemory } from '../util/memory.js';
 import type { AddressSpace } from '../kernel/address-space.js';
