@@ -6,7 +6,7 @@ import { readText } from '../util/read-file.js';
 import { openVmcore, type OpenVmcore } from '../kernel/vmcore.js';
 import { pfnToPage } from '../kernel/mm.js';
 import type { CheckResult } from '../check/leak.js';
-import { parseFtrace } from '../trace/ftrace.js';
+import { parseFtrace, traceWarnings } from '../trace/ftrace.js';
 import { kallsymsOf, REPORT_SCHEMA, type AnalyzeRequest } from '../request.js';
 import { outstandingPages, pageVerdict } from './page-trace.js';
 import { unaccountedPages } from './dump-pages.js';
@@ -26,7 +26,7 @@ export function analyze(req: AnalyzeRequest, check: CheckResult | null = null): 
     // With a dump its symbol table (already checked against --kallsyms) serves the trace too.
     const ks = v ? v.syms : kallsymsOf(req);
     const trace = req.trace ? parseFtrace(readText(req.trace), req.trace, ks) : null;
-    if (trace?.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: some frees may be missing`);
+    if (trace) warnings.push(...traceWarnings(trace));
     // An extract keeps only the struct pages of its cache's slabs: a census of it would count nothing.
     const census = v && !v.dump.extractInfo ? unaccountedPages(v) : null;
     if (v?.dump.extractInfo) warnings.push(`${req.vmcore} is a sysak extract (struct pages of its cache only): no page census`);

@@ -12,7 +12,7 @@ import { scanSlabs, type ScanResult } from '../scan/scanner.js';
 import type { SlabSet } from '../scan/slab-set.js';
 import { isVar } from '../scan/tokens.js';
 import { clusterAddress } from '../scan/clusters.js';
-import { parseFtrace } from '../trace/ftrace.js';
+import { parseFtrace, traceWarnings } from '../trace/ftrace.js';
 import { readText } from '../util/read-file.js';
 import { REPORT_SCHEMA, type AnalyzeRequest } from '../request.js';
 import { loadMemory, type Loaded } from './load.js';
@@ -89,10 +89,7 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
     p.add(text.length, t.stats.lines);
     return t;
   }) : null;
-  if (trace) {
-    if (trace.stats.badLines) warnings.push(`${req.trace}: ${trace.stats.badLines} lines could not be read (first: line ${trace.stats.firstBadLine})`);
-    if (trace.stats.lostEvents) warnings.push(`${req.trace}: the kernel lost ${trace.stats.lostEvents} events: unfreed counts may include objects whose free was lost; enlarge the trace buffer`);
-  }
+  if (trace) warnings.push(...traceWarnings(trace));
   const scan = loaded.pre ?? (await scanSlabs(set, { ...req.scan, phases }));
   if (scan.stats.overflowObjects) warnings.push(`${scan.stats.overflowObjects} objects had rarer shapes than the ${scan.stats.templates} kept templates and are not in any cluster`);
   const clusters = phases.run('symbolize', 'objects', (p) => {

@@ -6,7 +6,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
-import { SparseMemory } from '../util/memory.js';
+import { SparseMemory, type MemoryReader } from '../util/memory.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 import { estimateAddressSpace } from '../kernel/address-space.js';
 import { findSlabCache, type KmemCache } from '../kernel/slub.js';
@@ -68,6 +68,8 @@ export async function loadMemory(req: AnalyzeRequest, warnings: string[], phases
   const kallsyms = kallsymsOf(req);
   let kmem: KmemReport | null = null;
   if (req.kmem) kmem = parseCrashKmem(readAs(req.kmem, 'kmem'), req.kmem);
+  const cw = kmem?.crashWarnings;
+  if (cw?.count) warnings.push(`${req.kmem}: ${cw.count} lines of crash's own warnings about corrupted slabs were skipped (first, line ${cw.firstLine}: ${JSON.stringify(cw.first)}): those slabs' free objects may be incomplete`);
   let slabinfo: Map<string, SlabinfoRow> | null = null;
   if (req.slabinfo) slabinfo = parseSlabinfo(readAs(req.slabinfo, 'slabinfo'), req.slabinfo);
   const geometry = resolveGeometry(req.geometry, kmem, slabinfo);
@@ -115,9 +117,17 @@ async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms:
     const r = await scanStream(fdSource(fd, file), { stride: geometry.stride, objsPerSlab: geometry.objsPerSlab, slabSize: geometry.slabSize, base }, space, req.scan);
     if (r.trailingBytes) warnings.push(`${file === '-' ? 'stdin' : file}: ${r.trailingBytes} bytes after the last whole slab were not scanned`);
     const slabs = r.slabs > 0 ? [base, base + BigInt((r.slabs - 1) * geometry.slabSize)] : [base];
+    // The stream keeps only the clusters' representatives; marking reads every outstanding allocation
+    // of the trace, so a file is read again by offset (pread). Stdin cannot be.
+    if (req.trace && file === '-') warnings.push('the trace\'s unfreed allocations cannot be read back from stdin: give the file (--raw FILE) to mark them');
+    let memory: MemoryReader = r.reps;
+    if (file !== '-') {
+      const raw = new RawFileMemory(file, base);
+      memory = { description: `${r.reps.description}; unfreed objects read back from the file`, read: (a, l) => raw.read(a, l) };
+    }
     return {
       set: {
-        cache: geometry, slabs, memory: r.reps, allocated: () => null, freeIndexes: () => null,
+        cache: geometry, slabs, memory, allocated: () => null, freeIndexes: () => null,
         addressSpace: space, freeSource: 'none (all objects counted)',
       },
       kallsyms,
