@@ -3,11 +3,11 @@
  * `sysak memleak`: a thin layer over analyze(): flags -> request, report -> text/sysak/JSON, errors ->
  * exit codes (cli/exit.ts). Option defaults come from the one table in request.ts (DEFAULTS).
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { MemleakError } from '../errors.js';
 import { parseHex, parseSize } from '../util/hex.js';
 import { DEFAULTS, defaultRequest, requestFromRecording, type AnalyzeRequest } from '../request.js';
-import { reportError } from './exit.js';
+import { reportCommanderExit, reportError } from './exit.js';
 import { extractVmcore } from '../slab/extract.js';
 import { runLive } from '../live/live.js';
 import { render, renderCheck } from '../report/render.js';
@@ -21,32 +21,55 @@ import { gzipSync } from 'node:zlib';
 import { terminalProgress, timingsTable } from './progress.js';
 import type { Timings } from '../phases.js';
 
+/** Whole decimal numbers only: `Number()` would take "1e3", "0x10", " 5 " and "" (0). */
 function int(name: string, min: number, max: number) {
   return (v: string) => {
-    const n = Number(v);
+    const n = /^\d{1,10}$/.test(v.trim()) ? Number(v) : NaN;
     if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
     return n;
   };
 }
 
-function size(name: string) {
+/** A size (64, 4096, 8k, 2M) within bounds: what a slab or an object can be on x86_64. */
+function size(name: string, min: number, max: number, multipleOf = 1) {
   return (v: string) => {
     const n = parseSize(v);
-    if (n === null || n <= 0) throw new InvalidArgumentError(`${name} must be a size such as 64, 4096 or 8k`);
+    if (n === null || n < min || n > max || n % multipleOf !== 0) {
+      throw new InvalidArgumentError(`${name} must be a size from ${min} to ${max}${multipleOf > 1 ? `, a multiple of ${multipleOf}` : ''} (such as 64, 4096 or 8k)`);
+    }
     return n;
   };
 }
 
 function fraction(name: string) {
   return (v: string) => {
-    const n = Number(v);
+    const n = /^(0|1|0?\.\d+|1\.0*)$/.test(v.trim()) ? Number(v) : NaN;
     if (!Number.isFinite(n) || n <= 0 || n > 1) throw new InvalidArgumentError(`${name} must be a number in (0, 1]`);
     return n;
   };
 }
 
-function collect(v: string, prev: string[]) {
-  return [...prev, v];
+/** A file or directory name: an empty one is an unset shell variable, never "no input". */
+function path(name: string) {
+  return (v: string) => {
+    if (v.trim() === '') throw new InvalidArgumentError(`${name} needs a file name, not an empty string (an unset shell variable?)`);
+    return v;
+  };
+}
+
+function nonEmpty(name: string) {
+  return (v: string) => {
+    if (v.trim() === '') throw new InvalidArgumentError(`${name} must not be empty`);
+    return v;
+  };
+}
+
+/** SLUB slabs are PAGE_SIZE << order with order <= 10 (MAX_ORDER): 4 KiB .. 4 MiB on x86_64. */
+const MAX_SLAB = 4 << 20;
+
+function collectPath(name: string) {
+  const p = path(name);
+  return (v: string, prev: string[]) => [...prev, p(v)];
 }
 
 interface MemleakFlags {
@@ -83,7 +106,12 @@ interface MemleakFlags {
 
 export function buildProgram(): Command {
   // Positional options: `memleak extract --vmcore F` gives --vmcore to extract, not to memleak.
-  const program = new Command('sysak').description('system analysis kit: kernel memory-leak finder').showHelpAfterError().enablePositionalOptions();
+  // Usage errors become one line and exit 2 in cli/exit.ts (reportCommanderExit); commander prints nothing itself.
+  const program = new Command('sysak')
+    .description('system analysis kit: kernel memory-leak finder')
+    .enablePositionalOptions()
+    .exitOverride()
+    .configureOutput({ outputError: () => {} });
   // Not commander's .version(string): the commit is read from git only when asked (a checkout, no build).
   program.option('-V, --version', 'print the version, the Node.js it runs on and the commit it was built from');
   program.on('option:version', () => {
@@ -93,19 +121,19 @@ export function buildProgram(): Command {
   const memleak = program
     .command('memleak')
     .description('find the kernel function that leaks memory: live on this kernel (root), or offline from a vmcore, crash text, raw pages or a recording directory')
-    .option('--from <dir>', 'a recording directory (guest/trace.txt, guest/kallsyms.txt, crash/*.txt)')
-    .option('--vmcore <file>', 'a vmcore (kdump-compressed, flattened or ELF), /proc/kcore, or an extract: the whole offline analysis')
-    .option('--btf <file>', 'BTF of the dumped kernel (a copy of /sys/kernel/btf/vmlinux); default: the dump\'s own .BTF')
-    .option('--rd <file>', 'crash `rd -64` or `rd -S` text of slab pages (repeatable)', collect, [])
-    .option('--kmem <file>', 'crash `kmem -S CACHE` (or `kmem -s`) text: geometry and free objects')
-    .option('--kallsyms <file>', '/proc/kallsyms of the same boot (with --vmcore: optional, checked against the dump)')
-    .option('--slabinfo <file>', '/proc/slabinfo: cache geometry')
-    .option('--raw <file>', 'raw bytes of contiguous slab pages (with --base)')
-    .option('--base <hexaddr>', 'kernel virtual address of the first byte of --raw')
-    .option('--trace <file>', 'ftrace text of kmem events (kmalloc, kfree, kmem_cache_alloc, kmem_cache_free)')
-    .option('-n, --cache <name>', 'slab cache to analyse (any cache, not only kmalloc-*)')
-    .option('--object-size <bytes>', 'object stride when no kmem/slabinfo says it', size('--object-size'))
-    .option('--slab-size <bytes>', 'slab size (PAGE_SIZE << order)', size('--slab-size'))
+    .option('--from <dir>', 'a recording directory (guest/trace.txt, guest/kallsyms.txt, crash/*.txt)', path('--from'))
+    .option('--vmcore <file>', 'a vmcore (kdump-compressed, flattened or ELF), /proc/kcore, or an extract: the whole offline analysis', path('--vmcore'))
+    .option('--btf <file>', 'BTF of the dumped kernel (a copy of /sys/kernel/btf/vmlinux); default: the dump\'s own .BTF', path('--btf'))
+    .option('--rd <file>', 'crash `rd -64` or `rd -S` text of slab pages (repeatable)', collectPath('--rd'), [])
+    .option('--kmem <file>', 'crash `kmem -S CACHE` (or `kmem -s`) text: geometry and free objects', path('--kmem'))
+    .option('--kallsyms <file>', '/proc/kallsyms of the same boot (with --vmcore: optional, checked against the dump)', path('--kallsyms'))
+    .option('--slabinfo <file>', '/proc/slabinfo: cache geometry', path('--slabinfo'))
+    .option('--raw <file>', 'raw bytes of contiguous slab pages (with --base; - reads stdin)', path('--raw'))
+    .option('--base <hexaddr>', 'kernel virtual address of the first byte of --raw', nonEmpty('--base'))
+    .option('--trace <file>', 'ftrace text of kmem events (kmalloc, kfree, kmem_cache_alloc, kmem_cache_free), trace-cmd report or perf script output', path('--trace'))
+    .option('-n, --cache <name>', 'slab cache to analyse (any cache, not only kmalloc-*)', nonEmpty('--cache'))
+    .option('--object-size <bytes>', 'object stride when no kmem/slabinfo says it', size('--object-size', 8, MAX_SLAB))
+    .option('--slab-size <bytes>', 'slab size (PAGE_SIZE << order)', size('--slab-size', 4096, MAX_SLAB, 4096))
     .option('--objects-per-slab <n>', 'objects per slab when the object size leaves bytes over', int('--objects-per-slab', 1, 1 << 20))
     .option('-r, --free-only <pct>', 'percent of the trace window at its end in which allocations are not counted', int('--free-only', 0, 99), DEFAULTS.freeOnlyPct)
     .option('--strict-free-only', 'drop allocations of the free-only window, as the original (default: keep those that match a hot cluster)')
@@ -115,7 +143,7 @@ export function buildProgram(): Command {
     .option('-i, --duration <seconds>', `live mode: trace this long on the running kernel (default ${DEFAULTS.duration}, as the original)`, int('--duration', 1, 86400))
     .addOption(new Option('-t, --type <type>', 'leak type: auto decides from /proc snapshots (live, or --from with before/after files)').choices(['auto', 'slab', 'page', 'vmalloc']).default(DEFAULTS.type))
     .option('-c, --check', 'live mode: only the quick check from /proc (is memory leaking, which kind, which cache)')
-    .option('--save <dir>', 'live mode: keep what the run used (snapshots, trace, kallsyms, memory extract) for `--from DIR`')
+    .option('--save <dir>', 'live mode: keep what the run used (snapshots, trace, kallsyms, memory extract) for `--from DIR`', path('--save'))
     .option('--buffer-kb <kb>', 'live mode: ring buffer per CPU, drained every 200 ms', int('--buffer-kb', 64, 1 << 20), DEFAULTS.bufferKb)
     .option('-v, --verbose', 'print the time, bytes and peak memory of every phase on stderr (also in the JSON report\'s timings)')
     .option('-q, --quiet', 'no progress lines on stderr (they appear only on a terminal, for phases longer than 2 s)')
@@ -130,12 +158,12 @@ export function buildProgram(): Command {
   memleak
     .command('extract')
     .description('cut a small ELF core from a vmcore with only what the analysis of one cache reads (for bug reports and regression tests)')
-    .requiredOption('--vmcore <file>', 'the vmcore to cut from')
-    .requiredOption('-o, --output <file>', 'the extract to write (gzip-compressed when it ends in .gz)')
-    .option('-n, --cache <name>', 'slab cache (default: the suspect cache of the dump)')
-    .option('--kallsyms <file>', '/proc/kallsyms of the same boot (default: from the dump)')
-    .option('--btf <file>', 'BTF of the dumped kernel (default: the dump\'s .BTF, which then goes into the extract)')
-    .option('--trace <file>', 'ftrace text: also keep what marking the unfreed objects reads')
+    .requiredOption('--vmcore <file>', 'the vmcore to cut from', path('--vmcore'))
+    .requiredOption('-o, --output <file>', 'the extract to write (gzip-compressed when it ends in .gz)', path('--output'))
+    .option('-n, --cache <name>', 'slab cache (default: the suspect cache of the dump)', nonEmpty('--cache'))
+    .option('--kallsyms <file>', '/proc/kallsyms of the same boot (default: from the dump)', path('--kallsyms'))
+    .option('--btf <file>', 'BTF of the dumped kernel (default: the dump\'s .BTF, which then goes into the extract)', path('--btf'))
+    .option('--trace <file>', 'ftrace text: also keep what marking the unfreed objects reads', path('--trace'))
     .action(async (flags: ExtractFlags) => {
       process.exitCode = await runExtract(flags);
     });
@@ -210,8 +238,9 @@ async function runExtract(f: ExtractFlags): Promise<number> {
   }
 }
 
+/** Live mode starts only when no offline input was named at all (an empty name is refused earlier). */
 function isOffline(f: MemleakFlags): boolean {
-  return Boolean(f.from || f.vmcore || f.rd.length || f.raw);
+  return f.from !== undefined || f.vmcore !== undefined || f.rd.length > 0 || f.raw !== undefined;
 }
 
 async function runLiveCli(f: MemleakFlags): Promise<number> {
@@ -288,5 +317,5 @@ function printTimings(report: unknown): void {
 buildProgram()
   .parseAsync(process.argv)
   .catch((e) => {
-    process.exitCode = reportError(e);
+    process.exitCode = e instanceof CommanderError ? reportCommanderExit(e) : reportError(e);
   });
