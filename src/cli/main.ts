@@ -64,6 +64,16 @@ function nonEmpty(name: string) {
   };
 }
 
+/** Options that name a file or directory: the empty string is refused (see path()). */
+function withPaths(cmd: Command, options: [flags: string, description: string][], required: string[] = []): Command {
+  for (const [flags, description] of options) {
+    const name = /--[\w-]+/.exec(flags)![0];
+    if (required.includes(name)) cmd.requiredOption(flags, description, path(name));
+    else cmd.option(flags, description, path(name));
+  }
+  return cmd;
+}
+
 /** SLUB slabs are PAGE_SIZE << order with order <= 10 (MAX_ORDER): 4 KiB .. 4 MiB on x86_64. */
 const MAX_SLAB = 4 << 20;
 
@@ -118,19 +128,20 @@ export function buildProgram(): Command {
     process.stdout.write(versionText());
     process.exit(0);
   });
-  const memleak = program
-    .command('memleak')
+  const memleak = withPaths(program.command('memleak'), [
+    ['--from <dir>', 'a recording directory (guest/trace.txt, guest/kallsyms.txt, crash/*.txt)'],
+    ['--vmcore <file>', 'a vmcore (kdump-compressed, flattened or ELF), /proc/kcore, or an extract: the whole offline analysis'],
+    ['--btf <file>', 'BTF of the dumped kernel (a copy of /sys/kernel/btf/vmlinux); default: the dump\'s own .BTF'],
+    ['--kmem <file>', 'crash `kmem -S CACHE` (or `kmem -s`) text: geometry and free objects'],
+    ['--kallsyms <file>', '/proc/kallsyms of the same boot (with --vmcore: optional, checked against the dump)'],
+    ['--slabinfo <file>', '/proc/slabinfo: cache geometry'],
+    ['--raw <file>', 'raw bytes of contiguous slab pages (with --base; - reads stdin)'],
+    ['--trace <file>', 'ftrace text of kmem events (kmalloc, kfree, kmem_cache_alloc, kmem_cache_free), trace-cmd report or perf script output'],
+    ['--save <dir>', 'live mode: keep what the run used (snapshots, trace, kallsyms, memory extract) for `--from DIR`'],
+  ])
     .description('find the kernel function that leaks memory: live on this kernel (root), or offline from a vmcore, crash text, raw pages or a recording directory')
-    .option('--from <dir>', 'a recording directory (guest/trace.txt, guest/kallsyms.txt, crash/*.txt)', path('--from'))
-    .option('--vmcore <file>', 'a vmcore (kdump-compressed, flattened or ELF), /proc/kcore, or an extract: the whole offline analysis', path('--vmcore'))
-    .option('--btf <file>', 'BTF of the dumped kernel (a copy of /sys/kernel/btf/vmlinux); default: the dump\'s own .BTF', path('--btf'))
     .option('--rd <file>', 'crash `rd -64` or `rd -S` text of slab pages (repeatable)', collectPath('--rd'), [])
-    .option('--kmem <file>', 'crash `kmem -S CACHE` (or `kmem -s`) text: geometry and free objects', path('--kmem'))
-    .option('--kallsyms <file>', '/proc/kallsyms of the same boot (with --vmcore: optional, checked against the dump)', path('--kallsyms'))
-    .option('--slabinfo <file>', '/proc/slabinfo: cache geometry', path('--slabinfo'))
-    .option('--raw <file>', 'raw bytes of contiguous slab pages (with --base; - reads stdin)', path('--raw'))
     .option('--base <hexaddr>', 'kernel virtual address of the first byte of --raw', nonEmpty('--base'))
-    .option('--trace <file>', 'ftrace text of kmem events (kmalloc, kfree, kmem_cache_alloc, kmem_cache_free), trace-cmd report or perf script output', path('--trace'))
     .option('-n, --cache <name>', 'slab cache to analyse (any cache, not only kmalloc-*)', nonEmpty('--cache'))
     .option('--object-size <bytes>', 'object stride when no kmem/slabinfo says it', size('--object-size', 8, MAX_SLAB))
     .option('--slab-size <bytes>', 'slab size (PAGE_SIZE << order)', size('--slab-size', 4096, MAX_SLAB, 4096))
@@ -143,7 +154,6 @@ export function buildProgram(): Command {
     .option('-i, --duration <seconds>', `live mode: trace this long on the running kernel (default ${DEFAULTS.duration}, as the original)`, int('--duration', 1, 86400))
     .addOption(new Option('-t, --type <type>', 'leak type: auto decides from /proc snapshots (live, or --from with before/after files)').choices(['auto', 'slab', 'page', 'vmalloc']).default(DEFAULTS.type))
     .option('-c, --check', 'live mode: only the quick check from /proc (is memory leaking, which kind, which cache)')
-    .option('--save <dir>', 'live mode: keep what the run used (snapshots, trace, kallsyms, memory extract) for `--from DIR`', path('--save'))
     .option('--buffer-kb <kb>', 'live mode: ring buffer per CPU, drained every 200 ms', int('--buffer-kb', 64, 1 << 20), DEFAULTS.bufferKb)
     .option('-v, --verbose', 'print the time, bytes and peak memory of every phase on stderr (also in the JSON report\'s timings)')
     .option('-q, --quiet', 'no progress lines on stderr (they appear only on a terminal, for phases longer than 2 s)')
@@ -155,15 +165,15 @@ export function buildProgram(): Command {
       process.exitCode = await runMemleak(flags);
     });
   memleak.enablePositionalOptions();
-  memleak
-    .command('extract')
+  withPaths(memleak.command('extract'), [
+    ['--vmcore <file>', 'the vmcore to cut from'],
+    ['-o, --output <file>', 'the extract to write (gzip-compressed when it ends in .gz)'],
+    ['--kallsyms <file>', '/proc/kallsyms of the same boot (default: from the dump)'],
+    ['--btf <file>', 'BTF of the dumped kernel (default: the dump\'s .BTF, which then goes into the extract)'],
+    ['--trace <file>', 'ftrace text: also keep what marking the unfreed objects reads'],
+  ], ['--vmcore', '--output'])
     .description('cut a small ELF core from a vmcore with only what the analysis of one cache reads (for bug reports and regression tests)')
-    .requiredOption('--vmcore <file>', 'the vmcore to cut from', path('--vmcore'))
-    .requiredOption('-o, --output <file>', 'the extract to write (gzip-compressed when it ends in .gz)', path('--output'))
     .option('-n, --cache <name>', 'slab cache (default: the suspect cache of the dump)', nonEmpty('--cache'))
-    .option('--kallsyms <file>', '/proc/kallsyms of the same boot (default: from the dump)', path('--kallsyms'))
-    .option('--btf <file>', 'BTF of the dumped kernel (default: the dump\'s .BTF, which then goes into the extract)', path('--btf'))
-    .option('--trace <file>', 'ftrace text: also keep what marking the unfreed objects reads', path('--trace'))
     .action(async (flags: ExtractFlags) => {
       process.exitCode = await runExtract(flags);
     });
