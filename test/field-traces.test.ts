@@ -6,7 +6,11 @@
  */
 import { describe, expect, it } from 'vitest';
 import { looksLikeTrace, parseFtrace, traceWarnings } from '../src/trace/ftrace.js';
-import { errorOf } from './helpers.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorOf, ROOT } from './helpers.js';
+
+const fixture = (name: string) => readFileSync(join(ROOT, 'test/fixtures/field-formats', name), 'utf8');
 
 const P = 'ffff8eadc3d02000';
 
@@ -138,8 +142,7 @@ describe('no silent results from a trace', () => {
 
 describe('real outputs of another kernel (6.18.44, this project\'s build host)', () => {
   it('perf script -g of kmem:* tracepoints: every line read, (nil) frees counted, kernel frames kept', async () => {
-    const { sampleText } = await import('./helpers.js');
-    const t = parseFtrace(sampleText('field-formats/perf-script-6.18.txt'), 'perf-script.txt');
+    const t = parseFtrace(fixture('perf-script-6.18.txt'), 'perf-script.txt');
     expect(t.stats.producer).toBe('perf');
     expect(t.stats.badLines).toBe(0);
     expect(t.stats.nullFrees).toBe(1); // grep -c '(nil)'
@@ -152,8 +155,7 @@ describe('real outputs of another kernel (6.18.44, this project\'s build host)',
   });
 
   it('ftrace with options/fields: every line read, page events keyed by pfn (fields mode prints no page=)', async () => {
-    const { sampleText } = await import('./helpers.js');
-    const t = parseFtrace(sampleText('field-formats/ftrace-fields-6.18.txt'), 'fields.txt');
+    const t = parseFtrace(fixture('ftrace-fields-6.18.txt'), 'fields.txt');
     expect(t.stats.badLines).toBe(0);
     expect(t.stats.nullFrees).toBe(3); // grep -c 'ptr=0x0 (0)'
     expect(t.events.filter((e) => e.kind === 'alloc').every((e) => /^ffff/.test(e.ptr) && e.bytesAlloc > 0)).toBe(true);
