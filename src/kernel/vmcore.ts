@@ -46,8 +46,10 @@ export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): Op
     const warnings: string[] = [];
     const symbols = phases.start('symbols', 'objects');
     const fileSyms = inp.kallsymsTable ?? (inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null);
-    // Decoded once: the kernel's table, and later the base of kernel + module symbols.
-    const fromDump = dumpKernelSymbols(prog);
+    // Decoded once: the kernel's table, and later the base of kernel + module symbols. A live kernel's
+    // own /proc/kallsyms needs no cross-check against its image (the search and decode would only slow
+    // the first run); an extract being kept (--save) still gets the tables.
+    const fromDump = fileSyms && dump.live && !inp.capturePages ? { rows: null, source: '', error: null } : dumpKernelSymbols(prog);
     const kernelRows = fromDump.rows;
     const dumpKernel = fromDump.rows ? Kallsyms.fromRows(fromDump.rows, `${dump.path} (${fromDump.source})`) : null;
     if (fileSyms) checkKallsymsAgainstDump(prog, fileSyms, dumpKernel);
