@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT, SAMPLES } from './helpers.js';
 import { chromiumMissing, openChromium, type Chromium } from './chromium.js';
+import { renderCheckHtml } from '../src/report/html.js';
 
 const BIN = join(ROOT, 'dist/src/cli/main.js');
 const OUT = join(ROOT, 'test-artifacts', 'html');
@@ -51,6 +52,19 @@ describe.skipIf(why !== null)(`--html in headless Chromium (${why ?? 'chromium a
     const r = await browser.load(pathToFileURL(bad).href);
     expect(r.errors.some((e) => e.includes('boom'))).toBe(true);
     expect(r.errors.length).toBeGreaterThan(1);
+  });
+
+  it('-c: the check-only page (conclusion and the per-second memory) loads cleanly', async () => {
+    const run = spawnSync(process.execPath, [BIN, 'memleak', '--from', join(ROOT, 'test', 'fixtures', 'live-save-demo'), '--json'], { cwd: ROOT, encoding: 'utf8' });
+    const check = JSON.parse(run.stdout).check;
+    const html = join(OUT, 'check-only.html');
+    writeFileSync(html, renderCheckHtml(check, 'test'));
+    const r = await browser.load(pathToFileURL(html).href, { probes: PROBES, screenshot: join(OUT, 'check-only.png') });
+    expect(r.errors).toEqual([]);
+    const p = r.probes as Record<string, any>;
+    expect(p.verdict.split('\n')[0]).toBe(check.leak ? `Check: ${check.leak === 'page' ? 'alloc page' : check.leak} memleak` : 'Check: no memleak');
+    expect(p.seriesLines).toBe(3);
+    expect(JSON.parse(p.embedded)).toEqual({ schema: 'sysak-memleak-check/1', check });
   });
 
   for (const [name, dir] of inputs) {
