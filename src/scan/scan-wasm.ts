@@ -137,7 +137,13 @@ export function runKernel(k: ScanKernel, job: ChunkJob): KernelResult | null {
   if (end > MAX_BYTES || maxTemplates > 1 << 24 || job.byteOffset % 4 !== 0) return null;
   const x = k.x;
   const have = x.memory.buffer.byteLength;
-  if (end > have) x.memory.grow(Math.ceil((end - have) / 65536));
+  if (end > have) {
+    try {
+      x.memory.grow(Math.ceil((end - have) / 65536));
+    } catch {
+      return null; // no memory for it: the JS loop scans this chunk
+    }
+  }
   const mem = x.memory.buffer;
   const i32 = new Int32Array(mem);
   const u8 = new Uint8Array(mem);
