@@ -10,7 +10,7 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { openVmcore, walkCache } from '../src/kernel/vmcore.js';
+import { openVmcore, walkCache } from '../src/kernel/kernel.js';
 import { slabSetFromWalk } from '../src/slab/from-dump.js';
 import { findSlabCache } from '../src/kernel/slub.js';
 

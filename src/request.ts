@@ -5,7 +5,7 @@
  * import this file; it imports none of them.
  */
 import { Kallsyms } from './kernel/kallsyms.js';
-import type { OpenVmcore } from './kernel/vmcore.js';
+import type { OpenVmcore } from './kernel/kernel.js';
 import type { CheckResult } from './check/leak.js';
 import type { Snapshots } from './check/snapshots.js';
 import { DEFAULT_SCAN, type ScanOptions } from './scan/scanner.js';

@@ -11,7 +11,7 @@ import { analyzeAny, type PageReport, type VmallocReport } from '../src/analyze.
 import { vmallocByCaller, vmallocVerdict } from '../src/vmalloc/vmallocinfo.js';
 import { parseVmallocinfo } from '../src/check/vmallocinfo.js';
 import { callerOf } from '../src/pages/page-trace.js';
-import { openVmcore } from '../src/kernel/vmcore.js';
+import { openVmcore } from '../src/kernel/kernel.js';
 import { vmapAreasFromDump } from '../src/vmalloc/vmap-areas.js';
 import { ROOT, sample, sampleText } from './helpers.js';
 

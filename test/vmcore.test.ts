@@ -9,7 +9,7 @@ import { openDump } from '../src/dump/open-dump.js';
 import { MemleakError } from '../src/errors.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { findSlabCache } from '../src/kernel/slub.js';
-import { openVmcore, summarizeCaches, walkCache } from '../src/kernel/vmcore.js';
+import { openVmcore, summarizeCaches, walkCache } from '../src/kernel/kernel.js';
 import { buildKdump, elfPages, flatten } from './dump-builders.js';
 import { ROOT, errorOf, sample, sampleText } from './helpers.js';
 

@@ -3,7 +3,7 @@
  */
 import { MemleakError } from '../errors.js';
 import { readText } from '../util/read-file.js';
-import { openVmcore, type OpenVmcore } from '../kernel/vmcore.js';
+import { openVmcore, type OpenVmcore } from '../kernel/kernel.js';
 import { pfnToPage } from '../kernel/mm.js';
 import type { CheckResult } from '../check/leak.js';
 import { parseFtrace, traceWarnings } from '../trace/ftrace.js';

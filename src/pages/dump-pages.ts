@@ -6,7 +6,7 @@
  * Those are what alloc_pages() callers hold: page tables, kernel stacks, driver buffers, and leaks.
  * Their first 8 bytes are grouped: a leak that stamps its pages shows up as one large group.
  */
-import type { OpenVmcore } from '../kernel/vmcore.js';
+import type { OpenVmcore } from '../kernel/kernel.js';
 import { forEachStructPage, maxPfn, pageKinds, pfnToVirt } from '../kernel/mm.js';
 
 export interface UnaccountedPages {

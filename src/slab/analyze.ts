@@ -6,7 +6,7 @@
  */
 import { hex } from '../util/hex.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
-import type { OpenVmcore } from '../kernel/vmcore.js';
+import type { OpenVmcore } from '../kernel/kernel.js';
 import type { CheckResult } from '../check/leak.js';
 import { scanSlabs, type ScanResult } from '../scan/scanner.js';
 import type { SlabSet } from '../scan/slab-set.js';

@@ -11,7 +11,7 @@ import type { AnalyzeRequest } from '../request.js';
 import { analyze } from './analyze.js';
 import type { SlabReport } from './report.js';
 import { writeElfCore, type ExtractPage } from '../dump/elf-writer.js';
-import type { OpenVmcore } from '../kernel/vmcore.js';
+import type { OpenVmcore } from '../kernel/kernel.js';
 import type { SlabSet } from '../scan/slab-set.js';
 import { pfnToPage, structPageSize } from '../kernel/mm.js';
 

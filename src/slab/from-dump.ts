@@ -1,7 +1,7 @@
 /** A walked cache of a dump (kernel/vmcore.ts walkCache) as the scan engine's SlabSet. */
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
-import { addressSpaceOf, type CacheWalk, type OpenVmcore } from '../kernel/vmcore.js';
+import { addressSpaceOf, type CacheWalk, type OpenVmcore } from '../kernel/kernel.js';
 import type { SlabSet } from '../scan/slab-set.js';
 
 export function slabSetFromWalk(v: OpenVmcore, walk: CacheWalk): SlabSet {

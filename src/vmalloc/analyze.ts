@@ -3,7 +3,7 @@
  */
 import { MemleakError } from '../errors.js';
 import { readText } from '../util/read-file.js';
-import { openVmcore, type OpenVmcore } from '../kernel/vmcore.js';
+import { openVmcore, type OpenVmcore } from '../kernel/kernel.js';
 import type { CheckResult } from '../check/leak.js';
 import { parseVmallocinfo, type VmallocArea } from '../check/vmallocinfo.js';
 import { kallsymsOf, REPORT_SCHEMA, type AnalyzeRequest } from '../request.js';

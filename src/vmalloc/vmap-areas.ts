@@ -12,7 +12,7 @@
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
-import type { OpenVmcore } from '../kernel/vmcore.js';
+import type { OpenVmcore } from '../kernel/kernel.js';
 import type { VmallocArea } from '../check/vmallocinfo.js';
 
 /** include/linux/vmalloc.h */
