@@ -5,7 +5,7 @@
  * import this file; it imports none of them.
  */
 import { Kallsyms } from './kernel/kallsyms.js';
-import type { OpenVmcore } from './kernel/kernel.js';
+import type { Kernel } from './kernel/kernel.js';
 import type { CheckResult } from './check/leak.js';
 import type { Snapshots } from './check/snapshots.js';
 import { DEFAULT_SCAN, type ScanOptions } from './scan/scanner.js';
@@ -109,7 +109,7 @@ export interface AnalyzeRequest {
   /** Live mode: this tool's thread ids; their page allocations (our page tables, stacks) are left out. */
   ownPids?: number[];
   /** For `extract`: record the dump pages the analysis reads, and see the open dump before it closes. */
-  vmcoreHook?: { capturePages: true; beforeClose(v: OpenVmcore, set: SlabSet): void };
+  vmcoreHook?: { capturePages: true; beforeClose(v: Kernel, set: SlabSet): void };
 }
 
 export function defaultRequest(): AnalyzeRequest {

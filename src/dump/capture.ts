@@ -10,16 +10,23 @@ export class CapturedMemory implements PhysicalMemory {
   private readonly pages = new Map<number, Uint8Array>();
   private on = true;
 
+  /** `under` null: a dump without physical memory (nothing to capture; every read is null). */
   constructor(
-    private readonly under: PhysicalMemory,
+    private readonly under: PhysicalMemory | null,
     private readonly pageSize: number,
   ) {}
 
   get physEnd(): number {
-    return this.under.physEnd;
+    return this.under?.physEnd ?? 0;
+  }
+
+  /** True until stop(). */
+  get capturing(): boolean {
+    return this.on;
   }
 
   readPhys(paddr: number, len: number): Uint8Array | null {
+    if (!this.under) return null;
     if (!this.on) return this.under.readPhys(paddr, len);
     const ps = this.pageSize;
     const out = new Uint8Array(len);
@@ -44,7 +51,18 @@ export class CapturedMemory implements PhysicalMemory {
 
   /** Drops the copy of a page so the next read sees the kernel's current bytes (live retries). */
   forget(pfn: number): void {
-    if (this.on) this.pages.delete(pfn);
+    this.pages.delete(pfn);
+  }
+
+  /** Runs `read` with the capture paused (reads go to the dump, nothing is kept): a search past pages. */
+  paused<T>(read: () => T): T {
+    const was = this.on;
+    this.on = false;
+    try {
+      return read();
+    } finally {
+      this.on = was;
+    }
   }
 
   /** Ends the capture and hands over what was read: page frame number -> bytes. Later reads go through. */

@@ -106,13 +106,10 @@ export function findKallsymsInImage(prog: Program): ImageKallsyms | null {
  * the megabytes searched past) nor counts pages the dump lacks as "not analysed".
  */
 function peek(prog: Program, addr: bigint, len: number): Uint8Array | null {
-  const captured = prog.captured;
   const excluded = prog.dump.stats.excludedPages;
-  prog.captured = null;
   try {
-    return prog.read(addr, len);
+    return prog.capture ? prog.capture.paused(() => prog.read(addr, len)) : prog.read(addr, len);
   } finally {
-    prog.captured = captured;
     prog.dump.stats.excludedPages = excluded;
   }
 }

@@ -9,7 +9,7 @@ import { openDump } from '../dump/open-dump.js';
 import { Btf } from './btf.js';
 import { btfFromDump, checkKallsymsAgainstDump, dumpKernelSymbols, moduleSymbolsFromDump } from './dump-symbols.js';
 import { Kallsyms } from './kallsyms.js';
-import { Program } from './program.js';
+import { Program, type KernelProgram } from './program.js';
 import { KernelTypes } from './types.js';
 import {
   cpuSlabs, forEachSlab, forEachSlabCache, walkFreelist,
@@ -30,29 +30,35 @@ export interface VmcoreInputs {
   capturePages?: boolean;
 }
 
-export interface OpenVmcore extends SlubContext {
+/**
+ * One opened kernel (drgn's Program): its memory with the address-space bases fixed at open, its
+ * symbols (kernel + modules) and its types. Built once by openVmcore; nothing is set on it afterwards.
+ */
+export interface Kernel extends SlubContext {
   dump: Dump;
+  prog: KernelProgram;
   symbolsSource: string;
   typesSource: string;
   warnings: string[];
   close(): void;
 }
 
-export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): OpenVmcore {
+/** Opens a vmcore, /proc/kcore or an extract as a Kernel. */
+export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): Kernel {
   const dump = phases.run('open', 'bytes', () => openDump(inp.vmcore));
   try {
-    const prog = new Program(dump);
-    if (inp.capturePages) prog.captured = new Map();
+    // The kernel image is read through the page tables' fixed mapping: symbols first, then the bases.
+    const image = new Program(dump, { capture: inp.capturePages === true });
     const warnings: string[] = [];
     const symbols = phases.start('symbols', 'objects');
     const fileSyms = inp.kallsymsTable ?? (inp.kallsyms ? Kallsyms.parse(readText(inp.kallsyms), inp.kallsyms) : null);
     // Decoded once: the kernel's table, and later the base of kernel + module symbols. A live kernel's
     // own /proc/kallsyms needs no cross-check against its image (the search and decode would only slow
     // the first run); an extract being kept (--save) still gets the tables.
-    const fromDump = fileSyms && dump.live && !inp.capturePages ? { rows: null, source: '', error: null } : dumpKernelSymbols(prog);
+    const fromDump = fileSyms && dump.live && !inp.capturePages ? { rows: null, source: '', error: null } : dumpKernelSymbols(image);
     const kernelRows = fromDump.rows;
     const dumpKernel = fromDump.rows ? Kallsyms.fromRows(fromDump.rows, `${dump.path} (${fromDump.source})`) : null;
-    if (fileSyms) checkKallsymsAgainstDump(prog, fileSyms, dumpKernel);
+    if (fileSyms) checkKallsymsAgainstDump(image, fileSyms, dumpKernel);
     symbols.add(0, kernelRows?.length ?? 0);
     symbols.end();
     const kernelSyms = fileSyms ?? dumpKernel;
@@ -60,13 +66,13 @@ export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): Op
     const base = (name: string) => {
       const a = kernelSyms.addressOf(name);
       // Without CONFIG_RANDOMIZE_MEMORY the bases are constants (Documentation/x86/x86_64/mm.rst).
-      return a === null ? null : prog.u64(a, name);
+      return a === null ? null : image.u64(a, name);
     };
-    prog.bases = {
+    const prog = image.withBases({
       pageOffsetBase: base('page_offset_base') ?? 0xffff888000000000n,
       vmallocBase: base('vmalloc_base') ?? 0xffffc90000000000n,
       vmemmapBase: base('vmemmap_base') ?? 0xffffea0000000000n,
-    };
+    });
     const typesPhase = phases.start('types', 'bytes');
     let btf: Btf | null = null;
     let typesSource: string;
@@ -105,7 +111,7 @@ export interface CacheSummary {
 }
 
 /** kmem -s for every cache: one pass over struct pages; cpu slabs' private freelists subtracted. */
-export function summarizeCaches(v: OpenVmcore): CacheSummary[] {
+export function summarizeCaches(v: Kernel): CacheSummary[] {
   const caches = forEachSlabCache(v);
   const byAddr = new Map<bigint, CacheSummary>();
   for (const c of caches) byAddr.set(c.addr, { cache: c, slabs: 0, total: 0, allocated: 0 });
@@ -125,7 +131,7 @@ export function summarizeCaches(v: OpenVmcore): CacheSummary[] {
  * Each CPU's private freelist (kmem_cache_cpu.freelist, objects of its cpu slab). On a live kernel it
  * moves with every allocation: a broken walk reads kmem_cache_cpu and the slab again, up to 3 times.
  */
-function cpuFreelists(v: OpenVmcore, cache: KmemCache, objectsOf: (slabBase: bigint) => number): { cpu: CpuSlab; chain: FreeChain; raced: boolean }[] {
+function cpuFreelists(v: Kernel, cache: KmemCache, objectsOf: (slabBase: bigint) => number): { cpu: CpuSlab; chain: FreeChain; raced: boolean }[] {
   const slabBytes = v.prog.pageSize << cache.order;
   const out: { cpu: CpuSlab; chain: FreeChain; raced: boolean }[] = [];
   const cpus = cpuSlabs(v, cache);
@@ -150,13 +156,13 @@ function cpuFreelists(v: OpenVmcore, cache: KmemCache, objectsOf: (slabBase: big
   return out;
 }
 
-function readU64(v: OpenVmcore, a: bigint): bigint | null {
+function readU64(v: Kernel, a: bigint): bigint | null {
   const b = v.prog.read(a, 8);
   return b ? new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) : null;
 }
 
 /** page_address(slab): the direct-map address of a struct page's memory. */
-export function slabBaseOfPage(v: OpenVmcore, page: bigint): bigint {
+export function slabBaseOfPage(v: Kernel, page: bigint): bigint {
   return pfnToVirt(v.prog, pageToPfn(v.prog, page));
 }
 
@@ -183,7 +189,7 @@ export interface CacheWalk {
 }
 
 /** Every slab of one cache and its free objects. */
-export function walkCache(v: OpenVmcore, cache: KmemCache, phases: Phases = new Phases()): CacheWalk {
+export function walkCache(v: Kernel, cache: KmemCache, phases: Phases = new Phases()): CacheWalk {
   const pfns: number[] = [];
   const objects: number[] = [];
   const heads: { slab: number; page: bigint; freelist: bigint }[] = [];
@@ -204,7 +210,7 @@ export function walkCache(v: OpenVmcore, cache: KmemCache, phases: Phases = new 
   }
   const freePhase = phases.start('freelists', 'slabs');
   const ps = v.prog.pageSize;
-  const base0 = v.prog.bases!.pageOffsetBase;
+  const base0 = v.prog.bases.pageOffsetBase;
   const slabBase = (i: number) => base0 + BigInt(pfns[i] * ps);
   const slabBytes = ps << cache.order;
   const freeBySlab = new Map<number, number[]>();
@@ -287,8 +293,8 @@ export function walkCache(v: OpenVmcore, cache: KmemCache, phases: Phases = new 
   return { cache, pfns, objects, freeBySlab, freeObjects, total, allocated: total - freeObjects, cpuFreelistObjects: cpuFree, warnings, slabBase, isFree };
 }
 
-export function addressSpaceOf(v: OpenVmcore): AddressSpace {
-  const b = v.prog.bases!;
+export function addressSpaceOf(v: Kernel): AddressSpace {
+  const b = v.prog.bases;
   const physEnd = BigInt(v.dump.phys?.physEnd ?? 0);
   return {
     source: v.dump.live ? 'kcore (live)' : 'vmcore',

@@ -5,24 +5,24 @@
  */
 import { MemleakError } from '../errors.js';
 import type { Kallsyms } from './kallsyms.js';
-import type { Program } from './program.js';
+import type { KernelProgram, Program } from './program.js';
 
 /** sizeof(struct page): VMCOREINFO SIZE(page), 64 on every x86_64 kernel without debug fields. */
 export function structPageSize(prog: Program): number {
   return prog.info.sizes.get('page') ?? 64;
 }
 
-export function pfnToPage(prog: Program, pfn: number): bigint {
-  return prog.bases!.vmemmapBase + BigInt(pfn) * BigInt(structPageSize(prog));
+export function pfnToPage(prog: KernelProgram, pfn: number): bigint {
+  return prog.bases.vmemmapBase + BigInt(pfn) * BigInt(structPageSize(prog));
 }
 
-export function pageToPfn(prog: Program, page: bigint): number {
-  return Number((page - prog.bases!.vmemmapBase) / BigInt(structPageSize(prog)));
+export function pageToPfn(prog: KernelProgram, page: bigint): number {
+  return Number((page - prog.bases.vmemmapBase) / BigInt(structPageSize(prog)));
 }
 
 /** The direct-map address of a pfn's memory (page_address of a lowmem page). */
-export function pfnToVirt(prog: Program, pfn: number): bigint {
-  return prog.bases!.pageOffsetBase + BigInt(pfn) * BigInt(prog.pageSize);
+export function pfnToVirt(prog: KernelProgram, pfn: number): bigint {
+  return prog.bases.pageOffsetBase + BigInt(pfn) * BigInt(prog.pageSize);
 }
 
 /** max_pfn from the kernel, else the dump's physical end. */
@@ -51,7 +51,7 @@ export interface StructPageWalk {
  * excluded page) is read again one vmemmap page at a time, and what still fails is counted.
  */
 export function forEachStructPage(
-  prog: Program,
+  prog: KernelProgram,
   limit: number,
   visit: (pfn: number, dv: DataView, off: number) => void,
   progress?: (pfnsScanned: number) => void,

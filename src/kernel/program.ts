@@ -9,6 +9,7 @@ import { hex, U64_MASK as U64 } from '../util/hex.js';
 import type { MemoryReader } from '../util/memory.js';
 import type { Dump } from '../dump/dump.js';
 import type { DeferredPages } from '../dump/decompress.js';
+import { CapturedMemory } from '../dump/capture.js';
 import { parseVmcoreinfo, type VmcoreInfo } from './vmcoreinfo.js';
 
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h). */
@@ -26,6 +27,16 @@ export interface ProgramBases {
   vmemmapBase: bigint;
 }
 
+export interface ProgramOptions {
+  /** The address-space bases, once the kernel's symbols are known (see withBases). */
+  bases?: ProgramBases;
+  /** Read physical memory through a page capture (extract, live --save): true for a new one, or one to share. */
+  capture?: boolean | CapturedMemory;
+}
+
+/** A Program whose address-space bases are known: what the mm and SLUB helpers need. */
+export type KernelProgram = Program & { readonly bases: ProgramBases };
+
 export class Program implements MemoryReader {
   readonly description: string;
   readonly info: VmcoreInfo;
@@ -33,19 +44,18 @@ export class Program implements MemoryReader {
   readonly physBase: bigint;
   readonly pgtableL5: boolean;
   readonly pageSize: number;
-  /** Set once kallsyms is known (the bases are variables in the kernel image). */
-  bases: ProgramBases | null = null;
   /**
-   * With capture on (extract, live --save), every physical page is read whole the first time and kept:
-   * later reads are served from the copy, so one analysis sees one consistent snapshot even on a live
-   * kernel, and the extract holds exactly the bytes the analysis used.
+   * page_offset_base, vmalloc_base, vmemmap_base: variables in the kernel image, so known only once the
+   * symbols are (kernel/kernel.ts reads them, then takes withBases). Null on the Program that finds them.
    */
-  captured: Map<number, Uint8Array> | null = null;
+  readonly bases: ProgramBases | null;
+  /** The page capture physical reads go through (dump/capture.ts), when one was asked for. */
+  readonly capture: CapturedMemory | null;
   private readonly tlb = new Map<bigint, number>();
   private readonly topPgt: bigint;
   private readonly smeMask: bigint;
 
-  constructor(readonly dump: Dump) {
+  constructor(readonly dump: Dump, opts: ProgramOptions = {}) {
     if (!dump.vmcoreinfo) {
       throw new MemleakError(
         'E_FORMAT',
@@ -64,6 +74,13 @@ export class Program implements MemoryReader {
     const top = this.info.symbols.get('init_top_pgt') ?? this.info.symbols.get('swapper_pg_dir');
     if (top === undefined) throw new MemleakError('E_FORMAT', 'VMCOREINFO has no SYMBOL(init_top_pgt): cannot walk page tables', { file: dump.path });
     this.topPgt = top;
+    this.bases = opts.bases ?? null;
+    this.capture = opts.capture instanceof CapturedMemory ? opts.capture : opts.capture ? new CapturedMemory(dump.phys, this.pageSize) : null;
+  }
+
+  /** The same kernel memory (and the same capture) with the address-space bases known. */
+  withBases(bases: ProgramBases): KernelProgram {
+    return new Program(this.dump, { bases, capture: this.capture ?? false }) as KernelProgram;
   }
 
   /** Physical address of a kernel-image virtual address (phys_base accounts for where it was loaded). */
@@ -79,26 +96,7 @@ export class Program implements MemoryReader {
   private readPhys(paddr: number, len: number): Uint8Array | null {
     const phys = this.dump.phys;
     if (!phys) return null;
-    if (!this.captured) return phys.readPhys(paddr, len);
-    const ps = this.pageSize;
-    const out = new Uint8Array(len);
-    let done = 0;
-    while (done < len) {
-      const a = paddr + done;
-      const pfn = Math.floor(a / ps);
-      let page = this.captured.get(pfn);
-      if (!page) {
-        const p = phys.readPhys(pfn * ps, ps);
-        if (!p) return null;
-        page = p;
-        this.captured.set(pfn, page);
-      }
-      const off = a - pfn * ps;
-      const n = Math.min(ps - off, len - done);
-      out.set(page.subarray(off, off + n), done);
-      done += n;
-    }
-    return out;
+    return (this.capture ?? phys).readPhys(paddr, len);
   }
 
   /** x86_64 4- or 5-level walk from init_top_pgt; handles 1 GiB and 2 MiB pages. Null if not mapped. */
@@ -158,7 +156,7 @@ export class Program implements MemoryReader {
    */
   readInto(addr: bigint, out: Uint8Array, defer?: DeferredPages): boolean {
     const phys = this.dump.phys;
-    if (this.captured || !phys?.readPhysInto) {
+    if (this.capture?.capturing || !phys?.readPhysInto) {
       const r = this.read(addr, out.length);
       if (r) out.set(r);
       return r !== null;
@@ -219,10 +217,10 @@ export class Program implements MemoryReader {
 
   /** Drops captured copies of [addr, addr+len) so the next read sees the kernel's current bytes (live retries). */
   forget(addr: bigint, len: number): void {
-    if (!this.captured) return;
+    if (!this.capture?.capturing) return;
     for (let a = addr & ~0xfffn; a < addr + BigInt(len); a += 4096n) {
       const p = this.translate(a);
-      if (p !== null) this.captured.delete(Math.floor(p / this.pageSize));
+      if (p !== null) this.capture.forget(Math.floor(p / this.pageSize));
     }
   }
 

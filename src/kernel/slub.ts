@@ -15,7 +15,7 @@
 import { MemleakError } from '../errors.js';
 import { hex, U64_MASK } from '../util/hex.js';
 import type { Kallsyms } from './kallsyms.js';
-import type { Program } from './program.js';
+import type { KernelProgram } from './program.js';
 import type { KernelTypes } from './types.js';
 import { forEachStructPage, maxPfn, pageKinds, pfnToPage, pfnToVirt, structPageSize, type StructPageWalk } from './mm.js';
 
@@ -51,7 +51,7 @@ export interface SlabPage {
 }
 
 export interface SlubContext {
-  prog: Program;
+  prog: KernelProgram;
   syms: Kallsyms;
   types: KernelTypes;
 }

@@ -3,7 +3,7 @@
  */
 import { MemleakError } from '../errors.js';
 import { readText } from '../util/read-file.js';
-import { openVmcore, type OpenVmcore } from '../kernel/kernel.js';
+import { openVmcore, type Kernel } from '../kernel/kernel.js';
 import { pfnToPage } from '../kernel/mm.js';
 import type { CheckResult } from '../check/leak.js';
 import { parseFtrace, traceWarnings } from '../trace/ftrace.js';
@@ -20,7 +20,7 @@ export function analyze(req: AnalyzeRequest, check: CheckResult | null = null): 
   const t0 = performance.now();
   if (!req.trace && !req.vmcore) throw new MemleakError('E_USAGE', 'a page-leak analysis needs a trace of mm_page_alloc/mm_page_free with stacks (--trace, or live mode), or a vmcore for the page census');
   const warnings: string[] = [];
-  let v: OpenVmcore | null = null;
+  let v: Kernel | null = null;
   try {
     if (req.vmcore) v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, kallsymsTable: req.kallsymsTable, btf: req.btf });
     // With a dump its symbol table (already checked against --kallsyms) serves the trace too.
@@ -60,7 +60,7 @@ export function analyze(req: AnalyzeRequest, check: CheckResult | null = null): 
 }
 
 /** PG_slab of a pfn's struct page (VMCOREINFO NUMBER(PG_slab), else BTF's enum pageflags). */
-function slabPfnTest(v: OpenVmcore): ((pfn: number) => boolean) | undefined {
+function slabPfnTest(v: Kernel): ((pfn: number) => boolean) | undefined {
   const bit = v.prog.info.numbers.get('PG_slab') ?? (v.types.btf?.enumerator('PG_slab') != null ? BigInt(v.types.btf.enumerator('PG_slab')!) : undefined);
   if (bit === undefined || !v.prog.bases) return undefined;
   return (pfn) => {

@@ -6,7 +6,7 @@
  * Those are what alloc_pages() callers hold: page tables, kernel stacks, driver buffers, and leaks.
  * Their first 8 bytes are grouped: a leak that stamps its pages shows up as one large group.
  */
-import type { OpenVmcore } from '../kernel/kernel.js';
+import type { Kernel } from '../kernel/kernel.js';
 import { forEachStructPage, maxPfn, pageKinds, pfnToVirt } from '../kernel/mm.js';
 
 export interface UnaccountedPages {
@@ -27,7 +27,7 @@ function ascii(v: bigint): string {
   return t;
 }
 
-export function unaccountedPages(v: OpenVmcore, top = 5): UnaccountedPages {
+export function unaccountedPages(v: Kernel, top = 5): UnaccountedPages {
   const { prog, types, syms } = v;
   const kinds = pageKinds(prog, types.btf);
   const PG_lru = kinds.flagBit('PG_lru');

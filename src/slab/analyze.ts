@@ -6,7 +6,7 @@
  */
 import { hex } from '../util/hex.js';
 import type { Kallsyms } from '../kernel/kallsyms.js';
-import type { OpenVmcore } from '../kernel/kernel.js';
+import type { Kernel } from '../kernel/kernel.js';
 import type { CheckResult } from '../check/leak.js';
 import { scanSlabs, type ScanResult } from '../scan/scanner.js';
 import type { SlabSet } from '../scan/slab-set.js';
@@ -24,7 +24,7 @@ import { clusterGrowth, type ChurnResult } from './churn.js';
 import type { ClusterReport, DumpReport, Leaker, SlabReport, UnfreedReport } from './report.js';
 import { Phases } from '../phases.js';
 
-function dumpReport(v: OpenVmcore): DumpReport {
+function dumpReport(v: Kernel): DumpReport {
   return {
     file: v.dump.path,
     format: v.dump.format,
@@ -32,7 +32,7 @@ function dumpReport(v: OpenVmcore): DumpReport {
     osrelease: v.prog.info.osrelease,
     kaslrOffset: hex(v.prog.kaslrOffset),
     physBase: hex(v.prog.physBase),
-    pageOffsetBase: hex(v.prog.bases!.pageOffsetBase),
+    pageOffsetBase: hex(v.prog.bases.pageOffsetBase),
     types: v.typesSource,
     excludedPages: v.dump.stats.excludedPages,
     corruptPages: v.dump.stats.corruptPages,

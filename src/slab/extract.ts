@@ -11,7 +11,7 @@ import type { AnalyzeRequest } from '../request.js';
 import { analyze } from './analyze.js';
 import type { SlabReport } from './report.js';
 import { writeElfCore, type ExtractPage } from '../dump/elf-writer.js';
-import type { OpenVmcore } from '../kernel/kernel.js';
+import type { Kernel } from '../kernel/kernel.js';
 import type { SlabSet } from '../scan/slab-set.js';
 import { pfnToPage, structPageSize } from '../kernel/mm.js';
 
@@ -22,10 +22,11 @@ export interface ExtractResult {
   blankedStructPages: number;
 }
 
-export function buildImage(v: OpenVmcore, set: SlabSet): { image: Uint8Array; pages: number; blanked: number } {
+export function buildImage(v: Kernel, set: SlabSet): { image: Uint8Array; pages: number; blanked: number } {
   const prog = v.prog;
-  const captured = prog.captured!;
-  const bases = prog.bases!;
+  const capture = prog.capture;
+  if (!capture) throw new MemleakError('E_INTERNAL', 'extract: the kernel was opened without page capture');
+  const bases = prog.bases;
   const pageSize = prog.pageSize;
   const ps = BigInt(pageSize);
   const size = structPageSize(prog);
@@ -44,7 +45,8 @@ export function buildImage(v: OpenVmcore, set: SlabSet): { image: Uint8Array; pa
     const phys = prog.translate(pfnToPage(prog, pfn));
     if (phys !== null) memmapPage.set(Math.floor(phys / pageSize), pfn);
   }
-  prog.captured = null;
+  // The memmap translation above may still read page tables: capture ends only now.
+  const captured = capture.stop();
   const pages: ExtractPage[] = [];
   let blanked = 0;
   for (const pfn of [...captured.keys()].sort((a, b) => a - b)) {

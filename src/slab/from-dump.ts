@@ -1,10 +1,10 @@
 /** A walked cache of a dump (kernel/vmcore.ts walkCache) as the scan engine's SlabSet. */
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
-import { addressSpaceOf, type CacheWalk, type OpenVmcore } from '../kernel/kernel.js';
+import { addressSpaceOf, type CacheWalk, type Kernel } from '../kernel/kernel.js';
 import type { SlabSet } from '../scan/slab-set.js';
 
-export function slabSetFromWalk(v: OpenVmcore, walk: CacheWalk): SlabSet {
+export function slabSetFromWalk(v: Kernel, walk: CacheWalk): SlabSet {
   const c = walk.cache;
   if (walk.pfns.length === 0) throw new MemleakError('E_NO_DATA', `cache ${c.name} has no slabs in the dump`, { file: v.dump.path });
   const slabs = new BigUint64Array(walk.pfns.length);

@@ -10,7 +10,7 @@ import { SparseMemory, type MemoryReader } from '../util/memory.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
 import { estimateAddressSpace } from '../kernel/address-space.js';
 import { findSlabCache, type KmemCache } from '../kernel/slub.js';
-import { openVmcore, summarizeCaches, walkCache, type OpenVmcore } from '../kernel/kernel.js';
+import { openVmcore, summarizeCaches, walkCache, type Kernel } from '../kernel/kernel.js';
 import { parseCrashRd } from '../input/crash-rd.js';
 import { parseCrashKmem, type KmemReport } from '../input/crash-kmem.js';
 import { parseSlabinfo, type SlabinfoRow } from '../input/slabinfo.js';
@@ -30,7 +30,7 @@ export interface Loaded {
   /** Streaming sources are scanned while they are read. */
   pre?: ScanResult;
   kallsyms: Kallsyms | null;
-  vmcore: OpenVmcore | null;
+  vmcore: Kernel | null;
 }
 
 function loadVmcore(req: AnalyzeRequest, warnings: string[], phases: Phases): Loaded {

@@ -3,7 +3,7 @@
  */
 import { MemleakError } from '../errors.js';
 import { readText } from '../util/read-file.js';
-import { openVmcore, type OpenVmcore } from '../kernel/kernel.js';
+import { openVmcore, type Kernel } from '../kernel/kernel.js';
 import type { CheckResult } from '../check/leak.js';
 import { parseVmallocinfo, type VmallocArea } from '../check/vmallocinfo.js';
 import { kallsymsOf, REPORT_SCHEMA, type AnalyzeRequest } from '../request.js';
@@ -28,7 +28,7 @@ export function analyze(req: AnalyzeRequest, check: CheckResult | null = null): 
     if (snaps.vmallocinfoBefore) before = parseVmallocinfo(readText(snaps.vmallocinfoBefore), snaps.vmallocinfoBefore, ks);
     source = before ? `${snaps.vmallocinfoBefore} -> ${snaps.vmallocinfoAfter}` : snaps.vmallocinfoAfter;
   } else if (req.vmcore) {
-    let v: OpenVmcore | null = null;
+    let v: Kernel | null = null;
     try {
       v = openVmcore({ vmcore: req.vmcore, kallsyms: req.kallsyms, kallsymsTable: req.kallsymsTable, btf: req.btf });
       const r = vmapAreasFromDump(v);

@@ -12,14 +12,14 @@
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import { Kallsyms } from '../kernel/kallsyms.js';
-import type { OpenVmcore } from '../kernel/kernel.js';
+import type { Kernel } from '../kernel/kernel.js';
 import type { VmallocArea } from '../check/vmallocinfo.js';
 
 /** include/linux/vmalloc.h */
 const VM_ALLOC = 0x2;
 
 /** The list heads of busy vmap areas (see the file comment), with a name for messages. */
-function busyAreaLists(v: OpenVmcore): { head: bigint; what: string }[] {
+function busyAreaLists(v: Kernel): { head: bigint; what: string }[] {
   const { prog, types, syms } = v;
   const global = prog.vmcoreSymbol('vmap_area_list') ?? syms.addressOf('vmap_area_list');
   if (global !== null) return [{ head: global, what: 'vmap_area_list' }];
@@ -35,7 +35,7 @@ function busyAreaLists(v: OpenVmcore): { head: bigint; what: string }[] {
 }
 
 /** The VM_ALLOC areas, and which lists they came from (for the report's source line). */
-export function vmapAreasFromDump(v: OpenVmcore): { areas: VmallocArea[]; warnings: string[]; lists: string } {
+export function vmapAreasFromDump(v: Kernel): { areas: VmallocArea[]; warnings: string[]; lists: string } {
   const { prog, types, syms } = v;
   const heads = busyAreaLists(v);
   const offList = BigInt(types.tryOffsetOf('vmap_area', 'list') ?? prog.info.offsets.get('vmap_area.list') ?? 40);
