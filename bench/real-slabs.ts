@@ -10,7 +10,8 @@
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { openVmcore, walkCache } from '../src/kernel/kernel.js';
+import { openVmcore } from '../src/kernel/kernel.js';
+import { walkCache } from '../src/kernel/slub.js';
 import { slabSetFromWalk } from '../src/slab/from-dump.js';
 import { findSlabCache } from '../src/kernel/slub.js';
 

@@ -15,7 +15,8 @@ import { defaultRequest, requestFromRecording, type AnalyzeRequest } from '../sr
 import { analyze } from '../src/slab/analyze.js';
 import { analyzeAny } from '../src/analyze.js';
 import { findSlabCache } from '../src/kernel/slub.js';
-import { openVmcore, walkCache } from '../src/kernel/kernel.js';
+import { openVmcore } from '../src/kernel/kernel.js';
+import { walkCache } from '../src/kernel/slub.js';
 import { parseFtrace } from '../src/trace/ftrace.js';
 import { ROOT, sample, sampleText } from './helpers.js';
 

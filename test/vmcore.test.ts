@@ -9,7 +9,8 @@ import { openDump } from '../src/dump/open-dump.js';
 import { MemleakError } from '../src/errors.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { findSlabCache } from '../src/kernel/slub.js';
-import { openVmcore, summarizeCaches, walkCache } from '../src/kernel/kernel.js';
+import { openVmcore } from '../src/kernel/kernel.js';
+import { summarizeCaches, walkCache } from '../src/kernel/slub.js';
 import { buildKdump, elfPages, flatten } from './dump-builders.js';
 import { ROOT, errorOf, sample, sampleText } from './helpers.js';
 

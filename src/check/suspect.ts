@@ -2,7 +2,7 @@
  * The suspect cache, the one slab cache a slab analysis reads: from /proc (live: slabinfo rows and their
  * growth) or from a dump's cache summary (no --cache given).
  */
-import type { CacheSummary } from '../kernel/kernel.js';
+import type { CacheSummary } from '../kernel/slub.js';
 import type { CacheGrowth } from './leak.js';
 
 /** SLAB_RECLAIM_ACCOUNT (include/linux/slab.h): reclaimable caches are not leak suspects. */

@@ -1,11 +1,16 @@
 /**
  * The memory map (SPARSEMEM_VMEMMAP on x86_64): struct page of pfn N sits at vmemmap_base + N * sizeof
  * (struct page), its memory at page_offset_base + N * PAGE_SIZE. Helpers named after the kernel's
- * pfn_to_page / page_to_pfn / pfn_to_virt, and the one walk over every struct page the analyses share.
+ * pfn_to_page / page_to_pfn / pfn_to_virt, the one walk over every struct page the analyses share, and
+ * the struct page tests of include/linux/page-flags.h, each written once here: a page flag
+ * (testPageFlag, pfnFlagTest), PageSlab / PageBuddy (pageKinds), PageTail (isCompoundTail), and which
+ * struct describes a slab (slabStruct). Kernel-version differences are probed (VMCOREINFO, BTF), not
+ * inferred from a version number; each branch names the release and commit that forced it.
  */
 import { MemleakError } from '../errors.js';
 import type { Kallsyms } from './kallsyms.js';
 import type { KernelProgram, Program } from './program.js';
+import type { KernelTypes } from './types.js';
 
 /** sizeof(struct page): VMCOREINFO SIZE(page), 64 on every x86_64 kernel without debug fields. */
 export function structPageSize(prog: Program): number {
@@ -35,6 +40,30 @@ export function maxPfn(prog: Program, syms: Kallsyms): number {
   if (v > 1n << 40n) throw new MemleakError('E_FORMAT', `max_pfn in the dump is ${v}: beyond any x86_64 machine (damaged memory or wrong symbols)`, { file: prog.dump.path });
   // A page past the dump's physical end has no memory in it; walking its struct pages reads nothing.
   return prog.dump.phys ? Math.min(Number(v), dumpEnd) : Number(v);
+}
+
+/** test_bit(bit, &page->flags) on the flags word; a bit of -1 (no such flag on this kernel) is never set. */
+export function testPageFlag(flags: bigint, bit: number): boolean {
+  return bit >= 0 && ((flags >> BigInt(bit)) & 1n) === 1n;
+}
+
+/**
+ * PageTail: a tail page of a compound page carries compound_head | 1 in the word at offset 8 (the
+ * compound_head encoding since 1d798ca3f164 "mm: make compound_head() robust", 4.6); only the head
+ * page describes the compound page (a slab, a page-allocator block).
+ */
+export function isCompoundTail(dv: DataView, off: number): boolean {
+  // Bit 0 of the little-endian word, read without a bigint (the struct page walk's hot loop).
+  return (dv.getUint32(off + 8, true) & 1) === 1;
+}
+
+/**
+ * The struct whose members describe a slab (slab_cache, freelist, inuse/objects/frozen): struct slab
+ * since 5.17 (d122019bf061 "mm: Split slab into its own type"), struct page before it. Probed in BTF:
+ * struct slab with a slab_cache member.
+ */
+export function slabStruct(types: KernelTypes): 'slab' | 'page' {
+  return types.hasStruct('slab') && types.tryOffsetOf('slab', 'slab_cache') !== null ? 'slab' : 'page';
 }
 
 const PAGE_CHUNK = 4096; // struct pages per read (256 KiB)
@@ -130,11 +159,23 @@ export function pageKinds(prog: Program, btf: { enumerator(name: string): number
   const buddy = pageTypeTest(prog.info.numbers.get('PAGE_BUDDY_MAPCOUNT_VALUE') ?? -129n);
   const slabType = pageTypeTest(prog.info.numbers.get('PAGE_SLAB_MAPCOUNT_VALUE'));
   const pgSlab = flagBit('PG_slab');
-  const has = (flags: bigint, bit: number) => bit >= 0 && ((flags >> BigInt(bit)) & 1n) === 1n;
   return {
     flagBit,
     isBuddy: (w) => buddy!.test(w >>> 0),
-    isSlab: slabType ? (_f, w) => slabType.test(w >>> 0) : (f) => has(f, pgSlab),
+    isSlab: slabType ? (_f, w) => slabType.test(w >>> 0) : (f) => testPageFlag(f, pgSlab),
     slabBy: slabType ? (slabType.byte ? 'page type (top byte)' : 'page type (cleared bit)') : pgSlab >= 0 ? 'PG_slab flag' : 'unknown',
+  };
+}
+
+/**
+ * A test of one page flag of a pfn, reading only its struct page's flags word, or undefined when this
+ * kernel has no such flag (pageKinds().flagBit: VMCOREINFO NUMBER(PG_x), else BTF's enum pageflags).
+ */
+export function pfnFlagTest(prog: KernelProgram, kinds: PageKinds, flag: 'PG_slab' | 'PG_lru' | 'PG_reserved'): ((pfn: number) => boolean) | undefined {
+  const bit = kinds.flagBit(flag);
+  if (bit < 0) return undefined;
+  return (pfn) => {
+    const b = prog.read(pfnToPage(prog, pfn), 8);
+    return b !== null && testPageFlag(new DataView(b.buffer, b.byteOffset).getBigUint64(0, true), bit);
   };
 }

@@ -1,13 +1,20 @@
 /**
  * SLUB helpers (mm/slub.c), named after the kernel's: for_each_slab_cache, for_each_slab (a walk of
- * every struct page in vmemmap), slab_free_objects (freelists). Offsets come from KernelTypes (BTF).
+ * every struct page in vmemmap), slab_free_objects (freelists), and the walks built on them: a kmem -s
+ * summary of every cache (summarizeCaches) and every slab and free object of one cache (walkCache),
+ * re-reading what moves on a live kernel. Offsets come from KernelTypes (BTF).
  *
  * Version branches:
- * - struct slab split from struct page in v5.17 ("mm: Split slab into its own type"); before it the
- *   same members (slab_cache, freelist, counters/inuse/objects/frozen) live in struct page, and
- *   kmem_cache_cpu has `page` instead of `slab`.
+ * - struct slab split from struct page in v5.17 (d122019bf061 "mm: Split slab into its own type",
+ *   kernel/mm.ts slabStruct); before it the same members (slab_cache, freelist,
+ *   counters/inuse/objects/frozen) live in struct page, and kmem_cache_cpu has `page` instead of `slab`
+ *   (bb192ed9aa71 "mm/slub: Convert most struct page to struct slab by spatch", v5.17).
  * - CONFIG_SLAB_FREELIST_HARDENED stores free pointers as ptr ^ s->random ^ swab(&ptr) since v5.7
- *   ("slub: improve bit diffusion for freelist ptr obfuscation"), ptr ^ s->random ^ &ptr before (v4.14).
+ *   (1ad53d9fa3f6 "slub: improve bit diffusion for freelist ptr obfuscation"), ptr ^ s->random ^ &ptr
+ *   before (2482ddec670f "mm: add SLUB free list pointer obfuscation", v4.14); told apart on the first link.
+ * - kmem_cache.cpu_slab (per-CPU kmem_cache_cpu with its own freelist) is read when the kernel has it
+ *   and not required: without it there are no per-CPU freelists to subtract, and walkCache says so
+ *   (work on per-CPU array caches, "sheaves", aims to replace the per-CPU slab).
  * - PageSlab: the PG_slab flag up to 6.9, a page type since 6.10 (kernel/mm.ts pageKinds). Where the
  *   kernel tells neither, a page counts as a slab when its slab_cache is a known kmem_cache, which is
  *   the same test with one fewer witness.
@@ -17,7 +24,8 @@ import { hex, U64_MASK } from '../util/hex.js';
 import type { Kallsyms } from './kallsyms.js';
 import type { KernelProgram } from './program.js';
 import type { KernelTypes } from './types.js';
-import { forEachStructPage, maxPfn, pageKinds, pfnToPage, pfnToVirt, structPageSize, type StructPageWalk } from './mm.js';
+import { Phases } from '../phases.js';
+import { forEachStructPage, isCompoundTail, maxPfn, pageKinds, pageToPfn, pfnToPage, pfnToVirt, slabStruct, structPageSize, type StructPageWalk } from './mm.js';
 
 
 export interface KmemCache {
@@ -33,7 +41,8 @@ export interface KmemCache {
   /** s->random (0 without CONFIG_SLAB_FREELIST_HARDENED). */
   random: bigint;
   hardened: boolean;
-  cpuSlab: bigint;
+  /** s->cpu_slab (per-CPU kmem_cache_cpu), null on a kernel whose kmem_cache has none. */
+  cpuSlab: bigint | null;
   /** s->flags (SLAB_RECLAIM_ACCOUNT ...), 0 when the layout has no such member. */
   flags: number;
 }
@@ -64,10 +73,6 @@ function sym(ctx: SlubContext, name: string): bigint {
 
 const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength);
 
-/** The layout struct for slab fields: struct slab since v5.17, struct page before. */
-function slabStruct(types: KernelTypes): 'slab' | 'page' {
-  return types.hasStruct('slab') && types.tryOffsetOf('slab', 'slab_cache') !== null ? 'slab' : 'page';
-}
 
 export function readKmemCache(ctx: SlubContext, addr: bigint): KmemCache {
   const { prog, types } = ctx;
@@ -78,6 +83,7 @@ export function readKmemCache(ctx: SlubContext, addr: bigint): KmemCache {
   const oo = b.getUint32(types.offsetOf('kmem_cache', 'oo'), true);
   const randomOff = types.tryOffsetOf('kmem_cache', 'random');
   const flagsOff = types.tryOffsetOf('kmem_cache', 'flags');
+  const cpuSlabOff = types.tryOffsetOf('kmem_cache', 'cpu_slab');
   return {
     addr,
     name: prog.cString(namePtr, 64, 'kmem_cache name'),
@@ -89,7 +95,8 @@ export function readKmemCache(ctx: SlubContext, addr: bigint): KmemCache {
     objects: oo & 0xffff,
     random: randomOff === null ? 0n : b.getBigUint64(randomOff, true),
     hardened: randomOff !== null,
-    cpuSlab: b.getBigUint64(types.offsetOf('kmem_cache', 'cpu_slab'), true),
+    // Not required: a kernel that drops the per-CPU slab (kmem_cache_cpu) has no per-CPU freelists.
+    cpuSlab: cpuSlabOff === null ? null : b.getBigUint64(cpuSlabOff, true),
     flags: flagsOff === null ? 0 : b.getUint32(flagsOff, true),
   };
 }
@@ -154,8 +161,8 @@ export function forEachSlab(ctx: SlubContext, caches: Set<bigint>, visit: (s: Sl
     if (!cacheLows.has(dv.getUint32(off + offCache, true))) return;
     const cache = dv.getBigUint64(off + offCache, true);
     if (!caches.has(cache)) return;
-    // Tail pages of a compound slab carry compound_head | 1 at offset 8; only head pages describe a slab.
-    if ((dv.getUint32(off + 8, true) & 1) === 1) return;
+    // Only a slab's head page describes it.
+    if (isCompoundTail(dv, off)) return;
     const isSlab = kinds.slabBy === 'unknown' || kinds.isSlab(dv.getBigUint64(off, true), dv.getUint32(off + offType, true));
     if (!isSlab && flagged > 0) return; // the marker is known to work: the plain path
     if (!isSlab) {
@@ -254,6 +261,8 @@ export interface CpuSlab {
 
 /** Per-CPU kmem_cache_cpu of a cache: this_cpu_ptr(s->cpu_slab) for every possible CPU. */
 export function cpuSlabs(ctx: SlubContext, c: KmemCache): CpuSlab[] {
+  if (c.cpuSlab === null) return [];
+  const cpuSlab = c.cpuSlab;
   const { prog, types } = ctx;
   const nr = prog.u32(sym(ctx, 'nr_cpu_ids'), 'nr_cpu_ids');
   const offsets = prog.mustRead(sym(ctx, '__per_cpu_offset'), nr * 8, '__per_cpu_offset');
@@ -264,11 +273,204 @@ export function cpuSlabs(ctx: SlubContext, c: KmemCache): CpuSlab[] {
   const offPartial = types.tryOffsetOf('kmem_cache_cpu', 'partial');
   const out: CpuSlab[] = [];
   for (let cpu = 0; cpu < nr; cpu++) {
-    const addr = (c.cpuSlab + ov.getBigUint64(cpu * 8, true)) & U64_MASK;
+    const addr = (cpuSlab + ov.getBigUint64(cpu * 8, true)) & U64_MASK;
     const b = prog.read(addr, Math.max(offFree, offSlab, offPartial ?? 0) + 8);
     if (!b) continue;
     const v = dv(b);
     out.push({ cpu, addr, freelist: v.getBigUint64(offFree, true), slab: v.getBigUint64(offSlab, true), partial: offPartial === null ? 0n : v.getBigUint64(offPartial, true) });
   }
   return out;
+}
+
+export interface CacheSummary {
+  cache: KmemCache;
+  slabs: number;
+  total: number;
+  allocated: number;
+}
+
+/** kmem -s for every cache: one pass over struct pages; cpu slabs' private freelists subtracted. */
+export function summarizeCaches(ctx: SlubContext): CacheSummary[] {
+  const caches = forEachSlabCache(ctx);
+  const byAddr = new Map<bigint, CacheSummary>();
+  for (const c of caches) byAddr.set(c.addr, { cache: c, slabs: 0, total: 0, allocated: 0 });
+  forEachSlab(ctx, new Set(byAddr.keys()), (s) => {
+    const row = byAddr.get(s.cache)!;
+    row.slabs++;
+    row.total += s.objects;
+    row.allocated += s.inuse;
+  });
+  for (const row of byAddr.values()) {
+    for (const { chain } of cpuFreelists(ctx, row.cache, () => row.cache.objects)) row.allocated -= chain.objects.length;
+  }
+  return [...byAddr.values()];
+}
+
+/**
+ * Each CPU's private freelist (kmem_cache_cpu.freelist, objects of its cpu slab). On a live kernel it
+ * moves with every allocation: a broken walk reads kmem_cache_cpu and the slab again, up to 3 times.
+ */
+function cpuFreelists(ctx: SlubContext, cache: KmemCache, objectsOf: (slabBase: bigint) => number): { cpu: CpuSlab; chain: FreeChain; raced: boolean }[] {
+  const slabBytes = ctx.prog.pageSize << cache.order;
+  const out: { cpu: CpuSlab; chain: FreeChain; raced: boolean }[] = [];
+  const cpus = cpuSlabs(ctx, cache);
+  for (let k = 0; k < cpus.length; k++) {
+    let cpu = cpus[k];
+    const walkCpu = () => {
+      if (cpu.freelist === 0n || cpu.slab === 0n) return null;
+      const base = slabBaseOfPage(ctx, cpu.slab);
+      return walkFreelist(cache, base, objectsOf(base), null, (a) => readU64(ctx, a), cpu.freelist);
+    };
+    let chain = walkCpu();
+    let raced = false;
+    for (let attempt = 0; chain?.broken && ctx.prog.dump.live && attempt < 3; attempt++) {
+      ctx.prog.forget(cpu.addr, 32);
+      if (cpu.slab) ctx.prog.forget(slabBaseOfPage(ctx, cpu.slab), slabBytes);
+      cpu = cpuSlabs(ctx, cache)[k] ?? cpu;
+      chain = walkCpu();
+      if (chain && !chain.broken) raced = true;
+    }
+    if (chain) out.push({ cpu, chain, raced });
+  }
+  return out;
+}
+
+function readU64(ctx: SlubContext, a: bigint): bigint | null {
+  const b = ctx.prog.read(a, 8);
+  return b ? new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) : null;
+}
+
+/** page_address(slab): the direct-map address of a struct page's memory. */
+export function slabBaseOfPage(ctx: SlubContext, page: bigint): bigint {
+  return pfnToVirt(ctx.prog, pageToPfn(ctx.prog, page));
+}
+
+export interface CacheWalk {
+  cache: KmemCache;
+  /**
+   * Slab head pfns, ascending (the struct page walk goes in pfn order), and each slab's object count:
+   * 16 bytes per slab, where a SlabPage object with its bigints took ~200 (the walk of a 2.4 GiB cache
+   * held 625,136 of them).
+   */
+  pfns: number[];
+  objects: number[];
+  /** Free object indexes of the slabs that have free objects, by slab index: slab and per-CPU freelists. */
+  freeBySlab: Map<number, number[]>;
+  freeObjects: number;
+  total: number;
+  allocated: number;
+  cpuFreelistObjects: number;
+  warnings: string[];
+  /** page_address() of slab i. */
+  slabBase(i: number): bigint;
+  /** True if `addr` is on a freelist of this cache. */
+  isFree(addr: bigint): boolean;
+}
+
+/** Every slab of one cache and its free objects. */
+export function walkCache(ctx: SlubContext, cache: KmemCache, phases: Phases = new Phases()): CacheWalk {
+  const pfns: number[] = [];
+  const objects: number[] = [];
+  const heads: { slab: number; page: bigint; freelist: bigint }[] = [];
+  const walkPhase = phases.start('memmap walk', 'pages', maxPfn(ctx.prog, ctx.syms));
+  const stats = forEachSlab(ctx, new Set([cache.addr]), (s) => {
+    if (s.freelist !== 0n) heads.push({ slab: pfns.length, page: s.page, freelist: s.freelist });
+    pfns.push(pageToPfn(ctx.prog, s.page));
+    objects.push(s.objects);
+  }, (done) => {
+    walkPhase.items = done;
+    walkPhase.tick();
+  });
+  walkPhase.bytes = stats.pfnsScanned * structPageSize(ctx.prog);
+  walkPhase.end();
+  const warnings: string[] = [];
+  if (stats.unreadableStructPages) {
+    warnings.push(`${stats.unreadableStructPages} struct pages could not be read (vmemmap holes or pages excluded from the dump): slabs there are not seen`);
+  }
+  if (cache.cpuSlab === null) {
+    warnings.push(`struct kmem_cache of this kernel has no cpu_slab: no per-CPU freelists were read, so objects free on them count as allocated (a kernel newer than this tool knows: report it)`);
+  }
+  const freePhase = phases.start('freelists', 'slabs');
+  const ps = ctx.prog.pageSize;
+  const base0 = ctx.prog.bases.pageOffsetBase;
+  const slabBase = (i: number) => base0 + BigInt(pfns[i] * ps);
+  const slabBytes = ps << cache.order;
+  const freeBySlab = new Map<number, number[]>();
+  let freeObjects = 0;
+  const addFree = (i: number, objs: bigint[]) => {
+    if (objs.length === 0) return;
+    const base = slabBase(i);
+    let list = freeBySlab.get(i);
+    if (!list) freeBySlab.set(i, (list = []));
+    for (const o of objs) {
+      const j = Number(o - base) / cache.size;
+      if (!list.includes(j)) {
+        list.push(j);
+        freeObjects++;
+      }
+    }
+  };
+  let broken = 0;
+  const note = (msg: string) => {
+    if (broken++ < 3) warnings.push(msg);
+  };
+  const S = slabStruct(ctx.types);
+  const offFreelist = BigInt(ctx.types.offsetOf(S, 'freelist'));
+  let raced = 0;
+  for (const h of heads) {
+    const base = slabBase(h.slab);
+    const n = objects[h.slab];
+    let chain = walkFreelist(cache, base, n, ctx.prog.read(base, slabBytes), (a) => readU64(ctx, a), h.freelist);
+    // On a live kernel the slab may change between reading its struct slab and its objects: read both
+    // again (a few times) before calling the freelist broken.
+    for (let attempt = 0; chain.broken && ctx.prog.dump.live && attempt < 3; attempt++) {
+      ctx.prog.forget(h.page, 64);
+      ctx.prog.forget(base, slabBytes);
+      const head = readU64(ctx, h.page + offFreelist) ?? 0n;
+      chain = walkFreelist(cache, base, n, ctx.prog.read(base, slabBytes), (a) => readU64(ctx, a), head);
+      if (!chain.broken) raced++;
+    }
+    if (chain.broken) note(ctx.prog.dump.live ? `${chain.broken} (live kernel: still changing after 3 re-reads; its free objects count as allocated)` : chain.broken);
+    addFree(h.slab, chain.objects);
+    freePhase.add(slabBytes, 1);
+  }
+  const indexOfBase = (b: bigint) => {
+    const pfn = Number((b - base0) / BigInt(ps));
+    let lo = 0;
+    let hi = pfns.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (pfns[mid] === pfn) return mid;
+      if (pfns[mid] < pfn) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  };
+  let cpuFree = 0;
+  for (const { cpu, chain, raced: moved } of cpuFreelists(ctx, cache, (b) => objects[indexOfBase(b)] ?? cache.objects)) {
+    if (moved) raced++;
+    if (chain.broken) note(`cpu ${cpu.cpu}: ${chain.broken}${ctx.prog.dump.live ? ' (live kernel: still changing after 3 re-reads)' : ''}`);
+    const before = freeObjects;
+    const byBase = new Map<number, bigint[]>();
+    for (const o of chain.objects) {
+      const i = indexOfBase(o - ((o - base0) % BigInt(slabBytes)));
+      if (i < 0) continue;
+      let l = byBase.get(i);
+      if (!l) byBase.set(i, (l = []));
+      l.push(o);
+    }
+    for (const [i, objs] of byBase) addFree(i, objs);
+    cpuFree += freeObjects - before;
+  }
+  freePhase.end();
+  if (raced) warnings.push(`${raced} slabs changed while being read (live kernel) and were read again`);
+  if (broken > 3) warnings.push(`${broken - 3} more broken freelists`);
+  let total = 0;
+  for (const n of objects) total += n;
+  const isFree = (a: bigint) => {
+    if (a < base0) return false;
+    const i = indexOfBase(a - ((a - base0) % BigInt(slabBytes)));
+    return i >= 0 && (freeBySlab.get(i)?.includes(Number(a - slabBase(i)) / cache.size) ?? false);
+  };
+  return { cache, pfns, objects, freeBySlab, freeObjects, total, allocated: total - freeObjects, cpuFreelistObjects: cpuFree, warnings, slabBase, isFree };
 }

@@ -4,7 +4,7 @@
 import { MemleakError } from '../errors.js';
 import { readText } from '../util/read-file.js';
 import { openVmcore, type Kernel } from '../kernel/kernel.js';
-import { pfnToPage } from '../kernel/mm.js';
+import { pageKinds, pfnFlagTest } from '../kernel/mm.js';
 import type { CheckResult } from '../check/leak.js';
 import { parseFtrace, traceWarnings } from '../trace/ftrace.js';
 import { kallsymsOf, REPORT_SCHEMA, type AnalyzeRequest } from '../request.js';
@@ -42,8 +42,9 @@ export function analyze(req: AnalyzeRequest, check: CheckResult | null = null): 
         verdictReason: `no trace: callers need mm_page_alloc stacks; the dump holds ${census.unaccounted} in-use kernel pages nothing accounts for${h ? `, ${h.pages} of them starting with ${h.value}${h.text ? ` "${h.text}"` : ''}` : ''}`,
       };
     }
-    const isSlabPfn = v ? slabPfnTest(v) : undefined;
-    const res = outstandingPages(trace, { freeOnlyPct: req.freeOnlyPct, memory: v?.prog ?? null, pageOffsetBase: v?.prog.bases?.pageOffsetBase ?? null, isSlabPfn, ownPids: req.ownPids ? new Set(req.ownPids) : undefined });
+    // With a dump: PG_slab of the block's struct page (the flag only: see kernel/mm.ts pfnFlagTest).
+    const isSlabPfn = v ? pfnFlagTest(v.prog, pageKinds(v.prog, v.types.btf), 'PG_slab') : undefined;
+    const res = outstandingPages(trace, { freeOnlyPct: req.freeOnlyPct, memory: v?.prog ?? null, pageOffsetBase: v?.prog.bases.pageOffsetBase ?? null, isSlabPfn, ownPids: req.ownPids ? new Set(req.ownPids) : undefined });
     if (res.allocsSeen === 0) warnings.push(`${req.trace} has no unmovable mm_page_alloc events: record kmem:mm_page_alloc and kmem:mm_page_free`);
     const verdict = pageVerdict(res.rows);
     const top = verdict.row;
@@ -57,14 +58,4 @@ export function analyze(req: AnalyzeRequest, check: CheckResult | null = null): 
   } finally {
     v?.close();
   }
-}
-
-/** PG_slab of a pfn's struct page (VMCOREINFO NUMBER(PG_slab), else BTF's enum pageflags). */
-function slabPfnTest(v: Kernel): ((pfn: number) => boolean) | undefined {
-  const bit = v.prog.info.numbers.get('PG_slab') ?? (v.types.btf?.enumerator('PG_slab') != null ? BigInt(v.types.btf.enumerator('PG_slab')!) : undefined);
-  if (bit === undefined || !v.prog.bases) return undefined;
-  return (pfn) => {
-    const b = v.prog.read(pfnToPage(v.prog, pfn), 8);
-    return b !== null && ((new DataView(b.buffer, b.byteOffset).getBigUint64(0, true) >> bit) & 1n) === 1n;
-  };
 }

@@ -7,7 +7,7 @@
  * Their first 8 bytes are grouped: a leak that stamps its pages shows up as one large group.
  */
 import type { Kernel } from '../kernel/kernel.js';
-import { forEachStructPage, maxPfn, pageKinds, pfnToVirt } from '../kernel/mm.js';
+import { forEachStructPage, isCompoundTail, maxPfn, pageKinds, pfnToVirt, testPageFlag } from '../kernel/mm.js';
 
 export interface UnaccountedPages {
   pfnsScanned: number;
@@ -39,10 +39,9 @@ export function unaccountedPages(v: Kernel, top = 5): UnaccountedPages {
   let unaccounted = 0;
   const walk = forEachStructPage(prog, maxPfn(prog, syms), (pfn, dv, o) => {
     const flags = dv.getBigUint64(o, true);
-    const has = (k: number) => k >= 0 && ((flags >> BigInt(k)) & 1n) === 1n;
     const pageType = dv.getUint32(o + offMapcount, true);
-    if (kinds.isSlab(flags, pageType) || has(PG_lru) || has(PG_reserved)) return;
-    if ((dv.getBigUint64(o + 8, true) & 1n) === 1n) return; // compound tail
+    if (kinds.isSlab(flags, pageType) || testPageFlag(flags, PG_lru) || testPageFlag(flags, PG_reserved)) return;
+    if (isCompoundTail(dv, o)) return;
     if (dv.getInt32(o + offRef, true) <= 0) return;
     if (kinds.isBuddy(pageType)) return;
     if (dv.getBigUint64(o + offMapping, true) !== 0n) return;

@@ -1,7 +1,8 @@
 /** A walked cache of a dump (kernel/vmcore.ts walkCache) as the scan engine's SlabSet. */
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
-import { addressSpaceOf, type CacheWalk, type Kernel } from '../kernel/kernel.js';
+import { addressSpaceOf, type Kernel } from '../kernel/kernel.js';
+import type { CacheWalk } from '../kernel/slub.js';
 import type { SlabSet } from '../scan/slab-set.js';
 
 export function slabSetFromWalk(v: Kernel, walk: CacheWalk): SlabSet {
