@@ -6,6 +6,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import type { MemoryReader } from '../util/memory.js';
+import { PAGE_OFFSET_MASK } from '../util/page.js';
 
 export class RawFileMemory implements MemoryReader {
   readonly description: string;
@@ -19,7 +20,7 @@ export class RawFileMemory implements MemoryReader {
     }
     this.size = fstatSync(this.fd).size;
     if (this.size === 0) throw new MemleakError('E_NO_DATA', 'raw dump is empty', { file });
-    if (base & 0xfffn) throw new MemleakError('E_USAGE', `--base ${hex(base)} is not page aligned`, { file });
+    if (base & PAGE_OFFSET_MASK) throw new MemleakError('E_USAGE', `--base ${hex(base)} is not page aligned`, { file });
     this.description = `raw dump ${file} at ${hex(base)}`;
   }
 

@@ -11,6 +11,7 @@ import type { Dump } from '../dump/dump.js';
 import type { DeferredPages } from '../dump/decompress.js';
 import { CapturedMemory } from '../dump/capture.js';
 import { parseVmcoreinfo, type VmcoreInfo } from './vmcoreinfo.js';
+import { PAGE_OFFSET_MASK, PAGE_SIZE_BIG } from '../util/page.js';
 
 /** __START_KERNEL_map (arch/x86/include/asm/page_64_types.h). */
 export const START_KERNEL_MAP = 0xffffffff80000000n;
@@ -116,7 +117,7 @@ export class Program implements MemoryReader {
         return Number(((e & mask) & ~pageMask) | (v & pageMask));
       }
       table = e & mask;
-      if (last) return Number(table | (v & 0xfffn));
+      if (last) return Number(table | (v & PAGE_OFFSET_MASK));
     }
     return null;
   }
@@ -126,7 +127,7 @@ export class Program implements MemoryReader {
     if (v >= START_KERNEL_MAP && v < KERNEL_IMAGE_END) return this.kernelImagePhys(v);
     const b = this.bases;
     if (b && v >= b.pageOffsetBase && v - b.pageOffsetBase < BigInt(this.dump.phys?.physEnd ?? 0)) return Number(v - b.pageOffsetBase);
-    const page = v & ~0xfffn;
+    const page = v & ~PAGE_OFFSET_MASK;
     let p = this.tlb.get(page);
     if (p === undefined) {
       const t = this.walkPageTables(page);
@@ -135,7 +136,7 @@ export class Program implements MemoryReader {
       if (this.tlb.size > 1 << 16) this.tlb.clear();
       this.tlb.set(page, p);
     }
-    return p + Number(v & 0xfffn);
+    return p + Number(v & PAGE_OFFSET_MASK);
   }
 
   read(addr: bigint, len: number): Uint8Array | null {
@@ -218,7 +219,7 @@ export class Program implements MemoryReader {
   /** Drops captured copies of [addr, addr+len) so the next read sees the kernel's current bytes (live retries). */
   forget(addr: bigint, len: number): void {
     if (!this.capture?.capturing) return;
-    for (let a = addr & ~0xfffn; a < addr + BigInt(len); a += 4096n) {
+    for (let a = addr & ~PAGE_OFFSET_MASK; a < addr + BigInt(len); a += PAGE_SIZE_BIG) {
       const p = this.translate(a);
       if (p !== null) this.capture.forget(Math.floor(p / this.pageSize));
     }
@@ -246,7 +247,7 @@ export class Program implements MemoryReader {
   }
 
   cString(addr: bigint, max: number, what: string): string {
-    const b = this.read(addr, max) ?? this.mustRead(addr, Math.min(max, this.pageSize - Number(addr & 0xfffn)), what);
+    const b = this.read(addr, max) ?? this.mustRead(addr, Math.min(max, this.pageSize - Number(addr & PAGE_OFFSET_MASK)), what);
     const z = b.indexOf(0);
     return new TextDecoder().decode(z < 0 ? b : b.subarray(0, z));
   }

@@ -3,6 +3,7 @@
  * KERNELOFFSET are hex, OFFSET/SIZE/NUMBER/LENGTH decimal (NUMBER may be negative: phys_base).
  */
 import { MemleakError } from '../errors.js';
+import { PAGE_SIZE } from '../util/page.js';
 
 export interface VmcoreInfo {
   osrelease: string | null;
@@ -24,7 +25,7 @@ export function parseVmcoreinfo(text: string, file: string): VmcoreInfo {
   const info: VmcoreInfo = {
     osrelease: null,
     buildId: null,
-    pageSize: 4096,
+    pageSize: PAGE_SIZE,
     kernelOffset: null,
     symbols: new Map(),
     offsets: new Map(),

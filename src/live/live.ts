@@ -25,6 +25,7 @@ import { decodePage } from './ring-buffer.js';
 import { EventTextWriter, formatTs, type DecodedEvent } from './trace-text.js';
 import type { EventFormat } from './event-format.js';
 import { gzipSync } from 'node:zlib';
+import { PAGE_SIZE } from '../util/page.js';
 
 export interface LiveOptions {
   duration: number;
@@ -178,7 +179,7 @@ async function traceWindow(
   const cpus = inst.cpus();
   const writer = new EventTextWriter(formats, ks);
   const fd = fs.openSync(out, 'w');
-  const pageSize = 4096;
+  const pageSize = PAGE_SIZE;
   let pending: DecodedEvent[] = [];
   let lost = 0;
   const flush = (upTo: bigint | null) => {

@@ -9,6 +9,7 @@
 import type { MemoryReader } from '../util/memory.js';
 import type { ParsedTrace, TraceEvent } from '../trace/ftrace.js';
 import { traceWindow } from '../trace/window.js';
+import { PAGE_SIZE } from '../util/page.js';
 
 /** Frames that are the allocator itself (or the tracing that recorded the stack), not its caller, by
  *  their name before 6.10 (see allocatorName). Frames come with or without `+off/size` (trace option
@@ -89,7 +90,7 @@ export function outstandingPages(
     ownPids?: ReadonlySet<number>;
   },
 ): PageTraceResult {
-  const pageSize = opts.pageSize ?? 4096;
+  const pageSize = opts.pageSize ?? PAGE_SIZE;
   const { start, end, allocCutoff } = traceWindow(trace, opts.freeOnlyPct);
   const live = new Map<number, TraceEvent>();
   let allocs = 0;

@@ -10,6 +10,7 @@ import type { KmemReport } from '../input/crash-kmem.js';
 import type { SlabinfoRow } from '../input/slabinfo.js';
 import type { CacheGeometry, SlabSet } from '../scan/slab-set.js';
 import type { GeometryHints } from '../request.js';
+import { PAGE_SIZE } from '../util/page.js';
 
 /**
  * Geometry precedence: explicit flags, then kmem (crash saw the kmem_cache), then slabinfo. An object
@@ -38,7 +39,7 @@ export function resolveGeometry(h: GeometryHints, kmem: KmemReport | null, slabi
     const row = slabinfo.get(name);
     if (row) {
       stride ??= row.objectSize;
-      slabSize ??= row.pagesPerSlab * 4096;
+      slabSize ??= row.pagesPerSlab * PAGE_SIZE;
       perSlab ??= row.objsPerSlab;
       allocated ??= row.activeObjs;
       sources.push('slabinfo');
@@ -59,8 +60,8 @@ export function resolveGeometry(h: GeometryHints, kmem: KmemReport | null, slabi
   if (!Number.isInteger(stride) || stride <= 0 || stride % 8 !== 0) {
     throw new MemleakError('E_GEOMETRY', `object size ${stride} is not a positive multiple of 8`);
   }
-  slabSize ??= 4096;
-  if (slabSize % 4096 !== 0 || (slabSize & (slabSize - 1)) !== 0) {
+  slabSize ??= PAGE_SIZE;
+  if (slabSize % PAGE_SIZE !== 0 || (slabSize & (slabSize - 1)) !== 0) {
     throw new MemleakError('E_GEOMETRY', `slab size ${slabSize} is not a power-of-two number of 4 KiB pages`);
   }
   if (stride > slabSize) throw new MemleakError('E_GEOMETRY', `object size ${stride} is larger than the slab size ${slabSize}`);

@@ -24,6 +24,7 @@ import { kallsymsOf, type AnalyzeRequest } from '../request.js';
 import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from './crash-text.js';
 import { slabSetFromWalk } from './from-dump.js';
 import type { Phases } from '../phases.js';
+import { PAGE_OFFSET_MASK } from '../util/page.js';
 
 export interface Loaded {
   set: SlabSet;
@@ -104,7 +105,7 @@ export async function loadMemory(req: AnalyzeRequest, warnings: string[], phases
  */
 async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms: Kallsyms | null, warnings: string[]): Promise<Loaded> {
   const { file, base } = req.raw!;
-  if (base & 0xfffn) throw new MemleakError('E_USAGE', `--base ${hex(base)} is not page aligned`, { file });
+  if (base & PAGE_OFFSET_MASK) throw new MemleakError('E_USAGE', `--base ${hex(base)} is not page aligned`, { file });
   let fd: number;
   try {
     fd = file === '-' ? 0 : openSync(file, 'r');

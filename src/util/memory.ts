@@ -2,6 +2,7 @@
  * Memory the analysis can read. Readers only register segments here (drgn's Program over memory
  * segments); the analysis asks `read(addr, len)` and never learns which file the bytes came from.
  */
+import { PAGE_SIZE, PAGE_SIZE_BIG } from './page.js';
 
 /**
  * Where a compressed source may hand pages over undecompressed (dump/decompress.ts PageDeferral): the
@@ -26,8 +27,8 @@ export interface MemoryReader {
   noteCorruptPages?(pages: { pfn: number; offset: number; why: string }[]): void;
 }
 
-const PAGE = 4096;
-const PAGE_B = 4096n;
+const PAGE = PAGE_SIZE;
+const PAGE_B = PAGE_SIZE_BIG;
 
 /**
  * Sparse, word-granular memory built from text dumps (crash rd) and small raw dumps. Every 8-byte word

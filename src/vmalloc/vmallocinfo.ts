@@ -4,6 +4,7 @@
  * the guard page; bytes count backing pages (`pages=N`) where the line gives them.
  */
 import type { VmallocArea } from '../check/vmallocinfo.js';
+import { PAGE_SIZE } from '../util/page.js';
 
 export interface VmallocCallerRow {
   caller: string;
@@ -18,7 +19,7 @@ function areaBytes(a: VmallocArea, pageSize: number): number {
 }
 
 /** Rows of vmalloc() areas (kind vmalloc/vpages/user) by caller; growth when `before` is given. */
-export function vmallocByCaller(after: VmallocArea[], before: VmallocArea[] | null, pageSize = 4096): VmallocCallerRow[] {
+export function vmallocByCaller(after: VmallocArea[], before: VmallocArea[] | null, pageSize = PAGE_SIZE): VmallocCallerRow[] {
   const counted = (a: VmallocArea) => a.kind === 'vmalloc' || a.kind === 'vpages' || a.kind === 'user';
   const sum = (areas: VmallocArea[]) => {
     const m = new Map<string, { areas: number; bytes: number }>();
