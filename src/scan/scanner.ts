@@ -11,12 +11,13 @@ import { xxh64 } from '../util/hash64.js';
 import { MemleakError, isPlainError, type PlainError } from '../errors.js';
 import { HeavyLearner, type HeavyTable } from './heavy.js';
 import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } from './clusters.js';
-import { mergeChunkResults, scanChunk, type ChunkJob, type TemplateCount } from './scan-chunk.js';
+import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
 import type { SlabSet } from './slab-set.js';
 import { tokenSpaceOf, type TokenSpace } from './tokens.js';
 import { embeddedWorkerFile } from '../ship/worker-files.js';
 import { PageDeferral } from '../dump/decompress.js';
 import { Phases, type Phase } from '../phases.js';
+import { PAGE_SIZE } from '../util/page.js';
 import { unpackChunk, type PackedChunkJob, type UnpackedChunkResult } from './unpack-chunk.js';
 
 export interface ScanOptions {
@@ -103,6 +104,68 @@ export class FirstFailure {
   keep = (e: unknown): void => {
     this.error ??= e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
   };
+}
+
+/** The caller's options over DEFAULT_SCAN (cluster options merged one level down): both scanners start here. */
+export function scanOptions(opts: Partial<ScanOptions>): ScanOptions {
+  return { ...DEFAULT_SCAN, ...opts, cluster: { ...DEFAULT_SCAN.cluster, ...(opts.cluster ?? {}) } };
+}
+
+/** What both scanners gather as chunks come back: merged template counts, object counts, chunk digests. */
+export class ScanTally {
+  readonly merged = new Map<number, TemplateCount>();
+  objects = 0;
+  skipped = 0;
+  overflow = 0;
+  private readonly digests: [number, number][] = [];
+  private readonly mergeCap: number;
+
+  constructor(maxTemplates: number) {
+    this.mergeCap = maxTemplates * 4;
+  }
+
+  /** One chunk's result; `index` is the chunk's place in slab order (the memory digest follows that order). */
+  absorb(r: ChunkResult, index: number): void {
+    this.digests[index] = r.digest;
+    this.objects += r.objects;
+    this.skipped += r.skipped;
+    this.overflow += mergeChunkResults(this.merged, r, this.mergeCap);
+  }
+
+  /**
+   * The finish both scanners share: clusters from the merged templates, the stats, and the memory
+   * digest (each chunk's checksum is folded into the hot loop, scan-chunk.ts; xxh64 (util/hash64.ts) combines the
+   * per-chunk checksums, in slab order, in one call per scan, where it is fast).
+   */
+  async finish(
+    o: ScanOptions,
+    parts: { heavy: HeavyTable; space: TokenSpace; slabs: number; sampled: number; objectsFree: number; objectsUnreadable: number; t0: number; phases?: Phases },
+  ): Promise<ScanResult> {
+    const h64 = await xxh64();
+    const clustering = parts.phases?.start('cluster', 'objects');
+    const { clusters, clusterOfTemplate, rareObjects } = buildClusters(this.merged.values(), o.cluster);
+    clustering?.add(0, this.merged.size);
+    clustering?.end();
+    return {
+      clusters,
+      clusterOfTemplate,
+      heavy: parts.heavy,
+      space: parts.space,
+      stats: {
+        slabs: parts.slabs,
+        objectsScanned: this.objects,
+        objectsFree: parts.objectsFree,
+        objectsUnreadable: parts.objectsUnreadable,
+        overflowObjects: this.overflow,
+        rareObjects,
+        templates: this.merged.size,
+        sampled: parts.sampled,
+        workers: o.workers,
+        elapsedMs: performance.now() - parts.t0,
+        memoryDigest: h64(new Uint8Array(Uint32Array.from(this.digests.flat()).buffer)).toString(16).padStart(16, '0'),
+      },
+    };
+  }
 }
 
 interface PreparedChunk {
@@ -224,7 +287,7 @@ function learn(set: SlabSet, space: TokenSpace, sampleObjects: number, phase: Ph
 }
 
 export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): Promise<ScanResult> {
-  const o: ScanOptions = { ...DEFAULT_SCAN, ...opts, cluster: { ...DEFAULT_SCAN.cluster, ...(opts.cluster ?? {}) } };
+  const o = scanOptions(opts);
   const t0 = performance.now();
   const { stride } = set.cache;
   if (stride % 8 !== 0 || stride <= 0) {
@@ -248,21 +311,14 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   const heavy = learner.finish();
 
   const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / (stride * objsPerSlab)));
-  const merged = new Map<number, TemplateCount>();
-  let objects = 0;
-  let skipped = 0;
+  const tally = new ScanTally(o.maxTemplates);
   let unreadable = 0;
-  let overflow = 0;
-  const mergeCap = o.maxTemplates * 4;
+  let chunkIndex = 0;
   const slabBytes = set.cache.slabSize;
   const totalBytes = set.slabs.length * slabBytes;
   // Compressed dumps hand their pages over packed: decompression then runs on the scan workers.
-  const defer = set.memory.readInto ? new PageDeferral(4096) : null;
+  const defer = set.memory.readInto ? new PageDeferral(PAGE_SIZE) : null;
 
-  // Each chunk's checksum is folded into the hot loop (scan-chunk.ts); xxhash-wasm combines the per-chunk
-  // checksums, in slab order, into the memory digest: one call per scan, where it is fast.
-  const h64 = await xxh64();
-  const chunkDigests: [number, number][] = [];
   const scan = phases.start('scan', 'bytes', totalBytes);
   const reads = phases.start('slab reads', 'bytes', totalBytes);
   reads.note = 'main thread, overlaps scan';
@@ -275,15 +331,12 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   let corruptPages = 0;
   const absorb = (r: UnpackedChunkResult, index: number, slabs: number) => {
     const tm = performance.now();
-    chunkDigests[index] = r.digest;
-    objects += r.objects;
-    skipped += r.skipped;
     unreadable += r.unreadableObjects ?? 0;
     if (r.corruptPages?.length) {
       corruptPages += r.corruptPages.length;
       set.memory.noteCorruptPages?.(r.corruptPages);
     }
-    overflow += mergeChunkResults(merged, r, mergeCap);
+    tally.absorb(r, index);
     mergeMs += performance.now() - tm;
     merge.items += r.templates.length;
     scan.add(slabs * slabBytes, r.objects);
@@ -307,12 +360,11 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
       const bad = unpackChunk(c.job);
       if (bad.corruptPages.length) set.memory.noteCorruptPages?.(bad.corruptPages);
       unreadable += bad.unreadableObjects;
-      absorb(scanChunk(c.job), chunkDigests.length, c.job.slabAddrs.length / 2);
+      absorb(scanChunk(c.job), chunkIndex++, c.job.slabAddrs.length / 2);
       spare.push(c.job.buffer as SharedArrayBuffer);
     }
   } else {
     const failure = new FirstFailure();
-    let chunkIndex = 0;
     const pending: Promise<void>[] = [];
     for (let s = 0; s < set.slabs.length && failure.error === null; s += slabsPerChunk) {
       const c = prepare(s);
@@ -335,27 +387,5 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   const mt = merge.end();
   mt.ms = Math.round(mergeMs * 10) / 10;
   if (corruptPages) scan.note = `${corruptPages} corrupt pages`;
-  const clustering = phases.start('cluster', 'objects');
-  const { clusters, clusterOfTemplate, rareObjects } = buildClusters(merged.values(), o.cluster);
-  clustering.add(0, merged.size);
-  clustering.end();
-  return {
-    clusters,
-    clusterOfTemplate,
-    heavy,
-    space,
-    stats: {
-      slabs: set.slabs.length,
-      objectsScanned: objects,
-      objectsFree: skipped - unreadable,
-      objectsUnreadable: unreadable,
-      overflowObjects: overflow,
-      rareObjects,
-      templates: merged.size,
-      sampled: learner.sampled,
-      workers: o.workers,
-      elapsedMs: performance.now() - t0,
-      memoryDigest: h64(new Uint8Array(Uint32Array.from(chunkDigests.flat()).buffer)).toString(16).padStart(16, '0'),
-    },
-  };
+  return tally.finish(o, { heavy, space, slabs: set.slabs.length, sampled: learner.sampled, objectsFree: tally.skipped - unreadable, objectsUnreadable: unreadable, t0, phases });
 }

@@ -9,15 +9,13 @@
  */
 import * as fs from 'node:fs';
 import { Piscina } from 'piscina';
-import { xxh64 } from '../util/hash64.js';
 import { MemleakError } from '../errors.js';
 import { SparseMemory } from '../util/memory.js';
 import type { AddressSpace } from '../kernel/address-space.js';
 import { tokenSpaceOf } from './tokens.js';
 import { HeavyLearner } from './heavy.js';
-import { buildClusters } from './clusters.js';
-import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
-import { DEFAULT_SCAN, FirstFailure, runChunk, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
+import { scanChunk, type ChunkJob, type ChunkResult } from './scan-chunk.js';
+import { FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
 export const LEARN_BYTES = 64 << 20;
@@ -81,15 +79,13 @@ interface Slot {
 }
 
 export async function scanStream(src: StreamSource, g: StreamGeometry, space: AddressSpace, opts: Partial<ScanOptions> = {}): Promise<StreamScanResult> {
-  const o: ScanOptions = { ...DEFAULT_SCAN, ...opts, cluster: { ...DEFAULT_SCAN.cluster, ...(opts.cluster ?? {}) } };
+  const o = scanOptions(opts);
   const t0 = performance.now();
   const { stride, objsPerSlab, slabSize } = g;
   const usable = stride * objsPerSlab;
   const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / slabSize));
   const chunkBytes = slabsPerChunk * slabSize;
   const tokSpace = tokenSpaceOf(space);
-  const h64 = await xxh64();
-  const digests: [number, number][] = [];
   const free: Slot[] = [];
   const newSlot = (): Slot => {
     const buffer = new SharedArrayBuffer(chunkBytes);
@@ -135,11 +131,9 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
   }
   const heavy = learner.finish();
 
-  const merged = new Map<number, TemplateCount>();
+  const tally = new ScanTally(o.maxTemplates);
+  const merged = tally.merged;
   const repBytes = new Map<number, Uint8Array>();
-  let objects = 0;
-  let overflow = 0;
-  const mergeCap = o.maxTemplates * 4;
   const baseLo = Number(g.base & 0xffffffffn);
   const baseHi = Number(g.base >> 32n);
   const jobOf = (s: Slot): ChunkJob => {
@@ -158,14 +152,12 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
     return { buffer: s.buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state: null, heavy, space: tokSpace, maxTemplates: o.maxTemplates };
   };
   const absorb = (s: Slot, r: ChunkResult) => {
-    objects += r.objects;
-    digests[s.offset / chunkBytes] = r.digest;
     const before = new Map<number, [number, number]>();
     for (const t of r.templates) {
       const e = merged.get(t.key);
       before.set(t.key, e ? [e.repLo, e.repHi] : [-1, -1]);
     }
-    overflow += mergeChunkResults(merged, r, mergeCap);
+    tally.absorb(r, s.offset / chunkBytes);
     // Copy out representatives that now live in this chunk (it is about to be reused).
     const lo = g.base + BigInt(s.offset);
     for (const t of r.templates) {
@@ -228,7 +220,6 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
       await pool.destroy();
     }
   }
-  const { clusters, clusterOfTemplate, rareObjects } = buildClusters(merged.values(), o.cluster);
   const reps = new SparseMemory(src.description);
   for (const t of merged.values()) {
     const b = repBytes.get(t.key);
@@ -236,14 +227,7 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
   }
   const slabs = Math.floor((offset - trailing) / slabSize);
   return {
-    scan: {
-      clusters, clusterOfTemplate, heavy, space: tokSpace,
-      stats: {
-        slabs, objectsScanned: objects, objectsFree: 0, objectsUnreadable: 0, overflowObjects: overflow, rareObjects,
-        templates: merged.size, sampled: learner.sampled, workers: o.workers, elapsedMs: performance.now() - t0,
-        memoryDigest: h64(new Uint8Array(Uint32Array.from(digests.flat()).buffer)).toString(16).padStart(16, '0'),
-      },
-    },
+    scan: await tally.finish(o, { heavy, space: tokSpace, slabs, sampled: learner.sampled, objectsFree: 0, objectsUnreadable: 0, t0 }),
     reps,
     slabs,
     bytes: offset,
