@@ -5,7 +5,8 @@
  * CLI renders the report and maps errors to exit codes).
  */
 import { checkFromSnapshots, decideType, type Snapshots } from './check/snapshots.js';
-import { pileupText, STEADY_MIN_BYTES, type CheckResult, type KindAnalysis, type LeakKind } from './check/leak.js';
+import type { CheckResult, KindAnalysis, LeakKind } from './check/leak.js';
+import { otherPlausibleKinds } from './check/plausible.js';
 import { MemleakError } from './errors.js';
 import type { AnalyzeRequest } from './request.js';
 import { analyze as analyzeSlab } from './slab/analyze.js';
@@ -27,24 +28,6 @@ async function analyzeKind(req: AnalyzeRequest, kind: LeakKind, check: CheckResu
   if (kind === 'vmalloc') return analyzeVmalloc(req, check);
   if (kind === 'page') return analyzePages(req, check);
   return analyzeSlab(req, check);
-}
-
-/** Growth that makes a kind worth analysing after the chosen one found nothing (the steady rule's step). */
-export const PLAUSIBLE_GROWTH_BYTES = STEADY_MIN_BYTES;
-
-/**
- * The kinds still worth a look when the chosen one names no leaker: other kinds that passed a rule,
- * then those that grew by at least PLAUSIBLE_GROWTH_BYTES without passing one (a short window, a small
- * guest), then slab when a cache stands far above its peers (evidence a window may not show as growth).
- */
-export function otherPlausibleKinds(check: CheckResult, done: LeakKind): { kind: LeakKind; why: string }[] {
-  const out: { kind: LeakKind; why: string }[] = [];
-  const others = check.kinds.filter((k) => k.kind !== done).sort((a, b) => (b.growth ?? 0) - (a.growth ?? 0));
-  for (const k of others) if (k.leaking) out.push({ kind: k.kind, why: `${k.kind}: ${k.why}` });
-  for (const k of others) if (!k.leaking && (k.growth ?? 0) >= PLAUSIBLE_GROWTH_BYTES) out.push({ kind: k.kind, why: `${k.kind} grew too: ${k.why}` });
-  const p = check.decision.pileup;
-  if (p && done !== 'slab' && !out.some((o) => o.kind === 'slab')) out.push({ kind: 'slab', why: `standing pile-up: ${pileupText(p)}` });
-  return out;
 }
 
 /**
