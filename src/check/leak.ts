@@ -1,4 +1,8 @@
 /**
+ * `src/check/`: the /proc check over a window: parsers (proc.ts, vmallocinfo.ts), these rules, the
+ * suspect cache (suspect.ts), the kinds worth a second look (plausible.ts), units (units.ts). Below
+ * the leak kinds, above kernel/ and input/.
+ *
  * The leak rules of the quick check (is kernel memory leaking, and which kind) over snapshots of
  * /proc/meminfo, /proc/slabinfo and /proc/vmallocinfo (parsed in proc.ts). The original's absolute rule (SYSAK.md) misses leaks on small machines, so a
  * kind also counts as leaking when it grew over the window by at least GROWTH_MIN_BYTES and

@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 /**
+ * `src/cli/`: the command line, the top of the layout: flags -> request (request.ts), analyze.ts or
+ * live/ -> report/ renderers -> stdout, errors -> exit codes (exit.ts).
+ *
  * `sysak memleak`: a thin layer over analyze(): flags -> request, report -> text/sysak/JSON, errors ->
  * exit codes (cli/exit.ts). Option defaults come from the one table in request.ts (DEFAULTS).
  */

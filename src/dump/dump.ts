@@ -1,4 +1,8 @@
 /**
+ * `src/dump/`: dump formats (ELF, kdump standard and flattened, /proc/kcore, extracts) and their byte
+ * sources and decompressors, the page capture for extracts (capture.ts) and the extract writer; the
+ * bottom of the layout with util/.
+ *
  * What every dump reader registers: physical memory (pages by physical address), optionally virtual
  * segments (/proc/kcore maps kernel virtual addresses directly), and the VMCOREINFO text. The
  * translation layer (kernel/program.ts) sits on top and never learns which format the bytes came from.

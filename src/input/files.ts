@@ -1,4 +1,9 @@
-/** Input files by content: sniffing so flags need not match names, and the layout of a recording directory. */
+/**
+ * `src/input/`: text and raw inputs other tools produce (crash rd/kmem, /proc/slabinfo, raw pages) and
+ * recording directories; parsers only, no analysis.
+ *
+ * Input files by content: sniffing so flags need not match names, and the layout of a recording directory.
+ */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { MemleakError } from '../errors.js';

@@ -1,4 +1,9 @@
 /**
+ * `src/kernel/`: reading a kernel from its memory (drgn's model): this file opens one Kernel;
+ * program.ts translates addresses; vmcoreinfo.ts, btf.ts, types.ts, kallsyms.ts and dump-symbols.ts
+ * give symbols and types; mm.ts (struct page) and slub.ts (SLUB) are the helpers named after the
+ * kernel's; address-space.ts the x86_64 layout. Depends only on dump/ and util/.
+ *
  * Opening a kernel: a vmcore, /proc/kcore or an extract becomes one Kernel (drgn's Program): the dump's
  * memory behind the translation layer (program.ts) with the address-space bases read at open, its
  * symbols (a kallsyms file, or the dump's own tables plus module symbols) and its types (a BTF file, or

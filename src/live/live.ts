@@ -1,4 +1,8 @@
 /**
+ * `src/live/`: live mode on the running kernel (tracefs instance, ring-buffer decoder, trace text); it
+ * computes the check (check/) over its own window and hands it to analyze.ts with /proc/kcore as the
+ * dump.
+ *
  * Live mode: `sysak memleak --duration 200` on a running kernel with root, tracefs, /proc/kcore,
  * /proc/kallsyms and BTF, and no module. Steps: preflight checks, /proc snapshots (the quick check),
  * a private tracefs instance with the kmem events filtered to the suspect cache's size, the binary

@@ -1,4 +1,7 @@
 /**
+ * `src/pages/`: the page leak kind, with the same face as slab/ and vmalloc/ (analyze(request, check)
+ * -> PageReport in report.ts).
+ *
  * Page leaks: named from outstanding mm_page_alloc blocks grouped by the caller in their stacks.
  */
 import { MemleakError } from '../errors.js';

@@ -1,4 +1,10 @@
-/** One place that turns any report (slab, vmalloc, page; live or offline) into the chosen format. */
+/**
+ * `src/report/`: renderers that return strings (text, the original's sysak layout) for every report
+ * kind and the check; they read the report types of slab/, vmalloc/, pages/ and check/, and compute
+ * nothing.
+ *
+ * One place that turns any report (slab, vmalloc, page; live or offline) into the chosen format.
+ */
 import type { AnyReport } from '../analyze.js';
 import type { CheckResult, KindAnalysis } from '../check/leak.js';
 import { renderText } from './text.js';

@@ -1,4 +1,8 @@
 /**
+ * `src/scan/`: the scan engine (tokens, heavy values, templates, clusters; this random-access scanner
+ * and the streaming one, sharing ScanTally); it reads a SlabSet and knows nothing of where the memory
+ * came from.
+ *
  * Scan orchestration: learn heavy tokens from a sample, cut the slabs into chunks in SharedArrayBuffers,
  * run scanChunk on piscina workers (or in this thread), merge the template counts, cluster them.
  * The main thread reads and merges; workers get offsets into shared memory, not copies.

@@ -1,4 +1,7 @@
 /**
+ * `src/slab/`: the slab leak kind, with the same face as vmalloc/ and pages/ (analyze(request, check)
+ * -> SlabReport in report.ts).
+ *
  * Slab leaks: analyze(request) reads the suspect cache's slabs (load.ts), clusters their contents
  * (scan/), names the words of the hot clusters (symbolize.ts) and, with a trace, marks the outstanding
  * allocations that look like a hot cluster (outstanding.ts, mark.ts) to name the call site that leaks

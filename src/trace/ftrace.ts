@@ -1,4 +1,7 @@
 /**
+ * `src/trace/`: ftrace text and the trace window (window.ts), shared by the slab and the page
+ * analyses; what each kind does with the events lives in that kind's folder.
+ *
  * ftrace text (trace or trace_pipe) of the kmem events: kmalloc(_node), kmem_cache_alloc(_node), kfree,
  * kmem_cache_free, mm_page_alloc, mm_page_free(_batched). Line layout (kernel/trace/trace_output.c):
  *   `<comm>-<pid> [(tgid)] [CPU] [FLAGS] SECS.USECS: EVENT: key=value ...`

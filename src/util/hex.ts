@@ -1,4 +1,9 @@
-/** Address helpers: addresses are bigint at API boundaries and "0x..." strings in JSON. */
+/**
+ * `src/util/`: small helpers every layer may use and that use nothing else: hex, sorted lookups,
+ * memory readers, file reading, PAGE_SIZE, the rd -S stand-in values.
+ *
+ * Address helpers: addresses are bigint at API boundaries and "0x..." strings in JSON.
+ */
 
 export const U64_MASK = (1n << 64n) - 1n;
 

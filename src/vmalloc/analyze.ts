@@ -1,4 +1,7 @@
 /**
+ * `src/vmalloc/`: the vmalloc leak kind, with the same face as slab/ and pages/ (analyze(request,
+ * check) -> VmallocReport in report.ts).
+ *
  * vmalloc leaks: named from /proc/vmallocinfo growth by caller (or listed from a dump's vmap areas).
  */
 import { MemleakError } from '../errors.js';
