@@ -2,11 +2,9 @@
  * The suspect cache, the one slab cache a slab analysis reads: from /proc (live: slabinfo rows and their
  * growth) or from a dump's cache summary (no --cache given).
  */
-import type { CacheSummary } from '../kernel/slub.js';
+import { SLAB_RECLAIM_ACCOUNT, type CacheSummary } from '../kernel/slub.js';
 import type { CacheGrowth } from './leak.js';
 
-/** SLAB_RECLAIM_ACCOUNT (include/linux/slab.h): reclaimable caches are not leak suspects. */
-const SLAB_RECLAIM_ACCOUNT = 0x00020000;
 
 /**
  * The suspect cache: the original takes the unreclaimable cache with the most objects; with growth
@@ -23,7 +21,7 @@ export function suspectCache(rows: CacheGrowth[], reclaimable: (name: string) =>
 export function chooseSuspectCache(rows: CacheSummary[]): CacheSummary | null {
   let best: CacheSummary | null = null;
   for (const r of rows) {
-    if (r.cache.flags & SLAB_RECLAIM_ACCOUNT) continue;
+    if (r.cache.flags & SLAB_RECLAIM_ACCOUNT) continue; // reclaimable caches are not leak suspects
     if (!best || r.allocated * r.cache.size > best.allocated * best.cache.size) best = r;
   }
   return best;

@@ -5,7 +5,10 @@
  * because KASLR puts at least 10 TiB of padding (CONFIG_RANDOMIZE_MEMORY_PHYSICAL_PADDING) between the
  * end of the direct map and vmalloc, and without KASLR the direct map spans 64 TiB.
  */
+/** The bases without CONFIG_RANDOMIZE_MEMORY (the defaults of page_offset_base, vmalloc_base, vmemmap_base). */
 export const DEFAULT_PAGE_OFFSET_BASE = 0xffff888000000000n;
+export const DEFAULT_VMALLOC_BASE = 0xffffc90000000000n;
+export const DEFAULT_VMEMMAP_BASE = 0xffffea0000000000n;
 const DIRECT_MAP_REGION_START_HI = 0xffff8880;
 
 export interface AddressSpace {

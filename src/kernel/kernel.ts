@@ -17,7 +17,7 @@ import { Kallsyms } from './kallsyms.js';
 import { Program, type KernelProgram } from './program.js';
 import { KernelTypes } from './types.js';
 import type { SlubContext } from './slub.js';
-import type { AddressSpace } from './address-space.js';
+import { DEFAULT_PAGE_OFFSET_BASE, DEFAULT_VMALLOC_BASE, DEFAULT_VMEMMAP_BASE, type AddressSpace } from './address-space.js';
 import { pfnToPage } from './mm.js';
 import { readBinary, readText } from '../util/read-file.js';
 import { Phases } from '../phases.js';
@@ -71,9 +71,9 @@ export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): Ke
       return a === null ? null : image.u64(a, name);
     };
     const prog = image.withBases({
-      pageOffsetBase: base('page_offset_base') ?? 0xffff888000000000n,
-      vmallocBase: base('vmalloc_base') ?? 0xffffc90000000000n,
-      vmemmapBase: base('vmemmap_base') ?? 0xffffea0000000000n,
+      pageOffsetBase: base('page_offset_base') ?? DEFAULT_PAGE_OFFSET_BASE,
+      vmallocBase: base('vmalloc_base') ?? DEFAULT_VMALLOC_BASE,
+      vmemmapBase: base('vmemmap_base') ?? DEFAULT_VMEMMAP_BASE,
     });
     const typesPhase = phases.start('types', 'bytes');
     let btf: Btf | null = null;

@@ -28,6 +28,9 @@ import { Phases } from '../phases.js';
 import { forEachStructPage, isCompoundTail, maxPfn, pageKinds, pageToPfn, pfnToPage, pfnToVirt, slabStruct, structPageSize, type StructPageWalk } from './mm.js';
 
 
+/** SLAB_RECLAIM_ACCOUNT (include/linux/slab.h): the cache's objects are reclaimable (dentries, inodes ...). */
+export const SLAB_RECLAIM_ACCOUNT = 0x00020000;
+
 export interface KmemCache {
   addr: bigint;
   name: string;
