@@ -8,7 +8,8 @@
  *   node scripts/compare-reports.mjs --save [DIR]      record a baseline from the current dist/
  *   node scripts/compare-reports.mjs [DIR]             compare dist/ with the baseline in DIR
  *   node scripts/compare-reports.mjs --base REF        build REF (git) in a temporary directory,
- *                                                      record its baseline, then compare dist/ with it
+ *                                                      record its baseline (in DIR's default), then
+ *                                                      compare dist/ with it
  *
  * DIR defaults to .compare-baseline/ in the checkout (git-ignored). Build first (`npm run build`).
  * --filter REGEX (before the rest) keeps only the outputs whose name matches, e.g. `--filter ^samples_`
@@ -200,7 +201,8 @@ if (argv[0] === '--save') {
     process.exit(2);
   }
   const built = buildRef(argv[1]);
-  const dir = join(built, '.compare-baseline');
+  // The REF's outputs stay in the default baseline directory: a later run without --base compares with them.
+  const dir = join(ROOT, '.compare-baseline');
   try {
     save(dir, await collect(join(built, 'dist/src/cli/main.js')));
     process.exitCode = compare(dir, await collect(CLI)) ? 0 : 1;
