@@ -21,7 +21,7 @@ import { findKallsymsInImage, type ImageKallsyms } from '../src/kernel/kallsyms-
 import { Kallsyms, type KallsymsRow } from '../src/kernel/kallsyms.js';
 import { Program } from '../src/kernel/program.js';
 import { renderText } from '../src/report/text.js';
-import { openVmcore } from '../src/kernel/vmcore.js';
+import { openVmcore } from '../src/kernel/kernel.js';
 import { elfPages } from './dump-builders.js';
 import { errorOf, ROOT, sample } from './helpers.js';
 

@@ -24,6 +24,7 @@
  */
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
+import { PAGE_SIZE } from '../util/page.js';
 import type { KallsymsRow } from './kallsyms.js';
 import {
   addressReader, decodeNames, kallsymsRows, kernelAnchors, kernelTextStart, locateAnchors, MAX_KALLSYMS, readTokens,
@@ -34,7 +35,7 @@ import { START_KERNEL_MAP, type Program } from './program.js';
 /** "0\0" .. "9\0": tokens 0x30..0x39 of every kernel's token table. */
 const DIGIT_TOKENS = new Uint8Array([...'0123456789'].flatMap((c) => [c.charCodeAt(0), 0]));
 const FIRST_DIGIT_TOKEN = 0x30;
-const PAGE = 4096;
+const PAGE = PAGE_SIZE;
 const SCAN_CHUNK = 1 << 20;
 /** Without a VMCOREINFO data symbol to stop at, search this far above _stext. */
 const MAX_IMAGE = 128 << 20;

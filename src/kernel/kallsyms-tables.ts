@@ -14,6 +14,7 @@
  *   (v4.6, 2213e9a66bb8; the only mode since v6.11), else absolute kallsyms_addresses.
  */
 import { MemleakError } from '../errors.js';
+import { PAGE_OFFSET_MASK, PAGE_SIZE } from '../util/page.js';
 import type { KallsymsRow } from './kallsyms.js';
 import { START_KERNEL_MAP, type Program } from './program.js';
 
@@ -65,7 +66,7 @@ export function decodeNames(prog: Program, names: bigint, num: number, tokens: s
     if (p < chunkStart || p >= chunkStart + chunk.length) {
       chunkStart = p;
       const at = names + BigInt(p);
-      chunk = prog.read(at, NAMES_CHUNK) ?? prog.mustRead(at, 4096 - Number(at & 0xfffn), 'kallsyms_names');
+      chunk = prog.read(at, NAMES_CHUNK) ?? prog.mustRead(at, PAGE_SIZE - Number(at & PAGE_OFFSET_MASK), 'kallsyms_names');
     }
     return chunk[p - chunkStart];
   };
