@@ -1,4 +1,4 @@
-/** A walked cache of a dump (kernel/vmcore.ts walkCache) as the scan engine's SlabSet. */
+/** A walked cache of a dump (kernel/slub.ts walkCache) as the scan engine's SlabSet. */
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import { addressSpaceOf, type Kernel } from '../kernel/kernel.js';
