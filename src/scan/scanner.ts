@@ -13,15 +13,16 @@ import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import { xxh64 } from '../util/hash64.js';
 import { MemleakError, isPlainError, type PlainError } from '../errors.js';
-import { HeavyLearner, type HeavyTable } from './heavy.js';
+import type { HeavyTable } from './heavy.js';
 import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } from './clusters.js';
 import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
 import type { SlabSet } from './slab-set.js';
 import { tokenSpaceOf, type TokenSpace } from './tokens.js';
 import { embeddedWorkerFile } from '../ship/worker-files.js';
 import { PageDeferral } from '../dump/decompress.js';
-import { Phases, type Phase } from '../phases.js';
+import { Phases } from '../phases.js';
 import { PAGE_SIZE } from '../util/page.js';
+import { learnHeavy } from './learn.js';
 import { unpackChunk, type PackedChunkJob, type UnpackedChunkResult } from './unpack-chunk.js';
 
 export interface ScanOptions {
@@ -263,33 +264,6 @@ function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable,
   return { job: { buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates, packed, slabBytes }, unreadable, sourceBytes };
 }
 
-function learn(set: SlabSet, space: TokenSpace, sampleObjects: number, phase: Phase): HeavyLearner {
-  const { stride, objsPerSlab } = set.cache;
-  const learner = new HeavyLearner(stride >>> 2, stride, space);
-  const total = set.slabs.length * objsPerSlab;
-  const step = Math.max(1, Math.floor(total / sampleObjects));
-  phase.total = Math.ceil(total / step);
-  const words = new Uint32Array(stride >>> 2);
-  const wordBytes = new Uint8Array(words.buffer);
-  for (let k = 0; k < total; k += step) {
-    const s = Math.floor(k / objsPerSlab);
-    const j = k % objsPerSlab;
-    const addr = set.slabs[s] + BigInt(j * stride);
-    if (set.allocated(addr) === false) continue;
-    // Straight into the sample buffer where the source can (one pread, no copies).
-    if (set.memory.readInto) {
-      if (!set.memory.readInto(addr, wordBytes)) continue;
-    } else {
-      const data = set.memory.read(addr, stride);
-      if (!data) continue;
-      wordBytes.set(data);
-    }
-    learner.add(words, 0, Number(addr & 0xffffffffn), Number(addr >> 32n));
-    phase.add(stride, 1);
-  }
-  return learner;
-}
-
 export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): Promise<ScanResult> {
   const o = scanOptions(opts);
   const t0 = performance.now();
@@ -311,7 +285,7 @@ export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): 
 async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phases: Phases, t0: number): Promise<ScanResult> {
   const { stride, objsPerSlab } = set.cache;
   const space = tokenSpaceOf(set.addressSpace);
-  const learner = phases.run('learn', 'objects', (p) => learn(set, space, o.sampleObjects, p));
+  const learner = await phases.runAsync('learn', 'objects', (p) => learnHeavy(set, space, o.sampleObjects, p, pool));
   const heavy = learner.finish();
 
   const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / (stride * objsPerSlab)));

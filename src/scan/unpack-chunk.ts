@@ -58,3 +58,21 @@ export function unpackChunk(job: PackedChunkJob): { corruptPages: CorruptPage[];
   job.packed = null;
   return { corruptPages: failed.map((f) => ({ pfn: f.pfn, offset: f.fileOffset, why: f.why })), unreadableObjects };
 }
+
+/** A learning batch: pages to decompress into `buffer`, nothing to scan. */
+export interface UnpackJob {
+  unpackOnly: true;
+  packed: PackedPages;
+  buffer: SharedArrayBuffer;
+}
+
+export interface UnpackResult {
+  /** Destination offsets of the pages that did not decompress. */
+  failedOffsets: number[];
+  corruptPages: CorruptPage[];
+}
+
+export function unpackOnly(job: UnpackJob): UnpackResult {
+  const failed = unpackPages(job.packed, new Uint8Array(job.buffer));
+  return { failedOffsets: failed.map((f) => f.dstOffset), corruptPages: failed.map((f) => ({ pfn: f.pfn, offset: f.fileOffset, why: f.why })) };
+}

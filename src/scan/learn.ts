@@ -1,0 +1,115 @@
+/**
+ * Learning the heavy tokens: every step-th object of the cache (a sample spread over all of it) is
+ * tokenized and counted on this thread, before any chunk is scanned. From a compressed dump each sample
+ * costs a page decompression (65,536 of them on a big cache, seconds of one thread), so there the sample
+ * pages are read in batches with their compressed pages left packed, and the scan pool (idle until the
+ * scan starts) decompresses them. The sample, and therefore the heavy table, is the same either way:
+ * counting does not depend on order, and a page that cannot be read or decompressed skips its sample
+ * in both paths.
+ */
+import type { Piscina } from 'piscina';
+import { HeavyLearner } from './heavy.js';
+import type { SlabSet } from './slab-set.js';
+import type { TokenSpace } from './tokens.js';
+import { PageDeferral } from '../dump/decompress.js';
+import type { Phase } from '../phases.js';
+import { PAGE_SIZE } from '../util/page.js';
+import type { UnpackJob, UnpackResult } from './unpack-chunk.js';
+
+const PAGE = PAGE_SIZE;
+/** Samples per batch: 512 slots of two pages (an object may cross a page boundary) = 4 MiB. */
+const BATCH = 512;
+
+/** The sample's addresses, in slab order: every step-th object that is not known to be free. */
+function* sampleAddresses(set: SlabSet, sampleObjects: number, phase: Phase): Generator<bigint> {
+  const { stride, objsPerSlab } = set.cache;
+  const total = set.slabs.length * objsPerSlab;
+  const step = Math.max(1, Math.floor(total / sampleObjects));
+  phase.total = Math.ceil(total / step);
+  for (let k = 0; k < total; k += step) {
+    const addr = set.slabs[Math.floor(k / objsPerSlab)] + BigInt((k % objsPerSlab) * stride);
+    if (set.allocated(addr) === false) continue;
+    yield addr;
+  }
+}
+
+export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects: number, phase: Phase, pool: Piscina | null): Promise<HeavyLearner> {
+  const { stride } = set.cache;
+  const learner = new HeavyLearner(stride >>> 2, stride, space);
+  const words = new Uint32Array(stride >>> 2);
+  const wordBytes = new Uint8Array(words.buffer);
+  const add = (addr: bigint) => {
+    learner.add(words, 0, Number(addr & 0xffffffffn), Number(addr >> 32n));
+    phase.add(stride, 1);
+  };
+  const one = (addr: bigint) => {
+    // Straight into the sample buffer where the source can (one pread, no copies).
+    if (set.memory.readInto) {
+      if (!set.memory.readInto(addr, wordBytes)) return;
+    } else {
+      const data = set.memory.read(addr, stride);
+      if (!data) return;
+      wordBytes.set(data);
+    }
+    add(addr);
+  };
+  const addrs = sampleAddresses(set, sampleObjects, phase);
+  // Worth it only when samples lie in different pages (a dense sample rereads each page: the reader's
+  // page cache serves it better).
+  const total = set.slabs.length * set.cache.objsPerSlab;
+  const sparse = Math.floor(total / sampleObjects) * stride >= PAGE;
+  if (!pool || !set.memory.readInto || stride > PAGE || !sparse) {
+    for (const a of addrs) one(a);
+    return learner;
+  }
+  // Batches of whole pages; the pool decompresses what the source left packed. The first batch tells
+  // whether the source compresses at all: if not, the rest is read object by object (64 bytes, not 4 KiB).
+  const slot = 2 * PAGE;
+  const defer = new PageDeferral(PAGE);
+  let inFlight: Promise<() => void> | null = null;
+  let compressed = true;
+  for (;;) {
+    const batch: bigint[] = [];
+    for (let i = 0; i < BATCH; i++) {
+      const r = addrs.next();
+      if (r.done) break;
+      batch.push(r.value);
+    }
+    if (batch.length === 0) break;
+    if (!compressed) {
+      for (const a of batch) one(a);
+      continue;
+    }
+    const buffer = new SharedArrayBuffer(batch.length * slot);
+    const bytes = new Uint8Array(buffer);
+    const ok = new Uint8Array(batch.length);
+    for (let i = 0; i < batch.length; i++) {
+      const a = batch[i];
+      const page = a & ~BigInt(PAGE - 1);
+      const len = Number(a - page) + stride > PAGE ? 2 * PAGE : PAGE;
+      ok[i] = set.memory.readInto(page, bytes.subarray(i * slot, i * slot + len), defer.at(i * slot)) ? 1 : 0;
+    }
+    const packed = defer.take();
+    if (!packed) compressed = false;
+    const finish = () => {
+      for (let i = 0; i < batch.length; i++) {
+        if (!ok[i]) continue;
+        const off = i * slot + Number(batch[i] & BigInt(PAGE - 1));
+        wordBytes.set(bytes.subarray(off, off + stride));
+        add(batch[i]);
+      }
+    };
+    // One batch decompressing while the next is read.
+    const job: Promise<() => void> = packed
+      ? (pool.run({ unpackOnly: true, packed, buffer } satisfies UnpackJob) as Promise<UnpackResult>).then((r) => {
+          for (const at of r.failedOffsets) ok[Math.floor(at / slot)] = 0;
+          if (r.failedOffsets.length) set.memory.noteCorruptPages?.(r.corruptPages);
+          return finish;
+        })
+      : Promise.resolve(finish);
+    if (inFlight) (await inFlight)();
+    inFlight = job;
+  }
+  if (inFlight) (await inFlight)();
+  return learner;
+}
