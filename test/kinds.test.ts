@@ -64,6 +64,7 @@ describe('--type auto on the recordings', () => {
   it('the caller is the first frame outside the allocator and the tracer', () => {
     expect(callerOf(['trace_event_raw_event_mm_page_alloc', '__alloc_pages', '__get_free_pages', 'pgd_alloc', 'mm_init'])).toBe('pgd_alloc');
     expect(callerOf(['__alloc_pages+0x1a/0x300', 'allocate_slab+0x8e/0x480', 'new_slab'])).toBe('');
+    expect(callerOf(['__alloc_pages_noprof+0x1a/0x300', '__pte_alloc_kernel+0x1c/0xa0', 'vmap_pte_range'])).toBe('');
     expect(callerOf(null)).toBeNull();
   });
 });

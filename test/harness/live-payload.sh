@@ -18,7 +18,7 @@ cat /tmp/run.err
 state > /tmp/state.after1
 cat $T/buffer_size_kb
 echo "=== state equal after run: $(cmp -s /tmp/state.before /tmp/state.after1 && echo yes || echo NO)"
-node -e 'const r=require("/tmp/run.json"); console.log(JSON.stringify({verdict:r.verdict, cache:r.cache, live:{...r.live, check: undefined}, type:r.type, callSites:(r.callSites||r.callers||[]).slice(0,5), warnings:r.warnings, source:r.source, scan:r.scan, trace: r.trace && {events: r.trace.stats.events, lost: r.trace.stats.lostEvents, window: r.trace.window}}))'
+node -e 'const r=require("/tmp/run.json"); console.log(JSON.stringify({verdict:r.verdict, cache:r.cache, live:{...r.live, check: undefined}, type:r.type, callSites:(r.callSites||r.callers||[]).slice(0,5), warnings:r.warnings, source:r.source, scan:r.scan, trace: r.trace && r.trace.stats && {events: r.trace.stats.events, lost: r.trace.stats.lostEvents, window: r.trace.window}}))'
 echo "=== check"
 $S memleak -c
 echo "=== sigint"
