@@ -119,7 +119,7 @@ async function analyzeLoaded(req: AnalyzeRequest, loaded: Loaded, warnings: stri
     for (const m of counted) if (m.cluster !== null) allocsByCluster.set(m.cluster, (allocsByCluster.get(m.cluster) ?? 0) + 1);
     churn = clusterGrowth(allocsByCluster, out.preWindowFrees, {
       scan, hot: hotClusterIndexes(scan, req.mark), memory: set.memory, allocated: set.allocated,
-      slabs: set.slabs, slabSize: set.cache.slabSize, stride: set.cache.stride, objsPerSlab: set.cache.objsPerSlab,
+      slabs: set.slabs, freeIndexes: set.freeIndexes, slabSize: set.cache.slabSize, stride: set.cache.stride, objsPerSlab: set.cache.objsPerSlab,
       traced: new Set(trace.events.filter((e) => e.kind === 'alloc' || e.kind === 'free').map((e) => e.ptr)), freeSlotsKnown: loaded.vmcore !== null,
     }, req.churn);
     markPhase.end();

@@ -86,6 +86,8 @@ export interface ChurnInput {
   memory: MemoryReader;
   allocated: AllocationOracle;
   slabs: readonly bigint[] | BigUint64Array;
+  /** The SlabSet's free object indexes per slab (dumps): the stale-slot count visits only those. */
+  freeIndexes?: (slabIndex: number) => readonly number[] | null;
   slabSize: number;
   stride: number;
   objsPerSlab: number;
@@ -208,8 +210,16 @@ function staleFreeSlots(input: ChurnInput, ident: Map<number, { tokens: ArrayLik
   const wbytes = new Uint8Array(words.buffer);
   const tok = new Uint32Array(nU32);
   const out = new Map<number, number>();
-  for (const base of input.slabs) {
-    for (let i = 0; i < input.objsPerSlab; i++) {
+  for (let s = 0; s < input.slabs.length; s++) {
+    const base = input.slabs[s];
+    // A dump's walk knows each slab's free slots: asking the oracle for every object (40 M on a big
+    // dump, a bigint and a search each) cost 3.6 s of a 7.4 s analysis to find the few free ones.
+    const free = input.freeIndexes ? input.freeIndexes(s) : null;
+    if (input.freeIndexes && !free) continue;
+    const count = free ? free.length : input.objsPerSlab;
+    for (let k = 0; k < count; k++) {
+      const i = free ? free[k] : k;
+      if (!Number.isInteger(i) || i < 0 || i >= input.objsPerSlab) continue;
       const addr = base + BigInt(i * stride);
       if (input.allocated(addr) !== false || input.traced.has(addr.toString(16).padStart(16, '0'))) continue;
       const data = memory.read(addr, stride);
