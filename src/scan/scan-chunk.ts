@@ -283,7 +283,11 @@ export function warmUpScanChunk(): void {
   }
   const state = new Uint8Array(perSlab * nSlabs).fill(1);
   state[3] = 0;
+  // With the kernel, the JS loop only runs for jobs the kernel cannot take (rare): the kernel alone is
+  // warmed, and with few templates, since materialising a thousand new templates per run in the not yet
+  // optimized JS around it cost 75 ms of CPU per worker, more than the tier-up it buys (~14 ms).
+  const wasm = scanKernel() !== null;
   for (let i = 0; i < 40; i++) {
-    scanChunk({ buffer: words.buffer, byteOffset: 0, stride, objsPerSlab: perSlab, slabAddrs, state: i & 1 ? state : null, heavy, space, maxTemplates: i & 2 ? 4 : 1 << 16 });
+    scanChunk({ buffer: words.buffer, byteOffset: 0, stride, objsPerSlab: perSlab, slabAddrs, state: i & 1 ? state : null, heavy, space, maxTemplates: wasm || i & 2 ? 4 : 1 << 16 });
   }
 }
