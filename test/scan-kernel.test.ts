@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { SparseMemory } from '../src/util/memory.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
-import { scanChunkJs, scanChunkWasm, type ChunkJob } from '../src/scan/scan-chunk.js';
+import { scanChunkJs, scanChunkWasm, scanUnreadChunk, scanUnreadChunkJs, type ChunkJob } from '../src/scan/scan-chunk.js';
 import { scanKernel } from '../src/scan/scan-wasm.js';
 import { HeavyLearner } from '../src/scan/heavy.js';
 import { tokenSpaceOf, type TokenSpace } from '../src/scan/tokens.js';
@@ -105,6 +105,27 @@ describe('the WebAssembly SIMD scan kernel equals the JS loop', () => {
     const jobs = [job(64, 40, { noise: 0.05 }), job(32, 9, { noise: 0.5, maxTemplates: 3 }), job(64, 40, { noise: 0.05 }), job(24, 11, { noise: 0.2, state: true })];
     const want = jobs.map(scanChunkJs);
     expect(jobs.map((j) => scanChunkWasm(k!, j))).toEqual(want);
+  });
+
+  it('a chunk read straight into the kernel (zero copy, slab padding packed there) equals the chunk copied in', () => {
+    for (const stride of [24, 64, 96, 192]) {
+      for (const opts of [{ noise: 0 }, { noise: 0.2, maxTemplates: 5 }, { noise: 0.05, base: 0xffff8880fffe0000n }]) {
+        const j = job(stride, 29, opts);
+        const want = scanChunkJs(j);
+        const usable = j.stride * j.objsPerSlab;
+        // As the file holds them: whole 4 KiB slabs, the padding after the objects filled with junk.
+        const slabs = j.slabAddrs.length / 2;
+        const file = new Uint8Array(slabs * 4096).fill(0xa5);
+        for (let i = 0; i < slabs; i++) file.set(new Uint8Array(j.buffer, i * usable, usable), i * 4096);
+        const { buffer: _b, byteOffset: _o, ...unread } = j;
+        const from = { slabBytes: 4096, fill: (into: Uint8Array) => into.set(file.subarray(0, into.length)) };
+        expect(scanUnreadChunk(unread, from)).toEqual(want);
+        expect(scanUnreadChunkJs(unread, from)).toEqual(want);
+        // And again, after a chunk of another layout went through the same kernel memory.
+        scanChunkWasm(k!, job(32, 9, { noise: 0.5 }));
+        expect(scanUnreadChunk(unread, from)).toEqual(want);
+      }
+    }
   });
 
   it('is embedded as the build of wasm/scan-kernel.ts', () => {

@@ -8,6 +8,25 @@ import { hex } from '../util/hex.js';
 import type { MemoryReader } from '../util/memory.js';
 import { PAGE_OFFSET_MASK } from '../util/page.js';
 
+/**
+ * Reads out.length bytes of fd at `offset` (pread: no shared file position, so any thread may call it
+ * on the same descriptor). A file that ends early (truncated after it was opened) is an error naming
+ * the offset, never a chunk of zeros.
+ */
+export function preadFully(fd: number, out: Uint8Array, offset: number, file: string): void {
+  let done = 0;
+  while (done < out.length) {
+    let n: number;
+    try {
+      n = readSync(fd, out, done, out.length - done, offset + done);
+    } catch (e) {
+      throw new MemleakError('E_IO', `read failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file, offset: offset + done });
+    }
+    if (n <= 0) throw new MemleakError('E_IO', `short read`, { file, offset: offset + done });
+    done += n;
+  }
+}
+
 export class RawFileMemory implements MemoryReader {
   readonly description: string;
   readonly size: number;
@@ -29,12 +48,7 @@ export class RawFileMemory implements MemoryReader {
     const off = Number(addr - this.base);
     if (off + len > this.size) return null;
     const out = new Uint8Array(len);
-    let done = 0;
-    while (done < len) {
-      const n = readSync(this.fd, out, done, len - done, off + done);
-      if (n <= 0) throw new MemleakError('E_IO', `short read`, { file: this.file, offset: off + done });
-      done += n;
-    }
+    preadFully(this.fd, out, off, this.file);
     return out;
   }
 
@@ -42,12 +56,7 @@ export class RawFileMemory implements MemoryReader {
     if (addr < this.base) return false;
     const off = Number(addr - this.base);
     if (off + out.length > this.size) return false;
-    let done = 0;
-    while (done < out.length) {
-      const n = readSync(this.fd, out, done, out.length - done, off + done);
-      if (n <= 0) throw new MemleakError('E_IO', `short read`, { file: this.file, offset: off + done });
-      done += n;
-    }
+    preadFully(this.fd, out, off, this.file);
     return true;
   }
 

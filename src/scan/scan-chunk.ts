@@ -6,7 +6,7 @@ import { fastPathTables, finishKey, templateInPlace, templateKey, type HeavyTabl
 import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, TOK_VAR, TOK_VMALLOC, TOK_VMEMMAP, tokenizeObject, type TokenSpace } from './tokens.js';
 import { OPAQUE_SLAB_POINTER_HI } from '../util/opaque-words.js';
 import { MemleakError } from '../errors.js';
-import { runKernel, scanKernel, type ScanKernel } from './scan-wasm.js';
+import { runKernel, scanKernel, type ChunkFill, type ScanKernel } from './scan-wasm.js';
 import type { ChunkJob, ChunkResult, TemplateCount } from './chunk-job.js';
 
 export type { ChunkJob, ChunkResult, TemplateCount } from './chunk-job.js';
@@ -49,22 +49,56 @@ function varTok(t: number): number {
  * job does not fit its memory, in JS. Both give the same result to the bit (scan-kernel.test.ts).
  */
 export function scanChunk(job: ChunkJob): ChunkResult {
-  for (let i = 2; i < job.slabAddrs.length; i += 2) {
-    if (lessAddr(job.slabAddrs[i], job.slabAddrs[i + 1], job.slabAddrs[i - 2], job.slabAddrs[i - 1])) {
-      throw new MemleakError('E_INTERNAL', 'scanChunk: slabs must come in ascending address order');
-    }
-  }
+  checkAscending(job.slabAddrs);
   const k = scanKernel();
   return (k && scanChunkWasm(k, job)) || scanChunkJs(job);
 }
 
+function checkAscending(slabAddrs: Uint32Array): void {
+  for (let i = 2; i < slabAddrs.length; i += 2) {
+    if (lessAddr(slabAddrs[i], slabAddrs[i + 1], slabAddrs[i - 2], slabAddrs[i - 1])) {
+      throw new MemleakError('E_INTERNAL', 'scanChunk: slabs must come in ascending address order');
+    }
+  }
+}
+
+/** A chunk whose bytes are not read yet: `from` puts them where the scan wants them. */
+export type UnreadChunkJob = Omit<ChunkJob, 'buffer' | 'byteOffset'>;
+
+let fallbackBuffer: ArrayBuffer | null = null;
+
+/**
+ * scanChunk for a chunk not read yet (a range of a raw file): its bytes are read straight into the
+ * wasm kernel's memory and scanned there, so no thread copies them; where the kernel cannot take the
+ * job, into a buffer of this thread for the JS loop. The same result as scanChunk on the same bytes.
+ */
+export function scanUnreadChunk(job: UnreadChunkJob, from: ChunkFill): ChunkResult {
+  checkAscending(job.slabAddrs);
+  const k = scanKernel();
+  return (k && scanChunkWasm(k, job, from)) || scanUnreadChunkJs(job, from);
+}
+
+/** scanUnreadChunk on the JS loop: the bytes are read into a buffer this thread keeps. */
+export function scanUnreadChunkJs(job: UnreadChunkJob, from: ChunkFill): ChunkResult {
+  const nSlabs = job.slabAddrs.length >>> 1;
+  const usable = job.stride * job.objsPerSlab;
+  const bytes = nSlabs * Math.max(usable, from.slabBytes);
+  if (!fallbackBuffer || fallbackBuffer.byteLength < bytes) fallbackBuffer = new ArrayBuffer(bytes);
+  const u8 = new Uint8Array(fallbackBuffer);
+  from.fill(u8.subarray(0, nSlabs * from.slabBytes));
+  if (from.slabBytes !== usable) {
+    for (let i = 1; i < nSlabs; i++) u8.copyWithin(i * usable, i * from.slabBytes, i * from.slabBytes + usable);
+  }
+  return scanChunkJs({ ...job, buffer: fallbackBuffer, byteOffset: 0 });
+}
+
 /** scanChunk on the wasm kernel; null when the job does not fit its memory. */
-export function scanChunkWasm(k: ScanKernel, job: ChunkJob): ChunkResult | null {
-  const r = runKernel(k, job);
+export function scanChunkWasm(k: ScanKernel, job: ChunkJob | UnreadChunkJob, from?: ChunkFill): ChunkResult | null {
+  const r = runKernel(k, job, from);
   if (!r) return null;
   const { stride, objsPerSlab, slabAddrs, heavy, space } = job;
   const nU32 = stride >>> 2;
-  const uwords = new Uint32Array(job.buffer, job.byteOffset, ((slabAddrs.length >>> 1) * objsPerSlab * stride) >>> 2);
+  const uwords = r.words ?? new Uint32Array((job as ChunkJob).buffer, (job as ChunkJob).byteOffset, ((slabAddrs.length >>> 1) * objsPerSlab * stride) >>> 2);
   const templates: TemplateCount[] = [];
   for (let i = 0; i < r.keys.length; i++) {
     // Tokens of the template's first (lowest) object, by the reference path, as the JS loop does.

@@ -63,6 +63,8 @@ export interface KernelResult {
   skipped: number;
   overflow: number;
   digest: [number, number];
+  /** The chunk as scanned, in the kernel's memory, when it was filled there (valid until the next chunk). */
+  words: Uint32Array | null;
 }
 
 const align = (n: number, a: number) => Math.ceil(n / a) * a;
@@ -112,13 +114,28 @@ function templateToken(t: number, p: number, heavy: HeavyTable): number {
   return (TOK_VAR | varClassOf(t)) | 0;
 }
 
-/** Runs one chunk through the kernel; null when it does not fit the kernel's memory (the caller runs JS). */
-export function runKernel(k: ScanKernel, job: ChunkJob): KernelResult | null {
+/**
+ * Where a chunk's bytes come from when they are not in a buffer yet: `fill` writes nSlabs slabs of
+ * `slabBytes` each (PAGE_SIZE << order as read; packed to objsPerSlab * stride afterwards) straight
+ * into the kernel's memory, e.g. one pread of the file, so the bytes are never copied in user space.
+ */
+export interface ChunkFill {
+  slabBytes: number;
+  fill(into: Uint8Array): void;
+}
+
+/**
+ * Runs one chunk through the kernel; null when it does not fit the kernel's memory (the caller runs JS).
+ * With `from`, job.buffer is ignored: the whole chunk is filled into the kernel's memory and scanned in
+ * place. `words` is the chunk as scanned (packed), valid until the kernel's next chunk.
+ */
+export function runKernel(k: ScanKernel, job: Omit<ChunkJob, 'buffer' | 'byteOffset'> & Partial<Pick<ChunkJob, 'buffer' | 'byteOffset'>>, from?: ChunkFill): KernelResult | null {
   const { stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates } = job;
   const nU32 = stride >>> 2;
   const nSlabs = slabAddrs.length >>> 1;
   const slabBytes = stride * objsPerSlab;
   const blockSlabs = Math.max(1, Math.floor(BLOCK_BYTES / slabBytes));
+  if (!from && !job.buffer) throw new Error('runKernel: a job needs a buffer or a fill');
   const tabSlots = 2 ** Math.ceil(Math.log2(Math.max(1024, 2 * maxTemplates)));
   // Layout: positions, fast-path flags, heavy values, template table and arrays, one block.
   const scratchPtr = LAYOUT_BASE - 64;
@@ -133,8 +150,9 @@ export function runKernel(k: ScanKernel, job: ChunkJob): KernelResult | null {
   const slabPtr = align(firstPtr + maxTemplates * 4, 64);
   const statePtr = align(slabPtr + blockSlabs * 8, 64);
   const dataPtr = align(statePtr + blockSlabs * objsPerSlab, 64);
-  const end = dataPtr + blockSlabs * slabBytes;
-  if (end > MAX_BYTES || maxTemplates > 1 << 24 || job.byteOffset % 4 !== 0) return null;
+  // The data area: one block copied in at a time, or the whole chunk filled in place.
+  const end = dataPtr + (from ? nSlabs * Math.max(slabBytes, from.slabBytes) : blockSlabs * slabBytes);
+  if (end > MAX_BYTES || maxTemplates > 1 << 24 || (job.byteOffset ?? 0) % 4 !== 0) return null;
   const x = k.x;
   const have = x.memory.buffer.byteLength;
   if (end > have) {
@@ -158,7 +176,13 @@ export function runKernel(k: ScanKernel, job: ChunkJob): KernelResult | null {
     i32[e + 2] = heavy.start[p];
     i32[e + 3] = heavy.start[p + 1];
   }
-  const words = new Uint32Array(job.buffer, job.byteOffset, (nSlabs * slabBytes) >>> 2);
+  if (from) {
+    from.fill(u8.subarray(dataPtr, dataPtr + nSlabs * from.slabBytes));
+    if (from.slabBytes !== slabBytes) {
+      for (let i = 1; i < nSlabs; i++) u8.copyWithin(dataPtr + i * slabBytes, dataPtr + i * from.slabBytes, dataPtr + i * from.slabBytes + slabBytes);
+    }
+  }
+  const words = from ? new Uint32Array(mem, dataPtr, (nSlabs * slabBytes) >>> 2) : new Uint32Array(job.buffer!, job.byteOffset ?? 0, (nSlabs * slabBytes) >>> 2);
   constantWords(words, nU32, heavy, space, i32.subarray(fastPtr >>> 2, (fastPtr >>> 2) + (nU32 >>> 1) * 16));
   i32.set(new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length), valsPtr >>> 2);
   if (layout !== k.layout) {
@@ -173,14 +197,14 @@ export function runKernel(k: ScanKernel, job: ChunkJob): KernelResult | null {
     tabPtr, tabSlots - 1, keyHPtr, keyLPtr, countPtr, firstPtr, maxTemplates,
   );
   x.begin();
-  const src = new Uint8Array(job.buffer, job.byteOffset, nSlabs * slabBytes);
+  const src = from ? null : new Uint8Array(job.buffer!, job.byteOffset ?? 0, nSlabs * slabBytes);
   const addrs = new Uint32Array(mem, slabPtr, blockSlabs * 2);
   for (let s = 0; s < nSlabs; s += blockSlabs) {
     const n = Math.min(blockSlabs, nSlabs - s);
-    u8.set(src.subarray(s * slabBytes, (s + n) * slabBytes), dataPtr);
+    if (src) u8.set(src.subarray(s * slabBytes, (s + n) * slabBytes), dataPtr);
     addrs.set(slabAddrs.subarray(2 * s, 2 * (s + n)));
     if (state) u8.set(state.subarray(s * objsPerSlab, (s + n) * objsPerSlab), statePtr);
-    x.scanBlock(dataPtr, n, slabPtr, state ? statePtr : 0, s * objsPerSlab);
+    x.scanBlock(src ? dataPtr : dataPtr + s * slabBytes, n, slabPtr, state ? statePtr : 0, s * objsPerSlab);
   }
   const nT = x.getTemplates();
   const keys: number[] = new Array(nT);
@@ -191,5 +215,5 @@ export function runKernel(k: ScanKernel, job: ChunkJob): KernelResult | null {
     counts[i] = i32[(countPtr >>> 2) + i] >>> 0;
     first[i] = i32[(firstPtr >>> 2) + i];
   }
-  return { keys, counts, first, objects: x.getObjects(), skipped: x.getSkipped(), overflow: x.getOverflow(), digest: [x.getC1() >>> 0, x.getC2() >>> 0] };
+  return { keys, counts, first, objects: x.getObjects(), skipped: x.getSkipped(), overflow: x.getOverflow(), digest: [x.getC1() >>> 0, x.getC2() >>> 0], words: from ? words : null };
 }

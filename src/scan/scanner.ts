@@ -24,6 +24,7 @@ import { Phases } from '../phases.js';
 import { PAGE_SIZE } from '../util/page.js';
 import { learnHeavy } from './learn.js';
 import { unpackChunk, type PackedChunkJob, type UnpackedChunkResult } from './unpack-chunk.js';
+import type { FileChunkJob } from './file-chunk.js';
 
 export interface ScanOptions {
   /** 0: scan in this thread; N: N piscina workers. */
@@ -91,7 +92,7 @@ export function scanPool(workers: number): Piscina {
 }
 
 /** One chunk on the pool; the worker's errors (plain {code, message, context}, or a crash) come back as MemleakError. */
-export async function runChunk(pool: Piscina, job: ChunkJob | PackedChunkJob): Promise<UnpackedChunkResult> {
+export async function runChunk(pool: Piscina, job: ChunkJob | PackedChunkJob | FileChunkJob): Promise<UnpackedChunkResult> {
   let r: unknown;
   try {
     r = await pool.run(job);

@@ -14,7 +14,8 @@ import { SparseMemory } from '../util/memory.js';
 import type { AddressSpace } from '../kernel/address-space.js';
 import { tokenSpaceOf } from './tokens.js';
 import { HeavyLearner } from './heavy.js';
-import { scanChunk, type ChunkJob, type ChunkResult } from './scan-chunk.js';
+import { scanChunk, type ChunkJob, type ChunkResult, type UnreadChunkJob } from './scan-chunk.js';
+import { scanFileChunk, type FileChunkJob } from './file-chunk.js';
 import { FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
@@ -24,12 +25,19 @@ export interface StreamSource {
   readonly description: string;
   /** Fills `into` as far as the source goes; returns the bytes read (< length only at the end). */
   read(into: Uint8Array): number;
+  /**
+   * A regular file: its descriptor, name and size. Each chunk is then read by offset on the thread that
+   * scans it (file-chunk.ts), and the report's words are read back from the file, not copied out.
+   */
+  readonly file?: { fd: number; path: string; size: number };
 }
 
 /** A file descriptor read sequentially (a regular file, a pipe, stdin). */
 export function fdSource(fd: number, path: string): StreamSource {
   const wait = new Int32Array(new SharedArrayBuffer(4));
+  const st = path === '-' ? null : fs.fstatSync(fd);
   return {
+    file: st?.isFile() ? { fd, path, size: st.size } : undefined,
     description: path === '-' ? 'raw slab pages from stdin' : `raw slab pages streamed from ${path}`,
     read(into: Uint8Array): number {
       let done = 0;
@@ -81,6 +89,16 @@ interface Slot {
 export async function scanStream(src: StreamSource, g: StreamGeometry, space: AddressSpace, opts: Partial<ScanOptions> = {}): Promise<StreamScanResult> {
   const o = scanOptions(opts);
   const t0 = performance.now();
+  // Workers start (and warm up) while this thread reads the head and learns the heavy tokens.
+  const pool = o.workers > 0 ? scanPool(o.workers) : null;
+  try {
+    return await scanStreamWith(src, g, space, o, pool, t0);
+  } finally {
+    await pool?.destroy();
+  }
+}
+
+async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: AddressSpace, o: ScanOptions, pool: Piscina | null, t0: number): Promise<StreamScanResult> {
   const { stride, objsPerSlab, slabSize } = g;
   const usable = stride * objsPerSlab;
   const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / slabSize));
@@ -136,20 +154,24 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
   const repBytes = new Map<number, Uint8Array>();
   const baseLo = Number(g.base & 0xffffffffn);
   const baseHi = Number(g.base >> 32n);
-  const jobOf = (s: Slot): ChunkJob => {
-    const slabAddrs = new Uint32Array(2 * s.slabs);
-    for (let i = 0; i < s.slabs; i++) {
+  /** The job of `slabs` slabs at stream offset `at`, without its bytes. */
+  const unreadJob = (at: number, slabs: number): UnreadChunkJob => {
+    const slabAddrs = new Uint32Array(2 * slabs);
+    for (let i = 0; i < slabs; i++) {
       // base + offset in u32 halves (no bigint per slab); offsets stay below 2^53.
-      const sum = baseLo + s.offset + i * slabSize;
+      const sum = baseLo + at + i * slabSize;
       slabAddrs[2 * i] = sum >>> 0;
       slabAddrs[2 * i + 1] = (baseHi + Math.floor(sum / 0x100000000)) >>> 0;
     }
+    return { stride, objsPerSlab, slabAddrs, state: null, heavy, space: tokSpace, maxTemplates: o.maxTemplates };
+  };
+  const jobOf = (s: Slot): ChunkJob => {
     // A slab's bytes past objsPerSlab * stride (slab padding) are not objects: the job reads
     // objsPerSlab * stride bytes per slab, so slabs must be packed when slabSize > usable.
     if (usable !== slabSize) {
       for (let i = 1; i < s.slabs; i++) s.bytes.copyWithin(i * usable, i * slabSize, i * slabSize + usable);
     }
-    return { buffer: s.buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state: null, heavy, space: tokSpace, maxTemplates: o.maxTemplates };
+    return { ...unreadJob(s.offset, s.slabs), buffer: s.buffer, byteOffset: 0 };
   };
   const absorb = (s: Slot, r: ChunkResult) => {
     const before = new Map<number, [number, number]>();
@@ -172,7 +194,36 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
     }
   };
 
-  const run = async (pool: Piscina | null) => {
+  /** A regular file: every chunk, the head too, is read by offset where it is scanned. */
+  const runFile = async (file: { fd: number; path: string; size: number }) => {
+    head.length = 0; // learned from; the workers read these bytes again from the page cache
+    offset = 0;
+    trailing = 0;
+    const inFlight = new Set<Promise<void>>();
+    const failure = new FirstFailure();
+    for (let at = 0, index = 0; at < file.size && !failure.error; at += chunkBytes, index++) {
+      const n = Math.min(chunkBytes, file.size - at);
+      const slabs = Math.floor(n / slabSize);
+      trailing += n - slabs * slabSize;
+      offset += n;
+      if (slabs === 0) break;
+      const job: FileChunkJob = { ...unreadJob(at, slabs), fd: file.fd, file: file.path, offset: at, slabBytes: slabSize };
+      if (!pool) {
+        tally.absorb(scanFileChunk(job), index);
+        continue;
+      }
+      while (inFlight.size >= 2 * o.workers) await Promise.race(inFlight);
+      const p: Promise<void> = runChunk(pool, job)
+        .then((r) => tally.absorb(r, index))
+        .catch(failure.keep)
+        .finally(() => inFlight.delete(p));
+      inFlight.add(p);
+    }
+    await Promise.all(inFlight);
+    if (failure.error) throw failure.error;
+  };
+
+  const run = async () => {
     const inFlight = new Set<Promise<void>>();
     const failure = new FirstFailure();
     const dispatch = (s: Slot) => {
@@ -211,15 +262,8 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
     if (failure.error) throw failure.error;
   };
 
-  if (o.workers <= 0) await run(null);
-  else {
-    const pool = scanPool(o.workers);
-    try {
-      await run(pool);
-    } finally {
-      await pool.destroy();
-    }
-  }
+  if (src.file) await runFile(src.file);
+  else await run();
   const reps = new SparseMemory(src.description);
   for (const t of merged.values()) {
     const b = repBytes.get(t.key);

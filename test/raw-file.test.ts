@@ -1,0 +1,81 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SparseMemory } from '../src/util/memory.js';
+import { parseCrashRd } from '../src/input/crash-rd.js';
+import { estimateAddressSpace } from '../src/kernel/address-space.js';
+import { fdSource, LEARN_BYTES, scanStream, type StreamSource } from '../src/scan/stream-scan.js';
+import { MemleakError } from '../src/errors.js';
+import { sampleText } from './helpers.js';
+
+// A raw dump larger than what the stream learns from (so both the learned head and the chunks after it
+// are scanned), made of the demo recording's real kmalloc-64 pages, with a partial slab at the end.
+const dir = mkdtempSync(join(tmpdir(), 'sysak-rawfile-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const BASE = 0xffff8eadc1048000n;
+const file = join(dir, 'pages.bin');
+const pages = (() => {
+  const mem = new SparseMemory('rd');
+  parseCrashRd(sampleText('demo-kmalloc64/crash/rd64_pages.txt.gz'), 'rd', mem);
+  const addrs = mem.pageAddresses();
+  const bytes = new Uint8Array(addrs.length * 4096);
+  addrs.forEach((p, i) => bytes.set(mem.read(p, 4096)!, i * 4096));
+  return bytes;
+})();
+const size = (() => {
+  const fd = openSync(file, 'w');
+  let n = 0;
+  while (n < LEARN_BYTES + (6 << 20)) n += writeSync(fd, pages);
+  n += writeSync(fd, pages.subarray(0, 1000));
+  closeSync(fd);
+  return n;
+})();
+
+/** The same file as a pipe would give it: read in order, no size, no offsets. */
+function pipeLike(fd: number): StreamSource {
+  return { description: 'pipe', read: (into) => {
+    let done = 0;
+    while (done < into.length) {
+      const n = readSync(fd, into, done, into.length - done, null);
+      if (n === 0) break;
+      done += n;
+    }
+    return done;
+  } };
+}
+
+async function scan(kind: 'file' | 'pipe', stride: number, workers: number, src?: (fd: number) => StreamSource) {
+  const fd = openSync(file, 'r');
+  try {
+    const objsPerSlab = Math.floor(4096 / stride);
+    const s = src ? src(fd) : kind === 'file' ? fdSource(fd, file) : pipeLike(fd);
+    expect(s.file !== undefined).toBe(kind === 'file');
+    const r = await scanStream(s, { stride, objsPerSlab, slabSize: 4096, base: BASE }, estimateAddressSpace([BASE]), { workers });
+    return { digest: r.scan.stats.memoryDigest, objects: r.scan.stats.objectsScanned, slabs: r.slabs, trailing: r.trailingBytes, bytes: r.bytes,
+      clusters: r.scan.clusters.map((c) => [c.count, c.repHi, c.repLo, c.members.map((m) => [m.key, m.count])]) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+describe('--raw FILE: each chunk read by offset on the thread that scans it', () => {
+  for (const stride of [64, 96]) {
+    it(`gives what the sequential stream gives, for 0, 1 and 2 workers (object size ${stride}${4096 % stride ? ', slab padding' : ''})`, async () => {
+      const want = await scan('pipe', stride, 0);
+      expect(want.slabs).toBe(Math.floor(size / 4096));
+      expect(want.trailing).toBe(1000);
+      expect(want.objects).toBe(want.slabs * Math.floor(4096 / stride));
+      for (const workers of [0, 1, 2]) expect(await scan('file', stride, workers)).toEqual(want);
+    });
+  }
+
+  it('names the offset where a file shrank under the scan, on the main thread and in a worker', async () => {
+    for (const workers of [0, 1]) {
+      const shrunk = (fd: number): StreamSource => ({ ...fdSource(fd, file), file: { fd, path: file, size: size + (4 << 20) } });
+      const e = await scan('file', 64, workers, shrunk).then(() => null, (x: unknown) => x);
+      expect(e).toBeInstanceOf(MemleakError);
+      expect(e).toMatchObject({ code: 'E_IO', context: { file, offset: size } });
+    }
+  });
+});
