@@ -21,6 +21,7 @@ const PTE_PRESENT = 1n;
 const PTE_PSE = 1n << 7n;
 /** Physical address bits of a page-table entry (bits 12..51). */
 const PTE_PFN_MASK = 0x000ffffffffff000n;
+const HUGE_MASK = (1n << 21n) - 1n;
 
 export interface ProgramBases {
   pageOffsetBase: bigint;
@@ -53,6 +54,8 @@ export class Program implements MemoryReader {
   /** The page capture physical reads go through (dump/capture.ts), when one was asked for. */
   readonly capture: CapturedMemory | null;
   private readonly tlb = new Map<bigint, number>();
+  /** Huge (2 MiB and 1 GiB) mappings by 2 MiB-aligned virtual address: vmemmap is mapped this way. */
+  private readonly hugeTlb = new Map<bigint, number>();
   private readonly topPgt: bigint;
   private readonly smeMask: bigint;
 
@@ -114,6 +117,11 @@ export class Program implements MemoryReader {
       // PSE at the PUD (1 GiB) or PMD (2 MiB) level maps a huge page.
       if (!last && (e & PTE_PSE) !== 0n && (shift === 30n || shift === 21n)) {
         const pageMask = (1n << shift) - 1n;
+        // Remembered per 2 MiB: the struct page walk translates 512 pages of each huge page, and every
+        // walk costs four 8-byte reads of the dump.
+        const block = v & ~HUGE_MASK;
+        if (this.hugeTlb.size > 1 << 16) this.hugeTlb.clear();
+        this.hugeTlb.set(block, Number(((e & mask) & ~pageMask) | (block & pageMask)));
         return Number(((e & mask) & ~pageMask) | (v & pageMask));
       }
       table = e & mask;
@@ -127,6 +135,8 @@ export class Program implements MemoryReader {
     if (v >= START_KERNEL_MAP && v < KERNEL_IMAGE_END) return this.kernelImagePhys(v);
     const b = this.bases;
     if (b && v >= b.pageOffsetBase && v - b.pageOffsetBase < BigInt(this.dump.phys?.physEnd ?? 0)) return Number(v - b.pageOffsetBase);
+    const huge = this.hugeTlb.get(v & ~HUGE_MASK);
+    if (huge !== undefined) return huge + Number(v & HUGE_MASK);
     const page = v & ~PAGE_OFFSET_MASK;
     let p = this.tlb.get(page);
     if (p === undefined) {
