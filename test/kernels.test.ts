@@ -110,7 +110,7 @@ for (const k of ['k5.10', 'k6.12']) {
   describe.skipIf(!have)(`full ${k} demo recording (${have ? REC : `skipped: ../rec/${demo}/vmcore.kdump not recorded here`})`, () => {
     it('every ground-truth leak and table object is an allocated object of kmalloc-64, in both dump formats', () => {
       for (const f of ['vmcore.kdump', 'vmcore.elf']) {
-        const v = openVmcore({ vmcore: join(REC, f), kallsyms: k === 'k5.10' ? join(REC, 'guest', 'kallsyms.txt') : null, btf: null });
+        const v = openVmcore({ vmcore: join(REC, f), kallsyms: null, btf: null }); // 5.10: the tables found in the image
         try {
           const w = walkCache(v, findSlabCache(v, 'kmalloc-64'));
           const allocated = new Set<bigint>();
@@ -136,46 +136,113 @@ for (const k of ['k5.10', 'k6.12']) {
 
 /**
  * Our slab scenarios on every kernel (test/scenarios/slableak-named, slableak-merged, churn-none, one
- * module source), where they are recorded in ../rec (6.1 without a prefix). What is expected comes from
- * the recording: the manifest's `expect` (scenario.env EXPECT_*) and the module's ground truth
- * (leaked_slow: the leaks made while tracing; `cache`, or on 6.8+ the guest's /sys/kernel/slab answer,
- * the cache the objects really live in).
+ * module source), where they are recorded in ../rec (6.1 without a prefix), and their CI samples
+ * (samples/{,k5.10-,k6.12-}SCENARIO, cut by test/scenarios/kernel-samples.sh). What is expected comes
+ * from the recording: the manifest's `expect` (scenario.env EXPECT_*) and the module's ground truth
+ * (leaked_slow: the leaks made while tracing; leaked_total: every leaked object; `cache`, or on 6.8+
+ * the guest's /sys/kernel/slab answer: the cache the objects really live in, which for the merged
+ * scenario depends on the kernel). No --kallsyms anywhere: 5.10 dumps are read with the kallsyms
+ * tables found in the kernel image.
  */
-function recordingTruth(dir: string): { expect: Record<string, string>; info: Record<string, string>; cache: string | null } {
+interface ScenarioTruth {
+  expect: Record<string, string>;
+  cache: string | null;
+  leakedTotal: number;
+  leakedWhileTracing: number;
+}
+
+function recordingTruth(dir: string): ScenarioTruth {
   const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
   const kv = (f: string) => (existsSync(f) ? Object.fromEntries(readFileSync(f, 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])) : {});
   const info = kv(join(dir, 'guest', 'ground_truth_info.txt'));
   const sysfs = kv(join(dir, 'guest', 'cache_sysfs.txt'));
   const cache = info.cache && info.cache !== 'unknown' ? info.cache : sysfs.cache ?? null;
-  return { expect: manifest.expect ?? {}, info, cache };
+  const expect = { ...(manifest.expect ?? {}) };
+  if (info.leak_type === 'none') expect.leak = '0';
+  return { expect, cache, leakedTotal: Number(info.leaked_total), leakedWhileTracing: Number(info.leaked_slow) };
+}
+
+type AnyReport = Awaited<ReturnType<typeof analyzeAny>>;
+
+/** The verdict the scenario's ground truth asks for, in every run (--from and --vmcore alike). */
+function expectScenarioVerdict(runs: AnyReport[], truth: ScenarioTruth): void {
+  for (const r of runs) {
+    if (truth.expect.leak === '0') {
+      expect(r.verdict, `${r.type}: ${r.verdictReason}`).toBeNull();
+      continue;
+    }
+    expect(r.type).toBe('slab');
+    const v = (r as Awaited<ReturnType<typeof analyze>>).verdict!;
+    expect(v, r.verdictReason).not.toBeNull();
+    expect(v.function).toMatch(new RegExp(`^${truth.expect.function}\\+0x[0-9a-f]+/0x[0-9a-f]+ \\[vmleak\\]$`));
+    expect(v.cache).toBe(truth.cache);
+    expect(v.unfreed).toBe(truth.leakedWhileTracing);
+    expect(v.marked).toBe(truth.leakedWhileTracing);
+    // every leaked object (bulk at load and while tracing) is in the dump and looks alike
+    expect(v.similarObjects).toBe(truth.leakedTotal);
+  }
+}
+
+const SCENARIOS = ['slableak-named', 'slableak-merged', 'churn-none'];
+
+for (const k of ['', 'k5.10-', 'k6.12-']) {
+  for (const scenario of SCENARIOS) {
+    const dir = join(ROOT, '..', 'rec', `${k}${scenario}`);
+    const have = existsSync(join(dir, 'vmcore.kdump')) && existsSync(join(dir, 'manifest.json'));
+    describe.skipIf(!have)(`${k}${scenario} (${have ? dir : `skipped: ../rec/${k}${scenario} not recorded here`})`, () => {
+      it('--from and --vmcore with the trace (kdump and ELF) give the expected verdict', async () => {
+        const truth = recordingTruth(dir);
+        expectScenarioVerdict([
+          await analyzeAny(requestFromRecording(dir, { ...defaultRequest(), scan: { workers: 0 } }), 'auto', requestFromRecording(dir).snapshots),
+          ...(await Promise.all(['vmcore.kdump', 'vmcore.elf'].map((f) => analyze(req({ vmcore: join(dir, f), trace: join(dir, 'guest', 'trace.txt') }))))),
+        ], truth);
+      }, 300_000);
+    });
+  }
+}
+
+interface SampleTruth extends ScenarioTruth {
+  kernel: string;
+  tableObjects: number;
 }
 
 for (const k of ['', 'k5.10-', 'k6.12-']) {
-  for (const scenario of ['slableak-named', 'slableak-merged', 'churn-none']) {
-    const dir = join(ROOT, '..', 'rec', `${k}${scenario}`);
-    const have = existsSync(join(dir, 'vmcore.kdump')) && existsSync(join(dir, 'manifest.json'));
-    const kallsyms = k === 'k5.10-' ? join(dir, 'guest', 'kallsyms.txt') : null; // no kallsyms tables before 6.0
-    describe.skipIf(!have)(`${k}${scenario} (${have ? dir : `skipped: ../rec/${k}${scenario} not recorded here`})`, () => {
-      it('--from and --vmcore with the trace (kdump and ELF) give the expected verdict', async () => {
-        const { expect: want, info, cache } = recordingTruth(dir);
-        const runs = [
-          await analyzeAny(requestFromRecording(dir, { ...defaultRequest(), scan: { workers: 0 } }), 'auto', requestFromRecording(dir).snapshots),
-          ...(await Promise.all(['vmcore.kdump', 'vmcore.elf'].map((f) => analyze(req({ vmcore: join(dir, f), kallsyms, trace: join(dir, 'guest', 'trace.txt') }))))),
-        ];
-        for (const r of runs) {
-          if (want.leak === '0' || info.leak_type === 'none') {
-            expect(r.verdict, `${r.type}: ${r.verdictReason}`).toBeNull();
-            continue;
-          }
-          expect(r.type).toBe('slab');
-          const v = (r as Awaited<ReturnType<typeof analyze>>).verdict!;
-          expect(v, r.verdictReason).not.toBeNull();
-          expect(v.function).toMatch(new RegExp(`^${want.function}\\+0x[0-9a-f]+/0x[0-9a-f]+ \\[vmleak\\]$`));
-          expect(v.cache).toBe(cache);
-          expect(v.unfreed).toBe(Number(info.leaked_slow));
-          expect(v.marked).toBe(Number(info.leaked_slow));
+  for (const scenario of SCENARIOS) {
+    const name = `${k}${scenario}`;
+    const truth: SampleTruth = JSON.parse(readFileSync(sample(`${name}/expected.json`), 'utf8'));
+    describe(`samples/${name} (kernel ${truth.kernel})`, () => {
+      it('the extract (no --kallsyms) and the cut trace give the verdict of the full recording: --from and --vmcore', async () => {
+        const from = await analyzeAny(requestFromRecording(sample(name), { ...defaultRequest(), scan: { workers: 0 } }), 'auto', requestFromRecording(sample(name)).snapshots);
+        const vmcore = await analyze(req({ vmcore: sample(`${name}/vmcore.extract.gz`), trace: sample(`${name}/guest/trace.txt.gz`) }));
+        expect(JSON.stringify(from.source)).toMatch(/vmcore\.extract\.gz/);
+        expectScenarioVerdict([from, vmcore], truth);
+        if (truth.expect.leak === '0') return;
+        // the cache walk: every leaked and table object is allocated, nothing else of the scenario
+        expect(vmcore.cache.name).toBe(truth.cache);
+        expect(vmcore.cache.allocated).toBeGreaterThanOrEqual(truth.leakedTotal + (scenario === 'slableak-named' ? truth.tableObjects : 0));
+        for (const c of vmcore.callSites) if (!c.function.startsWith(`${truth.expect.function}+`)) expect(c.marked, c.function).toBe(0);
+      });
+
+      if (truth.expect.leak !== '0') return;
+      it('the churn was traced, and no kind names it: slab (its cache), vmalloc and page', async () => {
+        const t = parseFtrace(sampleText(`${name}/guest/trace.txt.gz`), 'trace.txt');
+        expect(t.stats.badLines).toBe(0);
+        const churn = (kind: string) => t.events.filter((e) => e.kind === kind && (e.callSite?.startsWith('vmleak_churn_alloc+') || e.stack?.some((f) => f.startsWith('vmleak_churn_alloc')))).length;
+        expect(churn('alloc')).toBeGreaterThan(1000); // kmalloc(128) and the named cache, 2 each per tick
+        expect(churn('page_alloc')).toBeGreaterThan(1000); // alloc_pages and vmalloc's pages
+        const base = requestFromRecording(sample(name), { ...defaultRequest(), scan: { workers: 0 } });
+        const snaps = requestFromRecording(sample(name)).snapshots;
+        const slab = await analyze({ ...base, geometry: { cache: truth.cache! } });
+        expect(slab.cache.name).toBe(truth.cache);
+        expect(slab.cache.allocated).toBeGreaterThanOrEqual(truth.tableObjects);
+        for (const type of ['vmalloc', 'page'] as const) {
+          const r = await analyzeAny(base, type, snaps);
+          expect(r.type).toBe(type);
+          expect(r.verdict, `${type}: ${r.verdictReason}`).toBeNull();
         }
-      }, 300_000);
+        expect(slab.verdict, slab.verdictReason).toBeNull();
+        expect(slab.callSites.every((c) => c.marked === 0)).toBe(true);
+      });
     });
   }
 }
