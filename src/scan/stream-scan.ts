@@ -16,6 +16,7 @@ import { tokenSpaceOf } from './tokens.js';
 import { HeavyLearner } from './heavy.js';
 import { scanChunk, type ChunkJob, type ChunkResult, type UnreadChunkJob } from './scan-chunk.js';
 import { scanFileChunk, type FileChunkJob } from './file-chunk.js';
+import { preadFully } from '../input/raw.js';
 import { FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
@@ -126,34 +127,58 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
     return slot;
   };
 
-  // Learn from the first LEARN_BYTES: those chunks stay in memory and are scanned first.
+  // Learn from the first LEARN_BYTES: every step-th object of the chunks that cover them.
   const learner = new HeavyLearner(stride >>> 2, stride, tokSpace);
-  const head: Slot[] = [];
-  while (head.length * chunkBytes < LEARN_BYTES) {
-    const s = fill(newSlot());
-    if (!s) break;
-    head.push(s);
-  }
-  if (head.length === 0) throw new MemleakError('E_NO_DATA', `the input holds no whole ${slabSize}-byte slab`);
-  const headObjects = head.reduce((n, s) => n + s.slabs * objsPerSlab, 0);
-  const step = Math.max(1, Math.floor(headObjects / o.sampleObjects));
+  const baseLo = Number(g.base & 0xffffffffn);
+  const baseHi = Number(g.base >> 32n);
   let k = 0;
-  for (const s of head) {
-    const words = new Uint32Array(s.buffer);
-    for (let i = 0; i < s.slabs * objsPerSlab; i++, k++) {
-      if (k % step !== 0) continue;
-      const slab = Math.floor(i / objsPerSlab);
-      const addr = g.base + BigInt(s.offset + slab * slabSize + (i % objsPerSlab) * stride);
-      learner.add(words, (slab * slabSize + (i % objsPerSlab) * stride) >>> 2, Number(addr & 0xffffffffn), Number(addr >> 32n));
+  let step = 1;
+  const learnChunk = (words: Uint32Array, at: number, slabs: number) => {
+    for (let slab = 0; slab < slabs; slab++) {
+      for (let j = 0; j < objsPerSlab; j++, k++) {
+        if (k % step !== 0) continue;
+        const within = slab * slabSize + j * stride;
+        const sum = baseLo + at + within; // the object's address in u32 halves, as the jobs give it
+        learner.add(words, within >>> 2, sum >>> 0, (baseHi + Math.floor(sum / 0x100000000)) >>> 0);
+      }
     }
+  };
+  // A stream: those chunks stay in memory and are scanned first.
+  const head: Slot[] = [];
+  let headObjects = 0;
+  if (src.file) {
+    // A file: the same chunks as the stream would read, through one buffer (the scan reads them again).
+    const { fd, path, size } = src.file;
+    const chunks: [number, number][] = [];
+    for (let at = 0; chunks.length * chunkBytes < LEARN_BYTES && at < size; at += chunkBytes) {
+      const n = Math.min(chunkBytes, size - at);
+      const slabs = Math.floor(n / slabSize);
+      if (slabs === 0) break;
+      chunks.push([at, slabs]);
+      headObjects += slabs * objsPerSlab;
+    }
+    step = Math.max(1, Math.floor(headObjects / o.sampleObjects));
+    const buf = new Uint8Array(chunkBytes);
+    for (const [at, slabs] of chunks) {
+      preadFully(fd, buf.subarray(0, slabs * slabSize), at, path);
+      learnChunk(new Uint32Array(buf.buffer), at, slabs);
+    }
+  } else {
+    while (head.length * chunkBytes < LEARN_BYTES) {
+      const s = fill(newSlot());
+      if (!s) break;
+      head.push(s);
+      headObjects += s.slabs * objsPerSlab;
+    }
+    step = Math.max(1, Math.floor(headObjects / o.sampleObjects));
+    for (const s of head) learnChunk(new Uint32Array(s.buffer), s.offset, s.slabs);
   }
+  if (headObjects === 0) throw new MemleakError('E_NO_DATA', `the input holds no whole ${slabSize}-byte slab`);
   const heavy = learner.finish();
 
   const tally = new ScanTally(o.maxTemplates);
   const merged = tally.merged;
   const repBytes = new Map<number, Uint8Array>();
-  const baseLo = Number(g.base & 0xffffffffn);
-  const baseHi = Number(g.base >> 32n);
   /** The job of `slabs` slabs at stream offset `at`, without its bytes. */
   const unreadJob = (at: number, slabs: number): UnreadChunkJob => {
     const slabAddrs = new Uint32Array(2 * slabs);
@@ -196,9 +221,6 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
 
   /** A regular file: every chunk, the head too, is read by offset where it is scanned. */
   const runFile = async (file: { fd: number; path: string; size: number }) => {
-    head.length = 0; // learned from; the workers read these bytes again from the page cache
-    offset = 0;
-    trailing = 0;
     const inFlight = new Set<Promise<void>>();
     const failure = new FirstFailure();
     for (let at = 0, index = 0; at < file.size && !failure.error; at += chunkBytes, index++) {
