@@ -33,6 +33,56 @@ function* sampleAddresses(set: SlabSet, sampleObjects: number, phase: Phase): Ge
   }
 }
 
+/**
+ * The same sample as sampleAddresses, in the same order, when it holds several objects per page: each
+ * slab is read whole into one buffer (one read and one page decompression per page, where reading
+ * object by object cost a translation, a page-cache lookup and a copy per object) and its sampled
+ * objects are tokenized in place. An object is left out exactly as sampleAddresses and one() leave it
+ * out: free (the slab's free indexes, or the allocation oracle), or unreadable (a slab that cannot be
+ * read whole is read object by object). False when the source cannot read whole slabs.
+ */
+function learnDense(set: SlabSet, learner: HeavyLearner, step: number, phase: Phase): boolean {
+  const { stride, objsPerSlab, slabSize } = set.cache;
+  const readInto = set.memory.readInto?.bind(set.memory);
+  if (!readInto || slabSize < stride * objsPerSlab || slabSize % PAGE !== 0) return false;
+  const total = set.slabs.length * objsPerSlab;
+  phase.total = Math.ceil(total / step);
+  const slab = new Uint8Array(slabSize);
+  const words = new Uint32Array(slab.buffer);
+  const one = new Uint8Array(stride);
+  const oneWords = new Uint32Array(one.buffer);
+  let k = 0;
+  for (let i = 0; i < set.slabs.length && k < total; i++) {
+    const first = i * objsPerSlab;
+    const end = first + objsPerSlab;
+    if (k >= end) continue;
+    const base = set.slabs[i];
+    const baseLo = Number(base & 0xffffffffn);
+    const baseHi = Number(base >> 32n);
+    const free = set.freeIndexes ? set.freeIndexes(i) : undefined;
+    const whole = readInto(base, slab);
+    for (; k < end; k += step) {
+      const j = k - first;
+      if (free !== undefined) {
+        if (free !== null && free.includes(j)) continue;
+      } else if (set.allocated(base + BigInt(j * stride)) === false) continue;
+      let lo = baseLo + j * stride;
+      let hi = baseHi;
+      if (lo >= 0x100000000) {
+        lo -= 0x100000000;
+        hi = (hi + 1) >>> 0;
+      }
+      if (whole) learner.add(words, (j * stride) >>> 2, lo, hi);
+      else {
+        if (!readInto(base + BigInt(j * stride), one)) continue;
+        learner.add(oneWords, 0, lo, hi);
+      }
+      phase.add(stride, 1);
+    }
+  }
+  return true;
+}
+
 export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects: number, phase: Phase, pool: Piscina | null): Promise<HeavyLearner> {
   const { stride } = set.cache;
   const learner = new HeavyLearner(stride >>> 2, stride, space);
@@ -53,11 +103,13 @@ export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects:
     }
     add(addr);
   };
-  const addrs = sampleAddresses(set, sampleObjects, phase);
-  // Worth it only when samples lie in different pages (a dense sample rereads each page: the reader's
-  // page cache serves it better).
   const total = set.slabs.length * set.cache.objsPerSlab;
-  const sparse = Math.floor(total / sampleObjects) * stride >= PAGE;
+  const step = Math.max(1, Math.floor(total / sampleObjects));
+  const sparse = step * stride >= PAGE;
+  // A dense sample (several objects per page) reads each slab once and tokenizes in place.
+  if (!sparse && learnDense(set, learner, step, phase)) return learner;
+  const addrs = sampleAddresses(set, sampleObjects, phase);
+  // Batches on the pool: worth it only when samples lie in different pages.
   if (!pool || !set.memory.readInto || stride > PAGE || !sparse) {
     for (const a of addrs) one(a);
     return learner;
