@@ -65,8 +65,10 @@ export const DEFAULTS = {
    * identity words: a freed object loses at most its free pointer and rcu_head to the allocator.
    */
   churn: { balancedShare: 0.8, freedMatch: 0.75, minIdentityWords: 2, minSample: 5 } as Readonly<ChurnRules>,
-  /** --workers: the scan engine's own default (one per core, at most 8). */
+  /** --workers: the scan engine's own default (one per core, at most 8)... */
   workers: DEFAULT_SCAN.workers,
+  /** ...when not given: for caches of this much slab memory or more (smaller ones scan in the main thread). */
+  poolMinBytes: DEFAULT_SCAN.poolMinBytes,
   /** -i/--duration: live mode's trace window in seconds (the original's 300). */
   duration: 300,
   /** --buffer-kb: ring buffer per CPU; drained every 200 ms, so it only has to hold a burst. */

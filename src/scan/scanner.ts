@@ -29,6 +29,12 @@ import type { FileChunkJob } from './file-chunk.js';
 export interface ScanOptions {
   /** 0: scan in this thread; N: N piscina workers. */
   workers: number;
+  /**
+   * When `workers` is not asked for, a cache with less slab memory than this is scanned in this
+   * thread: starting a worker (loading the scan modules, warming up the kernel) costs ~100-150 ms of
+   * CPU each, more than the pool saves on a few MiB (the 768 MiB demo's 10 MiB cache).
+   */
+  poolMinBytes: number;
   /** Objects sampled to learn heavy tokens. */
   sampleObjects: number;
   /** Bytes of slab memory per chunk handed to a worker. */
@@ -42,6 +48,7 @@ export interface ScanOptions {
 
 export const DEFAULT_SCAN: ScanOptions = {
   workers: Math.max(1, Math.min(availableParallelism(), 8)),
+  poolMinBytes: 64 << 20,
   sampleObjects: 1 << 16,
   chunkBytes: 4 << 20,
   maxTemplates: 1 << 16,
@@ -118,7 +125,9 @@ export class FirstFailure {
 
 /** The caller's options over DEFAULT_SCAN (cluster options merged one level down): both scanners start here. */
 export function scanOptions(opts: Partial<ScanOptions>): ScanOptions {
-  return { ...DEFAULT_SCAN, ...opts, cluster: { ...DEFAULT_SCAN.cluster, ...(opts.cluster ?? {}) } };
+  // Workers asked for are started whatever the cache's size.
+  const poolMinBytes = opts.poolMinBytes ?? (opts.workers !== undefined ? 0 : DEFAULT_SCAN.poolMinBytes);
+  return { ...DEFAULT_SCAN, ...opts, poolMinBytes, cluster: { ...DEFAULT_SCAN.cluster, ...(opts.cluster ?? {}) } };
 }
 
 /** What both scanners gather as chunks come back: merged template counts, object counts, chunk digests. */
@@ -279,7 +288,7 @@ export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): 
   if (set.slabs.length === 0) throw new MemleakError('E_NO_DATA', `no slab pages of ${set.cache.name} to scan`);
   const phases = o.phases ?? new Phases();
   // Workers start (and warm up their JIT) while this thread learns the heavy tokens.
-  const pool = o.workers > 0 ? scanPool(o.workers) : null;
+  const pool = o.workers > 0 && set.slabs.length * set.cache.slabSize >= o.poolMinBytes ? scanPool(o.workers) : null;
   try {
     return await scanWith(set, o, pool, phases, t0);
   } finally {
@@ -370,5 +379,5 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   const mt = merge.end();
   mt.ms = Math.round(mergeMs * 10) / 10;
   if (corruptPages) scan.note = `${corruptPages} corrupt pages`;
-  return tally.finish(o, { heavy, space, slabs: set.slabs.length, sampled: learner.sampled, objectsFree: tally.skipped - unreadable, objectsUnreadable: unreadable, t0, phases });
+  return tally.finish(pool ? o : { ...o, workers: 0 }, { heavy, space, slabs: set.slabs.length, sampled: learner.sampled, objectsFree: tally.skipped - unreadable, objectsUnreadable: unreadable, t0, phases });
 }
