@@ -38,6 +38,35 @@ function kindOf(type: string): SymbolKind {
   }
 }
 
+/** The value of 8 hex digits at text[at..at+8), or -1 if one is no hex digit. */
+function hex8(text: string, at: number): number {
+  let v = 0;
+  for (let i = at; i < at + 8; i++) {
+    const c = text.charCodeAt(i);
+    let d: number;
+    if (c >= 48 && c <= 57) d = c - 48;
+    else if (c >= 97 && c <= 102) d = c - 87;
+    else if (c >= 65 && c <= 70) d = c - 55;
+    else return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+/** FNV-1a over the name's char codes, mixed so that the low bits (the slot) depend on every char. */
+function nameHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  h ^= h >>> 15;
+  h = Math.imul(h, 0x2c1b3c6d);
+  return (h ^ (h >>> 12)) >>> 0;
+}
+
+function spaceBefore(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (text.charCodeAt(i) === 32) return true;
+  return false;
+}
+
 /** One symbol: address, kallsyms type letter, name, module (null for the kernel). */
 export interface KallsymsRow {
   a: bigint;
@@ -51,7 +80,8 @@ export class Kallsyms {
   private readonly names: string[];
   private readonly types: string[];
   private readonly modules: (string | null)[];
-  private byName: Map<string, number> | null = null;
+  /** Open-addressing index by name: slot -> symbol index + 1 (0: empty); built on the first lookup by name. */
+  private byName: Int32Array | null = null;
   readonly source: string;
 
   private constructor(source: string, addrs: BigUint64Array, names: string[], types: string[], modules: (string | null)[]) {
@@ -66,8 +96,18 @@ export class Kallsyms {
     return this.addrs.length;
   }
 
+  /**
+   * One pass over the text with indexes and char codes (no regex, split or bigint per line: 90k-line
+   * files are read on every analysis); addresses go into the table as u32 halves.
+   */
   static parse(text: string, source = 'kallsyms'): Kallsyms {
-    const rows: KallsymsRow[] = [];
+    let n = 0;
+    let cap = 1024;
+    let lo = new Uint32Array(cap);
+    let hi = new Uint32Array(cap);
+    const names: string[] = [];
+    const types: string[] = [];
+    const modules: (string | null)[] = [];
     let nonZero = 0;
     let lineNo = 0;
     let start = 0;
@@ -76,35 +116,49 @@ export class Kallsyms {
       let end = text.indexOf('\n', start);
       if (end < 0) end = len;
       lineNo++;
-      const line = text.slice(start, end);
+      const ls = start;
       start = end + 1;
-      if (line.length === 0) continue;
-      const sp1 = line.indexOf(' ');
-      const sp2 = sp1 < 0 ? -1 : line.indexOf(' ', sp1 + 1);
-      if (sp1 !== 16 || sp2 !== 18) {
+      if (end === ls) continue;
+      // `ADDR TYPE NAME`: the first space at 16, the second at 18.
+      if (end - ls < 19 || text.charCodeAt(ls + 16) !== 32 || text.charCodeAt(ls + 17) === 32 || text.charCodeAt(ls + 18) !== 32 || spaceBefore(text, ls, ls + 16)) {
+        const line = text.slice(ls, end);
         throw new MemleakError('E_FORMAT', `not a /proc/kallsyms line: ${JSON.stringify(line.slice(0, 80))}`, { file: source, line: lineNo });
       }
-      const addrText = line.slice(0, 16);
-      if (!/^[0-9a-f]{16}$/i.test(addrText)) {
-        throw new MemleakError('E_FORMAT', `bad address in kallsyms: ${JSON.stringify(addrText)}`, { file: source, line: lineNo });
+      const h = hex8(text, ls);
+      const l = hex8(text, ls + 8);
+      if (h < 0 || l < 0) {
+        throw new MemleakError('E_FORMAT', `bad address in kallsyms: ${JSON.stringify(text.slice(ls, ls + 16))}`, { file: source, line: lineNo });
       }
-      const a = BigInt('0x' + addrText);
-      const t = line[17];
-      const rest = line.slice(19);
-      const tab = rest.indexOf('\t');
-      let n = rest;
-      let m: string | null = null;
-      if (tab >= 0) {
-        n = rest.slice(0, tab);
-        const mod = rest.slice(tab + 1).trim();
-        if (mod.startsWith('[') && mod.endsWith(']')) m = mod.slice(1, -1);
-      }
-      if (a !== 0n) nonZero++;
+      if (h !== 0 || l !== 0) nonZero++;
+      const t = text[ls + 17];
       // Absolute symbols (per-CPU offsets, build constants) are not addresses.
       if (t === 'A' || t === 'a') continue;
-      rows.push({ a, t, n, m });
+      let tab = ls + 19;
+      while (tab < end && text.charCodeAt(tab) !== 9) tab++;
+      let name: string;
+      let m: string | null = null;
+      if (tab < end) {
+        name = text.slice(ls + 19, tab);
+        const mod = text.slice(tab + 1, end).trim();
+        if (mod.startsWith('[') && mod.endsWith(']')) m = mod.slice(1, -1);
+      } else name = text.slice(ls + 19, end);
+      if (n === cap) {
+        cap *= 2;
+        const lo2 = new Uint32Array(cap);
+        lo2.set(lo);
+        lo = lo2;
+        const hi2 = new Uint32Array(cap);
+        hi2.set(hi);
+        hi = hi2;
+      }
+      lo[n] = l;
+      hi[n] = h;
+      names.push(name);
+      types.push(t);
+      modules.push(m);
+      n++;
     }
-    if (rows.length === 0 && nonZero === 0 && lineNo === 0) {
+    if (n === 0 && nonZero === 0 && lineNo === 0) {
       throw new MemleakError('E_KALLSYMS', 'kallsyms file is empty', { file: source });
     }
     if (nonZero === 0) {
@@ -114,7 +168,27 @@ export class Kallsyms {
         { file: source },
       );
     }
-    return Kallsyms.fromRows(rows, source);
+    // Sorted by address, equal addresses in file order (as fromRows' stable sort); the kernel's part
+    // of the file is already in order, so this is mostly a run check.
+    const order = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    let sorted = true;
+    for (let i = 1; i < n && sorted; i++) if (hi[i] < hi[i - 1] || (hi[i] === hi[i - 1] && lo[i] < lo[i - 1])) sorted = false;
+    const idx = sorted ? order : Int32Array.from(Array.from(order).sort((x, y) => hi[x] - hi[y] || lo[x] - lo[y] || x - y));
+    const addrs = new BigUint64Array(n);
+    const halves = new Uint32Array(addrs.buffer);
+    const sNames = new Array<string>(n);
+    const sTypes = new Array<string>(n);
+    const sModules = new Array<string | null>(n);
+    for (let i = 0; i < n; i++) {
+      const j = idx[i];
+      halves[2 * i] = lo[j];
+      halves[2 * i + 1] = hi[j];
+      sNames[i] = names[j];
+      sTypes[i] = types[j];
+      sModules[i] = modules[j];
+    }
+    return new Kallsyms(source, addrs, sNames, sTypes, sModules);
   }
 
   /** A table from symbols already decoded (from a dump's own kallsyms tables and module symtabs). */
@@ -176,15 +250,42 @@ export class Kallsyms {
       for (let i = 0; i < this.names.length; i++) if (this.names[i] === name && this.modules[i] === module) return this.addrs[i];
       return null;
     }
-    if (!this.byName) {
-      this.byName = new Map();
-      for (let i = 0; i < this.names.length; i++) {
-        const prev = this.byName.get(this.names[i]);
-        if (prev === undefined || (this.modules[prev] !== null && this.modules[i] === null)) this.byName.set(this.names[i], i);
+    const table = (this.byName ??= this.nameIndex());
+    const mask = table.length - 1;
+    for (let slot = nameHash(name) & mask; ; slot = (slot + 1) & mask) {
+      const e = table[slot];
+      if (e === 0) return null;
+      if (this.names[e - 1] === name) return this.addrs[e - 1];
+    }
+  }
+
+  /**
+   * One slot per distinct name, holding the symbol addressOf answers: the first in address order,
+   * a kernel symbol before any module's. A Map<string, number> of 90k names took 50 ms to build
+   * (V8 hashes each name and rehashes the map as it grows); this is a fixed-size Int32Array and one
+   * char-code hash per name.
+   */
+  private nameIndex(): Int32Array {
+    const n = this.names.length;
+    let size = 16;
+    while (size < n * 2) size *= 2;
+    const table = new Int32Array(size);
+    const mask = size - 1;
+    for (let i = 0; i < n; i++) {
+      const name = this.names[i];
+      for (let slot = nameHash(name) & mask; ; slot = (slot + 1) & mask) {
+        const e = table[slot];
+        if (e === 0) {
+          table[slot] = i + 1;
+          break;
+        }
+        if (this.names[e - 1] === name) {
+          if (this.modules[e - 1] !== null && this.modules[i] === null) table[slot] = i + 1;
+          break;
+        }
       }
     }
-    const i = this.byName.get(name);
-    return i === undefined ? null : this.addrs[i];
+    return table;
   }
 
   /** Every symbol of a module (or of the kernel for null), for cross-checks. */
