@@ -11,7 +11,7 @@ import { hex } from '../util/hex.js';
 import { Btf } from './btf.js';
 import { Kallsyms, type KallsymsRow } from './kallsyms.js';
 import { findKallsymsInImage } from './kallsyms-image.js';
-import { decodeKallsymsTables } from './kallsyms-tables.js';
+import { decodeKallsymsTables, lookupInKallsymsTables, type KallsymsTables } from './kallsyms-tables.js';
 import type { Program } from './program.js';
 import type { KernelTypes } from './types.js';
 
@@ -33,17 +33,22 @@ export interface DumpKernelSymbols {
   error: MemleakError | null;
 }
 
+/** The tables VMCOREINFO exports (6.0+). */
+function vmcoreinfoTables(prog: Program): KallsymsTables {
+  const sym = (n: string) => prog.vmcoreSymbol(n)!;
+  return {
+    numSyms: prog.u32(sym('kallsyms_num_syms'), 'kallsyms_num_syms'),
+    names: sym('kallsyms_names'),
+    tokenTable: sym('kallsyms_token_table'),
+    tokenIndex: sym('kallsyms_token_index'),
+    addresses: { kind: 'relative', offsets: sym('kallsyms_offsets'), relativeBase: sym('kallsyms_relative_base') },
+  };
+}
+
 export function dumpKernelSymbols(prog: Program): DumpKernelSymbols {
   try {
     if (dumpHasKallsyms(prog)) {
-      const sym = (n: string) => prog.vmcoreSymbol(n)!;
-      const { rows } = decodeKallsymsTables(prog, {
-        numSyms: prog.u32(sym('kallsyms_num_syms'), 'kallsyms_num_syms'),
-        names: sym('kallsyms_names'),
-        tokenTable: sym('kallsyms_token_table'),
-        tokenIndex: sym('kallsyms_token_index'),
-        addresses: { kind: 'relative', offsets: sym('kallsyms_offsets'), relativeBase: sym('kallsyms_relative_base') },
-      }, 'kallsyms tables in VMCOREINFO');
+      const { rows } = decodeKallsymsTables(prog, vmcoreinfoTables(prog), 'kallsyms tables in VMCOREINFO');
       return { rows, source: 'VMCOREINFO kallsyms tables', error: null };
     }
     const found = findKallsymsInImage(prog);
@@ -165,20 +170,47 @@ export function btfFromDump(prog: Program, kernel: Kallsyms): Btf | null {
   return Btf.parse(bytes, `${prog.dump.path} (.BTF at ${hex(start)})`);
 }
 
+/** Symbols of the dump's own tables a kallsyms file is checked against. */
+const CHECKED_IN_TABLES = ['slab_caches', 'modules', 'page_offset_base', 'kmalloc_caches', '__per_cpu_offset'];
+
+/**
+ * The dump's own addresses of the symbols checkKallsymsAgainstDump compares, or null when the dump has
+ * no readable tables. Decodes only those names where it can (VMCOREINFO's tables); else the whole table.
+ */
+export function dumpAddressesForCheck(prog: Program): Map<string, bigint> | null {
+  if (dumpHasKallsyms(prog)) {
+    try {
+      const found = lookupInKallsymsTables(prog, vmcoreinfoTables(prog), CHECKED_IN_TABLES);
+      if (found) return found;
+    } catch (e) {
+      if (!(e instanceof MemleakError)) throw e;
+    }
+  }
+  const r = dumpKernelSymbols(prog);
+  if (!r.rows) return null;
+  const table = Kallsyms.fromRows(r.rows, '');
+  const out = new Map<string, bigint>();
+  for (const n of CHECKED_IN_TABLES) {
+    const a = table.addressOf(n);
+    if (a !== null) out.set(n, a);
+  }
+  return out;
+}
+
 /**
  * A kallsyms file must describe this dump's kernel: symbols the dump knows independently (VMCOREINFO,
- * or its own tables) must sit at the same addresses.
+ * or its own tables: dumpAddressesForCheck) must sit at the same addresses.
  */
-export function checkKallsymsAgainstDump(prog: Program, file: Kallsyms, fromDump: Kallsyms | null): void {
+export function checkKallsymsAgainstDump(prog: Program, file: Kallsyms, fromDump: Map<string, bigint> | null): void {
   const checks: [string, bigint, string][] = [];
   for (const n of ['_stext', 'init_top_pgt', 'vmap_area_list', 'init_uts_ns']) {
     const v = prog.vmcoreSymbol(n);
     if (v !== null) checks.push([n, v, 'VMCOREINFO']);
   }
   if (fromDump) {
-    for (const n of ['slab_caches', 'modules', 'page_offset_base', 'kmalloc_caches', '__per_cpu_offset']) {
-      const v = fromDump.addressOf(n);
-      if (v !== null) checks.push([n, v, 'the dump\'s kallsyms tables']);
+    for (const n of CHECKED_IN_TABLES) {
+      const v = fromDump.get(n);
+      if (v !== undefined) checks.push([n, v, 'the dump\'s kallsyms tables']);
     }
   }
   for (const [name, want, where] of checks) {

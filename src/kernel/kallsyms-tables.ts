@@ -58,6 +58,17 @@ export function readTokens(prog: Program, tokenTable: bigint, tokenIndex: bigint
  * ropes that cost more to flatten later than the whole decode.
  */
 export function decodeNames(prog: Program, names: bigint, num: number, tokens: string[]): string[] {
+  return num === 0 ? [] : decodeNamesText(prog, names, num, tokens).split('\n');
+}
+
+/** The names joined by newlines (decodeNames before the split). */
+function decodeNamesText(prog: Program, names: bigint, num: number, tokens: string[]): string {
+  const b = decodeNamesBytes(prog, names, num, tokens);
+  return b.toString('latin1');
+}
+
+/** The same as latin1 bytes (one byte per char of decodeNamesText). */
+function decodeNamesBytes(prog: Program, names: bigint, num: number, tokens: string[]): Buffer {
   const tok = tokens.map((t) => Buffer.from(t, 'latin1'));
   let chunk: Uint8Array = new Uint8Array(0);
   let chunkStart = 0;
@@ -86,8 +97,7 @@ export function decodeNames(prog: Program, names: bigint, num: number, tokens: s
     }
     out[o++] = 0x0a; // names never hold a newline
   }
-  const all = out.toString('latin1', 0, o - 1).split('\n');
-  return num === 0 ? [] : all;
+  return out.subarray(0, o - 1);
 }
 
 export type AddressOf = (i: number) => bigint;
@@ -128,8 +138,8 @@ export interface Addresses {
  * one alone cannot tell a table shifted by one entry (_text and _stext share an address). Null if no
  * flavour does, or no anchor is among the names.
  */
-export function addressReader(prog: Program, t: AddressTable, names: string[], anchors: AnchorsAt): Addresses | null {
-  const num = names.length;
+export function addressReader(prog: Program, t: AddressTable, names: string[] | number, anchors: AnchorsAt): Addresses | null {
+  const num = typeof names === 'number' ? names : names.length;
   const at = anchors.at;
   if (at.length === 0) return null;
   const agreeing = (f: AddressOf): Addresses | null => {
@@ -196,6 +206,84 @@ export function decodeKallsymsTables(prog: Program, t: KallsymsTables, where: st
     );
   }
   return { rows: kallsymsRows(names, got.addrOf), agreed: got.agreed };
+}
+
+/**
+ * What Kallsyms.fromRows(decodeKallsymsTables(...).rows).addressOf(name) answers for a few names, for
+ * checking a kallsyms file against the dump: the names are decoded into one string and only the wanted
+ * lines are looked at, where building 90k rows, their bigints and a table cost ~60 ms. Null when that
+ * decode would fail or when the names are anything but plain (then the full decode decides).
+ */
+export function lookupInKallsymsTables(prog: Program, t: KallsymsTables, wanted: string[]): Map<string, bigint> | null {
+  const num = t.numSyms;
+  if (num === 0 || num > MAX_KALLSYMS) return null;
+  const tokens = readTokens(prog, t.tokenTable, t.tokenIndex);
+  const all = decodeNamesBytes(prog, t.names, num, tokens);
+  // Line starts, and the names expectNamesDecode would call garbage (a type letter, then [A-Za-z0-9_.$]+).
+  const starts = new Int32Array(num + 1);
+  let lines = 1;
+  let bad = 0;
+  let lineStart = 0;
+  for (let i = 0; i <= all.length; i++) {
+    if (i < all.length && all[i] !== 10) continue;
+    if (i < all.length && lines === num) return null;
+    let good = i - lineStart >= 2 && NAME_FIRST[all[lineStart]] === 1;
+    for (let j = lineStart + 1; good && j < i; j++) good = NAME_REST[all[j]] === 1;
+    if (!good) bad++;
+    if (i < all.length) starts[lines++] = i + 1;
+    lineStart = i + 1;
+  }
+  starts[lines] = all.length + 1;
+  if (lines !== num || bad > num / 100) return null;
+  /** Indexes of the symbols called `name` (after their type letter). */
+  const indexesOf = (name: string): number[] => {
+    const out: number[] = [];
+    if (name === '') return out;
+    const needle = Buffer.from(name, 'latin1');
+    if (needle.toString('latin1') !== name) return out;
+    for (let at = all.indexOf(needle); at >= 0; at = all.indexOf(needle, at + 1)) {
+      const end = at + needle.length;
+      if (end !== all.length && all[end] !== 10) continue;
+      if (at - 1 !== 0 && !(at >= 2 && all[at - 2] === 10)) continue;
+      let lo = 0;
+      let hi = num - 1;
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >> 1;
+        if (starts[mid] <= at - 1) lo = mid;
+        else hi = mid - 1;
+      }
+      out.push(lo);
+    }
+    return out;
+  };
+  const anchorList = kernelAnchors(prog);
+  const at: [number, Anchor][] = [];
+  for (const a of anchorList) for (const i of indexesOf(a.name)) at.push([i, a]);
+  at.sort((x, y) => x[0] - y[0]);
+  if (at.length === 0) return null;
+  const got = addressReader(prog, t.addresses, num, { at, names: anchorList.map((a) => a.name) });
+  if (!got) return null;
+  const out = new Map<string, bigint>();
+  for (const name of wanted) {
+    let best: bigint | null = null;
+    for (const i of indexesOf(name)) {
+      const type = all[starts[i]];
+      const a = got.addrOf(i);
+      if (type === 0x41 || type === 0x61 || a < 0xffff800000000000n) continue;
+      if (best === null || a < best) best = a;
+    }
+    if (best !== null) out.set(name, best);
+  }
+  return out;
+}
+
+/** Byte classes of expectNamesDecode's /^[A-Za-z?][A-Za-z0-9_.$]+$/. */
+const NAME_FIRST = new Uint8Array(256);
+const NAME_REST = new Uint8Array(256);
+for (let c = 0; c < 256; c++) {
+  const alpha = (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+  NAME_FIRST[c] = alpha || c === 63 ? 1 : 0;
+  NAME_REST[c] = alpha || (c >= 48 && c <= 57) || c === 95 || c === 46 || c === 36 ? 1 : 0;
 }
 
 /**

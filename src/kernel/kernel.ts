@@ -12,7 +12,7 @@
 import type { Dump } from '../dump/dump.js';
 import { openDump } from '../dump/open-dump.js';
 import { Btf } from './btf.js';
-import { btfFromDump, checkKallsymsAgainstDump, dumpKernelSymbols, moduleSymbolsFromDump } from './dump-symbols.js';
+import { btfFromDump, checkKallsymsAgainstDump, dumpAddressesForCheck, dumpKernelSymbols, moduleSymbolsFromDump } from './dump-symbols.js';
 import { Kallsyms } from './kallsyms.js';
 import { Program, type KernelProgram } from './program.js';
 import { KernelTypes } from './types.js';
@@ -57,11 +57,12 @@ export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): Ke
     // Decoded once: the kernel's table, and later the base of kernel + module symbols. A live kernel's
     // own /proc/kallsyms needs no cross-check against its image (the search and decode would only slow
     // the first run); an extract being kept (--save) still gets the tables.
-    const fromDump = fileSyms && dump.live && !inp.capturePages ? { rows: null, source: '', error: null } : dumpKernelSymbols(image);
+    // With a file, the dump's tables only check it: a few names are looked up, not the whole table built.
+    const fromDump = fileSyms ? { rows: null, source: '', error: null } : dumpKernelSymbols(image);
     const kernelRows = fromDump.rows;
     const dumpKernel = fromDump.rows ? Kallsyms.fromRows(fromDump.rows, `${dump.path} (${fromDump.source})`) : null;
-    if (fileSyms) checkKallsymsAgainstDump(image, fileSyms, dumpKernel);
-    symbols.add(0, kernelRows?.length ?? 0);
+    if (fileSyms) checkKallsymsAgainstDump(image, fileSyms, dump.live && !inp.capturePages ? null : dumpAddressesForCheck(image));
+    symbols.add(0, kernelRows?.length ?? fileSyms?.size ?? 0);
     symbols.end();
     const kernelSyms = fileSyms ?? dumpKernel;
     if (!kernelSyms) throw fromDump.error!;
