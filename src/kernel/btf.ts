@@ -24,11 +24,17 @@ export function trailingBytes(kind: number, vlen: number): number | null {
   }
 }
 
+/** FNV-1a of the NUL-terminated bytes at `at` (the string section's names, without decoding them). */
+function hashString(b: Uint8Array, at: number): number {
+  let h = 0x811c9dc5;
+  for (let i = at; i < b.length && b[i] !== 0; i++) h = Math.imul(h ^ b[i], 0x01000193);
+  return h >>> 0;
+}
+
 /** Types nest (arrays of structs of anonymous unions) but never this deep; a cycle is damage. */
 const MAX_DEPTH = 64;
 
 interface BtfType {
-  name: string;
   kind: number;
   vlen: number;
   kflag: boolean;
@@ -47,12 +53,24 @@ export interface BtfMember {
   bitSize: number;
 }
 
+/**
+ * Opening walks the type section once to check it and to note where each type starts; names are
+ * decoded only for what is asked (a vmlinux BTF has ~100k types and ~60k enumerators, and decoding
+ * all their names was most of the `types` phase).
+ */
 export class Btf {
-  private readonly types: (BtfType | null)[] = [null];
+  /** Offset of type id's record in the type section (id 0 is void). */
+  private readonly typeOff: Uint32Array;
+  private readonly count: number;
+  /** Named struct, union and typedef ids by a hash of their name's bytes, in id order. */
+  private readonly byNameHash = new Map<number, number[]>();
+  /** ENUM type ids, in id order: their enumerators are looked up by name. */
+  private readonly enums: number[] = [];
   private readonly byName = new Map<string, number[]>();
-  /** Enumerator values by name (C enumerator names are global), e.g. PG_reserved. */
-  private readonly enumerators = new Map<string, number>();
+  private readonly enumerators = new Map<string, number | null>();
   private readonly tv: DataView;
+  private readonly strs: Buffer;
+  private readonly str: (off: number) => string;
 
   private constructor(readonly source: string, bytes: Uint8Array) {
     const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -71,77 +89,106 @@ export class Btf {
         offset: 8,
       });
     }
-    const strs = bytes.subarray(hdrLen + strOff, hdrLen + strOff + strLen);
+    const strs = Buffer.from(bytes.buffer, bytes.byteOffset + hdrLen + strOff, strLen);
+    this.strs = strs;
     const dec = new TextDecoder();
-    const str = (off: number) => {
+    this.str = (off: number) => {
       const end = strs.indexOf(0, off);
       return dec.decode(strs.subarray(off, end < 0 ? strs.length : end));
     };
     this.tv = new DataView(bytes.buffer, bytes.byteOffset + hdrLen + typeOff, typeLen);
     const tv = this.tv;
+    // A type record is at least 12 bytes.
+    const offs = new Uint32Array(1 + Math.floor(typeLen / 12));
+    let id = 1;
     let p = 0;
     while (p < typeLen) {
       if (p + 12 > typeLen) throw new MemleakError('E_FORMAT', 'BTF type section ends inside a type', { file: source, offset: hdrLen + typeOff + p });
       const nameOff = tv.getUint32(p, true);
       const info = tv.getUint32(p + 4, true);
-      const sizeOrType = tv.getUint32(p + 8, true);
       const kind = (info >>> 24) & 0x1f;
       const vlen = info & 0xffff;
       const extra = p + 12;
       const extraLen = trailingBytes(kind, vlen);
       if (extraLen === null) {
-        throw new MemleakError('E_FORMAT', `unknown BTF kind ${kind} (type ${this.types.length})`, { file: source, offset: hdrLen + typeOff + p });
+        throw new MemleakError('E_FORMAT', `unknown BTF kind ${kind} (type ${id})`, { file: source, offset: hdrLen + typeOff + p });
       }
       if (extra + extraLen > typeLen) {
-        throw new MemleakError('E_FORMAT', `BTF type ${this.types.length} (kind ${kind}, vlen ${vlen}) runs past the type section (${typeLen} bytes): truncated or damaged`, {
+        throw new MemleakError('E_FORMAT', `BTF type ${id} (kind ${kind}, vlen ${vlen}) runs past the type section (${typeLen} bytes): truncated or damaged`, {
           file: source,
           offset: hdrLen + typeOff + p,
         });
       }
-      const name = nameOff ? str(nameOff) : '';
-      const id = this.types.length;
-      this.types.push({ name, kind, vlen, kflag: info >>> 31 === 1, sizeOrType, extra });
-      if (kind === KIND.ENUM) {
-        for (let i = 0; i < vlen; i++) this.enumerators.set(str(tv.getUint32(extra + i * 8, true)), tv.getInt32(extra + i * 8 + 4, true));
-      }
-      if (name && (kind === KIND.STRUCT || kind === KIND.UNION || kind === KIND.TYPEDEF)) {
-        const l = this.byName.get(name);
+      offs[id] = p;
+      if (kind === KIND.ENUM && vlen > 0) this.enums.push(id);
+      if (nameOff && (kind === KIND.STRUCT || kind === KIND.UNION || kind === KIND.TYPEDEF)) {
+        const h = hashString(strs, nameOff);
+        const l = this.byNameHash.get(h);
         if (l) l.push(id);
-        else this.byName.set(name, [id]);
+        else this.byNameHash.set(h, [id]);
       }
+      id++;
       p = extra + extraLen;
     }
-    this.memberNames = (t) => {
-      const out: { name: string; typeId: number; offset: number; bitSize: number }[] = [];
-      for (let i = 0; i < t.vlen; i++) {
-        const o = t.extra + i * 12;
-        const n = tv.getUint32(o, true);
-        const off = tv.getUint32(o + 8, true);
-        out.push({
-          name: n ? str(n) : '',
-          typeId: tv.getUint32(o + 4, true),
-          offset: t.kflag ? off & 0xffffff : off,
-          bitSize: t.kflag ? off >>> 24 : 0,
-        });
-      }
-      return out;
-    };
+    this.count = id - 1;
+    this.typeOff = offs.subarray(0, id);
   }
 
-  private readonly memberNames: (t: BtfType) => { name: string; typeId: number; offset: number; bitSize: number }[];
+  private type(id: number): BtfType | null {
+    if (!(id >= 1 && id <= this.count)) return null;
+    const p = this.typeOff[id];
+    const info = this.tv.getUint32(p + 4, true);
+    return { kind: (info >>> 24) & 0x1f, vlen: info & 0xffff, kflag: info >>> 31 === 1, sizeOrType: this.tv.getUint32(p + 8, true), extra: p + 12 };
+  }
+
+  /** Every string-section offset whose string is exactly `name` (a name may be stored more than once, or be the tail of a longer string). */
+  private offsetsOf(name: string): number[] {
+    const needle = Buffer.from(name + '\0', 'utf8');
+    const out: number[] = [];
+    for (let at = this.strs.indexOf(needle); at >= 0; at = this.strs.indexOf(needle, at + 1)) out.push(at);
+    return out;
+  }
+
+  /** Named struct/union/typedef ids with this name, in id order. */
+  private idsNamed(name: string): number[] {
+    let ids = this.byName.get(name);
+    if (ids === undefined) {
+      const bytes = Buffer.from(name + '\0', 'utf8');
+      ids = name === '' ? [] : (this.byNameHash.get(hashString(bytes, 0)) ?? []).filter((id) => this.str(this.tv.getUint32(this.typeOff[id], true)) === name);
+      this.byName.set(name, ids);
+    }
+    return ids;
+  }
+
+  private memberNames(t: BtfType): { name: string; typeId: number; offset: number; bitSize: number }[] {
+    const tv = this.tv;
+    const out: { name: string; typeId: number; offset: number; bitSize: number }[] = [];
+    for (let i = 0; i < t.vlen; i++) {
+      const o = t.extra + i * 12;
+      const n = tv.getUint32(o, true);
+      const off = tv.getUint32(o + 8, true);
+      out.push({
+        name: n ? this.str(n) : '',
+        typeId: tv.getUint32(o + 4, true),
+        offset: t.kflag ? off & 0xffffff : off,
+        bitSize: t.kflag ? off >>> 24 : 0,
+      });
+    }
+    return out;
+  }
 
   static parse(bytes: Uint8Array, source: string): Btf {
     return new Btf(source, bytes);
   }
 
   get typeCount(): number {
-    return this.types.length - 1;
+    return this.count;
   }
 
   /** A struct (or union) by name; the complete definition wins over forward declarations. */
   structId(name: string): number | null {
-    for (const id of this.byName.get(name) ?? []) {
-      const t = this.types[id]!;
+    for (const id of this.idsNamed(name)) {
+      const t = this.type(id)!;
       if ((t.kind === KIND.STRUCT || t.kind === KIND.UNION) && (t.vlen > 0 || t.sizeOrType > 0)) return id;
     }
     return null;
@@ -150,7 +197,7 @@ export class Btf {
   /** Skips typedef/const/volatile/restrict/type_tag. */
   private resolve(id: number): number {
     for (let guard = 0; guard < 64; guard++) {
-      const t = this.types[id];
+      const t = this.type(id);
       if (!t) return id;
       if (t.kind === KIND.TYPEDEF || t.kind === KIND.VOLATILE || t.kind === KIND.CONST || t.kind === KIND.RESTRICT || t.kind === KIND.TYPE_TAG) {
         id = t.sizeOrType;
@@ -162,7 +209,7 @@ export class Btf {
   sizeOfId(id: number, depth = 0): number {
     if (depth > MAX_DEPTH) return 0;
     id = this.resolve(id);
-    const t = this.types[id];
+    const t = this.type(id);
     if (!t) return 0;
     switch (t.kind) {
       case KIND.PTR: return 8;
@@ -178,7 +225,7 @@ export class Btf {
 
   sizeOf(structName: string): number | null {
     const id = this.structId(structName);
-    return id === null ? null : this.types[id]!.sizeOrType;
+    return id === null ? null : this.type(id)!.sizeOrType;
   }
 
   /**
@@ -202,7 +249,7 @@ export class Btf {
   }
 
   private findMember(id: number, name: string, base: number, depth = 0): BtfMember | null {
-    const t = this.types[id];
+    const t = this.type(id);
     if (depth > MAX_DEPTH) return null;
     if (!t || (t.kind !== KIND.STRUCT && t.kind !== KIND.UNION)) return null;
     const members = this.memberNames(t);
@@ -217,12 +264,25 @@ export class Btf {
 
   /** The value of a C enumerator (PG_reserved, PGTY_buddy ...), or null. */
   enumerator(name: string): number | null {
-    return this.enumerators.get(name) ?? null;
+    let v = this.enumerators.get(name);
+    if (v === undefined) {
+      // The last enumerator of that name in type order wins (C enumerator names are unique in a build).
+      v = null;
+      const offs = new Set(this.offsetsOf(name));
+      if (offs.size) {
+        for (const id of this.enums) {
+          const t = this.type(id)!;
+          for (let i = 0; i < t.vlen; i++) if (offs.has(this.tv.getUint32(t.extra + i * 8, true))) v = this.tv.getInt32(t.extra + i * 8 + 4, true);
+        }
+      }
+      this.enumerators.set(name, v);
+    }
+    return v;
   }
 
   /** Element count of an array member's type, or null if it is not an array. */
   arrayLength(typeId: number): number | null {
-    const t = this.types[this.resolve(typeId)];
+    const t = this.type(this.resolve(typeId));
     if (!t || t.kind !== KIND.ARRAY) return null;
     return this.tv.getUint32(t.extra + 8, true);
   }

@@ -17,10 +17,18 @@ export class KernelTypes {
     return this.btf?.structId(name) != null || (this.info?.sizes.has(name) ?? false);
   }
 
+  /** Offsets already asked (the SLUB walk asks the same few members once per cache and slab). */
+  private readonly offsets = new Map<string, number | null>();
+
   tryOffsetOf(struct: string, member: string): number | null {
-    const m = this.btf?.member(struct, member);
-    if (m) return m.bitOffset >> 3;
-    return this.info?.offsets.get(`${struct}.${member}`) ?? null;
+    const key = `${struct}.${member}`;
+    let o = this.offsets.get(key);
+    if (o === undefined) {
+      const m = this.btf?.member(struct, member);
+      o = m ? m.bitOffset >> 3 : (this.info?.offsets.get(key) ?? null);
+      this.offsets.set(key, o);
+    }
+    return o;
   }
 
   offsetOf(struct: string, member: string): number {
