@@ -10,6 +10,7 @@
 import type { Piscina } from 'piscina';
 import { HeavyLearner } from './heavy.js';
 import type { SlabSet } from './slab-set.js';
+import type { MemoryReader } from '../util/memory.js';
 import type { TokenSpace } from './tokens.js';
 import { PageDeferral } from '../dump/decompress.js';
 import type { Phase } from '../phases.js';
@@ -40,15 +41,19 @@ function* sampleAddresses(set: SlabSet, sampleObjects: number, phase: Phase): Ge
  * objects are tokenized in place. An object is left out exactly as sampleAddresses and one() leave it
  * out: free (the slab's free indexes, or the allocation oracle), or unreadable (a slab that cannot be
  * read whole is read object by object). False when the source cannot read whole slabs.
+ * With `kept` (slabs × slabSize bytes), each slab is read into its place there and `whole` marks those
+ * read whole: the scan that follows in this thread takes them from there instead of decompressing
+ * them again.
  */
-function learnDense(set: SlabSet, learner: HeavyLearner, step: number, phase: Phase): boolean {
+function learnDense(set: SlabSet, learner: HeavyLearner, step: number, phase: Phase, kept: Uint8Array | null, whole: Uint8Array | null): boolean {
   const { stride, objsPerSlab, slabSize } = set.cache;
   const readInto = set.memory.readInto?.bind(set.memory);
   if (!readInto || slabSize < stride * objsPerSlab || slabSize % PAGE !== 0) return false;
   const total = set.slabs.length * objsPerSlab;
   phase.total = Math.ceil(total / step);
-  const slab = new Uint8Array(slabSize);
-  const words = new Uint32Array(slab.buffer);
+  const own = kept ? null : new Uint8Array(slabSize);
+  const keptWords = kept ? new Uint32Array(kept.buffer, kept.byteOffset, kept.byteLength >>> 2) : null;
+  const ownWords = own ? new Uint32Array(own.buffer) : null;
   const one = new Uint8Array(stride);
   const oneWords = new Uint32Array(one.buffer);
   let k = 0;
@@ -60,7 +65,10 @@ function learnDense(set: SlabSet, learner: HeavyLearner, step: number, phase: Ph
     const baseLo = Number(base & 0xffffffffn);
     const baseHi = Number(base >> 32n);
     const free = set.freeIndexes ? set.freeIndexes(i) : undefined;
-    const whole = readInto(base, slab);
+    const at = kept ? i * slabSize : 0;
+    const ok = readInto(base, kept ? kept.subarray(at, at + slabSize) : own!);
+    if (ok && whole) whole[i] = 1;
+    const words = keptWords ?? ownWords!;
     for (; k < end; k += step) {
       const j = k - first;
       if (free !== undefined) {
@@ -72,7 +80,7 @@ function learnDense(set: SlabSet, learner: HeavyLearner, step: number, phase: Ph
         lo -= 0x100000000;
         hi = (hi + 1) >>> 0;
       }
-      if (whole) learner.add(words, (j * stride) >>> 2, lo, hi);
+      if (ok) learner.add(words, (at + j * stride) >>> 2, lo, hi);
       else {
         if (!readInto(base + BigInt(j * stride), one)) continue;
         learner.add(oneWords, 0, lo, hi);
@@ -83,7 +91,56 @@ function learnDense(set: SlabSet, learner: HeavyLearner, step: number, phase: Ph
   return true;
 }
 
-export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects: number, phase: Phase, pool: Piscina | null): Promise<HeavyLearner> {
+/** Caches up to this size keep the slabs the dense sample read, for a scan in this thread. */
+const KEEP_MAX_BYTES = 64 << 20;
+
+/**
+ * The slabs learnDense read whole, in front of the source: a read of whole kept slabs (the scan reads
+ * runs of adjacent slabs) is a copy; anything else goes to the source.
+ */
+function keptSlabs(set: SlabSet, kept: Uint8Array, whole: Uint8Array): MemoryReader {
+  const src = set.memory;
+  const { slabSize } = set.cache;
+  const slabs = set.slabs;
+  const indexOf = (addr: bigint): number => {
+    let lo = 0;
+    let hi = slabs.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (slabs[mid] === addr) return mid;
+      if (slabs[mid] < addr) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  };
+  const fromKept = (addr: bigint, out: Uint8Array): boolean => {
+    if (out.length === 0 || out.length % slabSize !== 0) return false;
+    const i = indexOf(addr);
+    const n = out.length / slabSize;
+    if (i < 0 || i + n > slabs.length) return false;
+    for (let j = 0; j < n; j++) if (!whole[i + j] || slabs[i + j] !== addr + BigInt(j * slabSize)) return false;
+    out.set(kept.subarray(i * slabSize, (i + n) * slabSize));
+    return true;
+  };
+  return {
+    description: src.description,
+    read: (addr, len) => src.read(addr, len),
+    readInto: (addr, out, defer) => fromKept(addr, out) || src.readInto!(addr, out, defer),
+    noteCorruptPages: src.noteCorruptPages ? (pages) => src.noteCorruptPages!(pages) : undefined,
+  };
+}
+
+/** The heavy tokens learned, and (keep) the source with the slabs read for them kept in front. */
+export interface Learned {
+  learner: HeavyLearner;
+  memory: MemoryReader | null;
+}
+
+/**
+ * `keep`: the scan will run in this thread; a small cache's slabs read for a dense sample are kept for
+ * it (Learned.memory).
+ */
+export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects: number, phase: Phase, pool: Piscina | null, keep = false): Promise<Learned> {
   const { stride } = set.cache;
   const learner = new HeavyLearner(stride >>> 2, stride, space);
   const words = new Uint32Array(stride >>> 2);
@@ -107,12 +164,17 @@ export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects:
   const step = Math.max(1, Math.floor(total / sampleObjects));
   const sparse = step * stride >= PAGE;
   // A dense sample (several objects per page) reads each slab once and tokenizes in place.
-  if (!sparse && learnDense(set, learner, step, phase)) return learner;
+  if (!sparse) {
+    const bytes = set.slabs.length * set.cache.slabSize;
+    const kept = keep && bytes <= KEEP_MAX_BYTES ? new Uint8Array(bytes) : null;
+    const whole = kept ? new Uint8Array(set.slabs.length) : null;
+    if (learnDense(set, learner, step, phase, kept, whole)) return { learner, memory: kept ? keptSlabs(set, kept, whole!) : null };
+  }
   const addrs = sampleAddresses(set, sampleObjects, phase);
   // Batches on the pool: worth it only when samples lie in different pages.
   if (!pool || !set.memory.readInto || stride > PAGE || !sparse) {
     for (const a of addrs) one(a);
-    return learner;
+    return { learner, memory: null };
   }
   // Batches of whole pages; the pool decompresses what the source left packed. The first batch tells
   // whether the source compresses at all: if not, the rest is read object by object (64 bytes, not 4 KiB).
@@ -163,5 +225,5 @@ export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects:
     inFlight = job;
   }
   if (inFlight) (await inFlight)();
-  return learner;
+  return { learner, memory: null };
 }

@@ -299,8 +299,10 @@ export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): 
 async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phases: Phases, t0: number): Promise<ScanResult> {
   const { stride, objsPerSlab } = set.cache;
   const space = tokenSpaceOf(set.addressSpace);
-  const learner = await phases.runAsync('learn', 'objects', (p) => learnHeavy(set, space, o.sampleObjects, p, pool));
+  const { learner, memory: kept } = await phases.runAsync('learn', 'objects', (p) => learnHeavy(set, space, o.sampleObjects, p, pool, !pool));
   const heavy = learner.finish();
+  // In this thread, slabs the learning read whole are scanned from there, not read again.
+  const source = kept ? { ...set, memory: kept } : set;
 
   const slabsPerChunk = Math.max(1, Math.floor(o.chunkBytes / (stride * objsPerSlab)));
   const tally = new ScanTally(o.maxTemplates);
@@ -339,7 +341,7 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   const prepare = (s: number) => {
     const tr = performance.now();
     const buffer = spare.pop() ?? new SharedArrayBuffer(chunkBytes);
-    const c = prepareChunk(set, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates, defer, buffer);
+    const c = prepareChunk(source, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates, defer, buffer);
     readMs += performance.now() - tr;
     reads.add(c.sourceBytes, c.job.slabAddrs.length / 2);
     unreadable += c.unreadable;
