@@ -7,21 +7,10 @@
 import { describe, expect, it } from 'vitest';
 import { openDump } from '../src/dump/open-dump.js';
 import { Program } from '../src/kernel/program.js';
-import { dumpAddressesForCheck, dumpKernelSymbols } from '../src/kernel/dump-symbols.js';
-import { decodeKallsymsTables, lookupInKallsymsTables, type KallsymsTables } from '../src/kernel/kallsyms-tables.js';
+import { dumpAddressesForCheck, dumpKernelSymbols, vmcoreinfoTables } from '../src/kernel/dump-symbols.js';
+import { decodeKallsymsTables, lookupInKallsymsTables } from '../src/kernel/kallsyms-tables.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { sample } from './helpers.js';
-
-function tablesOf(prog: Program): KallsymsTables {
-  const sym = (n: string) => prog.vmcoreSymbol(n)!;
-  return {
-    numSyms: prog.u32(sym('kallsyms_num_syms'), 'kallsyms_num_syms'),
-    names: sym('kallsyms_names'),
-    tokenTable: sym('kallsyms_token_table'),
-    tokenIndex: sym('kallsyms_token_index'),
-    addresses: { kind: 'relative', offsets: sym('kallsyms_offsets'), relativeBase: sym('kallsyms_relative_base') },
-  };
-}
 
 describe('kallsyms lookup of a few names in the dump\'s tables', () => {
   for (const s of ['demo-kmalloc64', 'k6.12-demo-kmalloc64']) {
@@ -36,7 +25,7 @@ describe('kallsyms lookup of a few names in the dump\'s tables', () => {
         const some = [...seen.keys()].filter((_, i) => i % 997 === 0);
         expect(repeated.length).toBeGreaterThan(50);
         const names = [...repeated, ...some, 'slab_caches', 'modules', '__per_cpu_offset', 'no_such_symbol', 'slab_cache', 'odules', ''];
-        const got = lookupInKallsymsTables(prog, tablesOf(prog), names)!;
+        const got = lookupInKallsymsTables(prog, vmcoreinfoTables(prog), names)!;
         expect(got).not.toBeNull();
         for (const n of names) expect(got.get(n) ?? null, n).toBe(whole.addressOf(n));
         expect(dumpAddressesForCheck(prog)!.get('slab_caches')).toBe(whole.addressOf('slab_caches'));
@@ -50,7 +39,7 @@ describe('kallsyms lookup of a few names in the dump\'s tables', () => {
     const dump = openDump(sample('demo-kmalloc64/vmcore.extract.gz'));
     try {
       const prog = new Program(dump);
-      const t = tablesOf(prog);
+      const t = vmcoreinfoTables(prog);
       // The token table read one byte late: every token loses its first character.
       const shifted = { ...t, tokenTable: t.tokenTable + 1n };
       expect(() => decodeKallsymsTables(prog, shifted, 'shifted')).toThrow(/decode to garbage/);

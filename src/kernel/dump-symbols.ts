@@ -34,7 +34,7 @@ export interface DumpKernelSymbols {
 }
 
 /** The tables VMCOREINFO exports (6.0+). */
-function vmcoreinfoTables(prog: Program): KallsymsTables {
+export function vmcoreinfoTables(prog: Program): KallsymsTables {
   const sym = (n: string) => prog.vmcoreSymbol(n)!;
   return {
     numSyms: prog.u32(sym('kallsyms_num_syms'), 'kallsyms_num_syms'),

@@ -15,6 +15,7 @@ import type { TokenSpace } from './tokens.js';
 import { PageDeferral } from '../dump/decompress.js';
 import type { Phase } from '../phases.js';
 import { PAGE_SIZE } from '../util/page.js';
+import { floorIndex } from '../util/sorted.js';
 import type { UnpackJob, UnpackResult } from './unpack-chunk.js';
 
 const PAGE = PAGE_SIZE;
@@ -103,15 +104,8 @@ function keptSlabs(set: SlabSet, kept: Uint8Array, whole: Uint8Array): MemoryRea
   const { slabSize } = set.cache;
   const slabs = set.slabs;
   const indexOf = (addr: bigint): number => {
-    let lo = 0;
-    let hi = slabs.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >> 1;
-      if (slabs[mid] === addr) return mid;
-      if (slabs[mid] < addr) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    const i = floorIndex<bigint>(slabs, addr);
+    return i >= 0 && slabs[i] === addr ? i : -1;
   };
   const fromKept = (addr: bigint, out: Uint8Array): boolean => {
     if (out.length === 0 || out.length % slabSize !== 0) return false;
