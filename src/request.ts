@@ -77,6 +77,8 @@ export const DEFAULTS = {
   type: 'auto' as const,
   /** --format */
   format: 'text' as const,
+  /** --workers when the scan reads a pipe (--raw -): one core less than the scan engine's default. */
+  pipeWorkers: DEFAULT_SCAN.pipeWorkers,
 };
 
 export interface AnalyzeRequest {

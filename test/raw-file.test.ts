@@ -7,6 +7,7 @@ import { parseCrashRd } from '../src/input/crash-rd.js';
 import { estimateAddressSpace } from '../src/kernel/address-space.js';
 import { fdSource, LEARN_BYTES, scanStream, type StreamSource } from '../src/scan/stream-scan.js';
 import { MemleakError } from '../src/errors.js';
+import { DEFAULT_SCAN } from '../src/scan/scanner.js';
 import { sampleText } from './helpers.js';
 
 // A raw dump larger than what the stream learns from (so both the learned head and the chunks after it
@@ -45,13 +46,14 @@ function pipeLike(fd: number): StreamSource {
   } };
 }
 
-async function scan(kind: 'file' | 'pipe', stride: number, workers: number, src?: (fd: number) => StreamSource) {
+async function scan(kind: 'file' | 'pipe', stride: number, workers: number | undefined, src?: (fd: number) => StreamSource) {
   const fd = openSync(file, 'r');
   try {
     const objsPerSlab = Math.floor(4096 / stride);
     const s = src ? src(fd) : kind === 'file' ? fdSource(fd, file) : pipeLike(fd);
     expect(s.file !== undefined).toBe(kind === 'file');
-    const r = await scanStream(s, { stride, objsPerSlab, slabSize: 4096, base: BASE }, estimateAddressSpace([BASE]), { workers });
+    const r = await scanStream(s, { stride, objsPerSlab, slabSize: 4096, base: BASE }, estimateAddressSpace([BASE]), workers === undefined ? {} : { workers });
+    if (workers === undefined) return r.scan.stats.workers;
     return { digest: r.scan.stats.memoryDigest, objects: r.scan.stats.objectsScanned, slabs: r.slabs, trailing: r.trailingBytes, bytes: r.bytes,
       clusters: r.scan.clusters.map((c) => [c.count, c.repHi, c.repLo, c.members.map((m) => [m.key, m.count])]) };
   } finally {
@@ -69,6 +71,13 @@ describe('--raw FILE: each chunk read by offset on the thread that scans it', ()
       for (const workers of [0, 1, 2]) expect(await scan('file', stride, workers)).toEqual(want);
     });
   }
+
+  it('by default scans a file on one worker per core (in this thread when small), a pipe on one less (this thread reads it)', async () => {
+    expect(size).toBeGreaterThanOrEqual(DEFAULT_SCAN.poolMinBytes);
+    expect(await scan('file', 64, undefined)).toBe(DEFAULT_SCAN.workers);
+    expect(await scan('pipe', 64, undefined)).toBe(DEFAULT_SCAN.pipeWorkers);
+    expect(DEFAULT_SCAN.pipeWorkers).toBe(Math.max(0, DEFAULT_SCAN.workers - 1));
+  });
 
   it('names the offset where a file shrank under the scan, on the main thread and in a worker', async () => {
     for (const workers of [0, 1]) {

@@ -17,7 +17,7 @@ import { HeavyLearner } from './heavy.js';
 import { scanChunk, type ChunkJob, type ChunkResult, type UnreadChunkJob } from './scan-chunk.js';
 import { scanFileChunk, type FileChunkJob } from './file-chunk.js';
 import { preadFully } from '../input/raw.js';
-import { FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
+import { DEFAULT_SCAN, FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
 export const LEARN_BYTES = 64 << 20;
@@ -88,7 +88,10 @@ interface Slot {
 }
 
 export async function scanStream(src: StreamSource, g: StreamGeometry, space: AddressSpace, opts: Partial<ScanOptions> = {}): Promise<StreamScanResult> {
-  const o = scanOptions(opts);
+  // Not asked: a file is scanned where it is read (one worker per core; in this thread below
+  // poolMinBytes, where starting workers costs more than they save); a pipe is read by this thread.
+  const small = src.file !== undefined && src.file.size < (opts.poolMinBytes ?? DEFAULT_SCAN.poolMinBytes);
+  const o = scanOptions({ ...opts, workers: opts.workers ?? (small ? 0 : src.file ? DEFAULT_SCAN.workers : DEFAULT_SCAN.pipeWorkers) });
   const t0 = performance.now();
   // Workers start (and warm up) while this thread reads the head and learns the heavy tokens.
   const pool = o.workers > 0 ? scanPool(o.workers) : null;
