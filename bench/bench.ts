@@ -131,10 +131,10 @@ async function main() {
   if (process.env.BENCH_SEED !== '0') {
     const objects = 419_440_512;
     const time = existsSync('/usr/bin/time') ? '/usr/bin/time -f "%e s wall, peak RSS %M KiB"' : '';
-    const cmd = `${node} ${join(here, 'gen-slabs.js')} 32 ${objects} | ${time} ${node} ${join(here, '..', 'src', 'cli', 'main.js')} memleak --raw - --base ${BENCH_BASE.toString(16)} --object-size 32 --workers 2 --json`;
+    const cmd = `${node} ${join(here, 'gen-slabs.js')} 32 ${objects} | ${time} ${node} ${join(here, '..', 'src', 'cli', 'main.js')} memleak --raw - --base ${BENCH_BASE.toString(16)} --object-size 32 --json`;
     const r = sh(cmd);
     const rep = JSON.parse(r.out);
-    console.log(`\n## the seed's case: ${objects} kmalloc-32 objects (${((objects * 32) / 1e9).toFixed(1)} GB) generated and piped through sysak memleak --raw -`);
+    console.log(`\n## the seed's case: ${objects} kmalloc-32 objects (${((objects * 32) / 1e9).toFixed(1)} GB) generated and piped through sysak memleak --raw - (default workers: ${rep.scan.workers}; load average ${loadavg()[0].toFixed(1)})`);
     console.log(`wall ${(r.ms / 1000).toFixed(1)} s (generator included), scan ${(rep.scan.elapsedMs / 1000).toFixed(1)} s = ${((objects * 32) / (rep.scan.elapsedMs * 1e6)).toFixed(2)} GB/s; ${r.err.trim().split('\n').pop()}; top cluster ${rep.clusters[0].count} objects`);
   }  // Whole analyses of real recordings: fixed costs on the 768 MiB one, the big ones per phase, drgn beside.
   if (process.env.BENCH_RECORDINGS !== '0') {
