@@ -1,5 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SparseMemory } from '../src/util/memory.js';
@@ -8,7 +9,7 @@ import { estimateAddressSpace } from '../src/kernel/address-space.js';
 import { fdSource, LEARN_BYTES, scanStream, type StreamSource } from '../src/scan/stream-scan.js';
 import { MemleakError } from '../src/errors.js';
 import { DEFAULT_SCAN } from '../src/scan/scanner.js';
-import { sampleText } from './helpers.js';
+import { ROOT, sampleText } from './helpers.js';
 
 // A raw dump larger than what the stream learns from (so both the learned head and the chunks after it
 // are scanned), made of the demo recording's real kmalloc-64 pages, with a partial slab at the end.
@@ -86,5 +87,23 @@ describe('--raw FILE: each chunk read by offset on the thread that scans it', ()
       expect(e).toBeInstanceOf(MemleakError);
       expect(e).toMatchObject({ code: 'E_IO', context: { file, offset: size } });
     }
+  });
+
+  it('reads a named pipe (--raw /dev/stdin, --raw <(...)) as a stream: the clusters and words it gives for the file', () => {
+    const small = join(dir, 'small.bin');
+    writeFileSync(small, readFileSync(file).subarray(0, 8 << 20));
+    // Through sh: a real pipe (node's own child stdio is a socket, which /dev/stdin cannot open).
+    const run = (raw: string, feed = '') => {
+      const cli = `"${process.execPath}" "${join(ROOT, 'dist/src/cli/main.js')}" memleak --raw ${raw} --base ${BASE.toString(16)} --object-size 64 --json`;
+      const r = spawnSync('sh', ['-c', feed ? `cat "${feed}" | ${cli}` : cli], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      expect(r.stderr).toBe('');
+      const rep = JSON.parse(r.stdout);
+      // The words of each representative (a stream keeps those; heap targets need the whole file).
+      type Word = { offset: number; kind: string; value: string };
+      return { digest: rep.scan.memoryDigest, clusters: rep.clusters.map((c: { count: number; object: string; words?: Word[] }) => [c.count, c.object, c.words?.map((w) => [w.offset, w.kind, w.value])]) };
+    };
+    const want = run(small);
+    expect(want.clusters[0][2]).toHaveLength(8);
+    expect(run('/dev/stdin', small)).toEqual(want);
   });
 });

@@ -3,7 +3,7 @@
  * (the SLUB walk of one cache), crash `rd` text, raw pages (random access with --kmem, else streamed and
  * scanned while read). Each becomes a SlabSet for the scan engine.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import { SparseMemory, type MemoryReader } from '../util/memory.js';
@@ -119,10 +119,12 @@ async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms:
     if (r.trailingBytes) warnings.push(`${file === '-' ? 'stdin' : file}: ${r.trailingBytes} bytes after the last whole slab were not scanned`);
     const slabs = r.slabs > 0 ? [base, base + BigInt((r.slabs - 1) * geometry.slabSize)] : [base];
     // The stream keeps only the clusters' representatives; marking reads every outstanding allocation
-    // of the trace, so a file is read again by offset (pread). Stdin cannot be.
-    if (req.trace && file === '-') warnings.push('the trace\'s unfreed allocations cannot be read back from stdin: give the file (--raw FILE) to mark them');
+    // of the trace, so a regular file is read again by offset (pread). Stdin, a pipe or a process
+    // substitution (--raw <(crash ...), /dev/fd/N) cannot be.
+    const regular = file !== '-' && fstatSync(fd).isFile();
+    if (req.trace && !regular) warnings.push(`the trace's unfreed allocations cannot be read back from ${file === '-' ? 'stdin' : `${file} (not a regular file)`}: give a file (--raw FILE) to mark them`);
     let memory: MemoryReader = r.reps;
-    if (file !== '-') {
+    if (regular) {
       const raw = new RawFileMemory(file, base);
       memory = { description: `${r.reps.description}; unfreed objects read back from the file`, read: (a, l) => raw.read(a, l) };
     }
