@@ -219,46 +219,40 @@ export function lookupInKallsymsTables(prog: Program, t: KallsymsTables, wanted:
   if (num === 0 || num > MAX_KALLSYMS) return null;
   const tokens = readTokens(prog, t.tokenTable, t.tokenIndex);
   const all = decodeNamesBytes(prog, t.names, num, tokens);
-  // Line starts, and the names expectNamesDecode would call garbage (a type letter, then [A-Za-z0-9_.$]+).
-  const starts = new Int32Array(num + 1);
-  let lines = 1;
+  const anchorList = kernelAnchors(prog);
+  // The names looked for, by length: each line is compared only with the names of its length.
+  const names = [...new Set([...anchorList.map((a) => a.name), ...wanted])].filter((n) => n !== '' && Buffer.from(n, 'latin1').toString('latin1') === n);
+  const byLength: { name: string; bytes: Buffer; lines: number[] }[][] = [];
+  for (const name of names) (byLength[name.length] ??= []).push({ name, bytes: Buffer.from(name, 'latin1'), lines: [] });
+  // One pass over the lines: how many names expectNamesDecode would call garbage (a type letter, then
+  // [A-Za-z0-9_.$]+), and where the names looked for are (after their type letter).
+  const starts = new Int32Array(num);
+  let lines = 0;
   let bad = 0;
   let lineStart = 0;
   for (let i = 0; i <= all.length; i++) {
     if (i < all.length && all[i] !== 10) continue;
-    if (i < all.length && lines === num) return null;
+    if (lines === num) return null;
+    starts[lines] = lineStart;
     let good = i - lineStart >= 2 && NAME_FIRST[all[lineStart]] === 1;
     for (let j = lineStart + 1; good && j < i; j++) good = NAME_REST[all[j]] === 1;
     if (!good) bad++;
-    if (i < all.length) starts[lines++] = i + 1;
+    const candidates = i - lineStart >= 1 ? byLength[i - lineStart - 1] : undefined;
+    if (candidates) {
+      for (const c of candidates) {
+        let k = 0;
+        while (k < c.bytes.length && all[lineStart + 1 + k] === c.bytes[k]) k++;
+        if (k === c.bytes.length) c.lines.push(lines);
+      }
+    }
+    lines++;
     lineStart = i + 1;
   }
-  starts[lines] = all.length + 1;
   if (lines !== num || bad > num / 100) return null;
-  /** Indexes of the symbols called `name` (after their type letter). */
-  const indexesOf = (name: string): number[] => {
-    const out: number[] = [];
-    if (name === '') return out;
-    const needle = Buffer.from(name, 'latin1');
-    if (needle.toString('latin1') !== name) return out;
-    for (let at = all.indexOf(needle); at >= 0; at = all.indexOf(needle, at + 1)) {
-      const end = at + needle.length;
-      if (end !== all.length && all[end] !== 10) continue;
-      if (at - 1 !== 0 && !(at >= 2 && all[at - 2] === 10)) continue;
-      let lo = 0;
-      let hi = num - 1;
-      while (lo < hi) {
-        const mid = (lo + hi + 1) >> 1;
-        if (starts[mid] <= at - 1) lo = mid;
-        else hi = mid - 1;
-      }
-      out.push(lo);
-    }
-    return out;
-  };
-  const anchorList = kernelAnchors(prog);
+  const linesOf = new Map<string, number[]>();
+  for (const list of byLength) for (const c of list ?? []) linesOf.set(c.name, c.lines);
   const at: [number, Anchor][] = [];
-  for (const a of anchorList) for (const i of indexesOf(a.name)) at.push([i, a]);
+  for (const a of anchorList) for (const i of linesOf.get(a.name) ?? []) at.push([i, a]);
   at.sort((x, y) => x[0] - y[0]);
   if (at.length === 0) return null;
   const got = addressReader(prog, t.addresses, num, { at, names: anchorList.map((a) => a.name) });
@@ -266,7 +260,7 @@ export function lookupInKallsymsTables(prog: Program, t: KallsymsTables, wanted:
   const out = new Map<string, bigint>();
   for (const name of wanted) {
     let best: bigint | null = null;
-    for (const i of indexesOf(name)) {
+    for (const i of linesOf.get(name) ?? []) {
       const type = all[starts[i]];
       const a = got.addrOf(i);
       if (type === 0x41 || type === 0x61 || a < 0xffff800000000000n) continue;

@@ -55,11 +55,21 @@ function hex8(text: string, at: number): number {
 
 /** FNV-1a over the name's char codes, mixed so that the low bits (the slot) depend on every char. */
 function nameHash(name: string): number {
+  return hashChars(name, 0, name.length);
+}
+
+function hashChars(text: string, from: number, to: number): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  for (let i = from; i < to; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
   h ^= h >>> 15;
   h = Math.imul(h, 0x2c1b3c6d);
   return (h ^ (h >>> 12)) >>> 0;
+}
+
+function grown<T extends Uint32Array | Int32Array>(a: T, cap: number): T {
+  const b = new (a.constructor as new (n: number) => T)(cap);
+  b.set(a);
+  return b;
 }
 
 function spaceBefore(text: string, from: number, to: number): boolean {
@@ -75,16 +85,70 @@ export interface KallsymsRow {
   m: string | null;
 }
 
+/**
+ * Symbol names: decoded strings (a dump's tables), or [start, end) ranges of a kallsyms file's text,
+ * cut into strings only when one is asked for (a lookup's answer): 94k name strings and their arrays
+ * were most of what parsing a file allocated.
+ */
+class SymbolNames {
+  private constructor(
+    readonly length: number,
+    private readonly list: string[] | null,
+    private readonly text: string,
+    private readonly start: Int32Array,
+    private readonly end: Int32Array,
+  ) {}
+
+  static of(list: string[]): SymbolNames {
+    return new SymbolNames(list.length, list, '', new Int32Array(0), new Int32Array(0));
+  }
+
+  static ranges(text: string, start: Int32Array, end: Int32Array): SymbolNames {
+    return new SymbolNames(start.length, null, text, start, end);
+  }
+
+  at(i: number): string {
+    return this.list ? this.list[i] : this.text.slice(this.start[i], this.end[i]);
+  }
+
+  is(i: number, name: string): boolean {
+    if (this.list) return this.list[i] === name;
+    const s = this.start[i];
+    return this.end[i] - s === name.length && this.text.startsWith(name, s);
+  }
+
+  startsWith(i: number, prefix: string): boolean {
+    if (this.list) return this.list[i].startsWith(prefix);
+    return this.end[i] - this.start[i] >= prefix.length && this.text.startsWith(prefix, this.start[i]);
+  }
+
+  /** nameHash of name i. */
+  hash(i: number): number {
+    if (this.list) return nameHash(this.list[i]);
+    return hashChars(this.text, this.start[i], this.end[i]);
+  }
+
+  same(i: number, j: number): boolean {
+    if (this.list) return this.list[i] === this.list[j];
+    const a = this.start[i];
+    const b = this.start[j];
+    const n = this.end[i] - a;
+    if (this.end[j] - b !== n) return false;
+    for (let k = 0; k < n; k++) if (this.text.charCodeAt(a + k) !== this.text.charCodeAt(b + k)) return false;
+    return true;
+  }
+}
+
 export class Kallsyms {
   private readonly addrs: BigUint64Array;
-  private readonly names: string[];
+  private readonly names: SymbolNames;
   private readonly types: string[];
   private readonly modules: (string | null)[];
   /** Open-addressing index by name: slot -> symbol index + 1 (0: empty); built on the first lookup by name. */
   private byName: Int32Array | null = null;
   readonly source: string;
 
-  private constructor(source: string, addrs: BigUint64Array, names: string[], types: string[], modules: (string | null)[]) {
+  private constructor(source: string, addrs: BigUint64Array, names: SymbolNames, types: string[], modules: (string | null)[]) {
     this.source = source;
     this.addrs = addrs;
     this.names = names;
@@ -105,7 +169,8 @@ export class Kallsyms {
     let cap = 1024;
     let lo = new Uint32Array(cap);
     let hi = new Uint32Array(cap);
-    const names: string[] = [];
+    let nStart = new Int32Array(cap);
+    let nEnd = new Int32Array(cap);
     const types: string[] = [];
     const modules: (string | null)[] = [];
     let nonZero = 0;
@@ -135,25 +200,22 @@ export class Kallsyms {
       if (t === 'A' || t === 'a') continue;
       let tab = ls + 19;
       while (tab < end && text.charCodeAt(tab) !== 9) tab++;
-      let name: string;
       let m: string | null = null;
       if (tab < end) {
-        name = text.slice(ls + 19, tab);
         const mod = text.slice(tab + 1, end).trim();
         if (mod.startsWith('[') && mod.endsWith(']')) m = mod.slice(1, -1);
-      } else name = text.slice(ls + 19, end);
+      }
       if (n === cap) {
         cap *= 2;
-        const lo2 = new Uint32Array(cap);
-        lo2.set(lo);
-        lo = lo2;
-        const hi2 = new Uint32Array(cap);
-        hi2.set(hi);
-        hi = hi2;
+        lo = grown(lo, cap);
+        hi = grown(hi, cap);
+        nStart = grown(nStart, cap);
+        nEnd = grown(nEnd, cap);
       }
       lo[n] = l;
       hi[n] = h;
-      names.push(name);
+      nStart[n] = ls + 19;
+      nEnd[n] = tab;
       types.push(t);
       modules.push(m);
       n++;
@@ -177,18 +239,20 @@ export class Kallsyms {
     const idx = sorted ? order : Int32Array.from(Array.from(order).sort((x, y) => hi[x] - hi[y] || lo[x] - lo[y] || x - y));
     const addrs = new BigUint64Array(n);
     const halves = new Uint32Array(addrs.buffer);
-    const sNames = new Array<string>(n);
+    const sStart = new Int32Array(n);
+    const sEnd = new Int32Array(n);
     const sTypes = new Array<string>(n);
     const sModules = new Array<string | null>(n);
     for (let i = 0; i < n; i++) {
       const j = idx[i];
       halves[2 * i] = lo[j];
       halves[2 * i + 1] = hi[j];
-      sNames[i] = names[j];
+      sStart[i] = nStart[j];
+      sEnd[i] = nEnd[j];
       sTypes[i] = types[j];
       sModules[i] = modules[j];
     }
-    return new Kallsyms(source, addrs, sNames, sTypes, sModules);
+    return new Kallsyms(source, addrs, SymbolNames.ranges(text, sStart, sEnd), sTypes, sModules);
   }
 
   /** A table from symbols already decoded (from a dump's own kallsyms tables and module symtabs). */
@@ -204,7 +268,7 @@ export class Kallsyms {
       types[i] = rows[i].t;
       modules[i] = rows[i].m;
     }
-    return new Kallsyms(source, addrs, names, types, modules);
+    return new Kallsyms(source, addrs, SymbolNames.of(names), types, modules);
   }
 
   private sizeAt(i: number): bigint {
@@ -228,14 +292,14 @@ export class Kallsyms {
     let best = i;
     while (i > 0 && this.addrs[i - 1] === a) i--;
     for (let j = i; j < this.addrs.length && this.addrs[j] === a; j++) {
-      if (this.names[j].startsWith('__pfx_')) continue;
-      if (this.names[best].startsWith('__pfx_') || (this.types[j] === 'T' && this.types[best] !== 'T')) best = j;
+      if (this.names.startsWith(j, '__pfx_')) continue;
+      if (this.names.startsWith(best, '__pfx_') || (this.types[j] === 'T' && this.types[best] !== 'T')) best = j;
     }
     const size = this.sizeAt(best);
     const offset = addr - a;
     if (offset >= size) return null;
     return {
-      name: this.names[best],
+      name: this.names.at(best),
       module: this.modules[best],
       address: a,
       offset,
@@ -247,7 +311,7 @@ export class Kallsyms {
   /** First address of a symbol by name (kernel symbols win over module ones), or null. */
   addressOf(name: string, module?: string): bigint | null {
     if (module !== undefined) {
-      for (let i = 0; i < this.names.length; i++) if (this.names[i] === name && this.modules[i] === module) return this.addrs[i];
+      for (let i = 0; i < this.names.length; i++) if (this.modules[i] === module && this.names.is(i, name)) return this.addrs[i];
       return null;
     }
     const table = (this.byName ??= this.nameIndex());
@@ -255,7 +319,7 @@ export class Kallsyms {
     for (let slot = nameHash(name) & mask; ; slot = (slot + 1) & mask) {
       const e = table[slot];
       if (e === 0) return null;
-      if (this.names[e - 1] === name) return this.addrs[e - 1];
+      if (this.names.is(e - 1, name)) return this.addrs[e - 1];
     }
   }
 
@@ -272,14 +336,13 @@ export class Kallsyms {
     const table = new Int32Array(size);
     const mask = size - 1;
     for (let i = 0; i < n; i++) {
-      const name = this.names[i];
-      for (let slot = nameHash(name) & mask; ; slot = (slot + 1) & mask) {
+      for (let slot = this.names.hash(i) & mask; ; slot = (slot + 1) & mask) {
         const e = table[slot];
         if (e === 0) {
           table[slot] = i + 1;
           break;
         }
-        if (this.names[e - 1] === name) {
+        if (this.names.same(e - 1, i)) {
           if (this.modules[e - 1] !== null && this.modules[i] === null) table[slot] = i + 1;
           break;
         }
@@ -290,7 +353,7 @@ export class Kallsyms {
 
   /** Every symbol of a module (or of the kernel for null), for cross-checks. */
   *symbolsOf(module: string | null): Generator<{ name: string; address: bigint }> {
-    for (let i = 0; i < this.names.length; i++) if (this.modules[i] === module) yield { name: this.names[i], address: this.addrs[i] };
+    for (let i = 0; i < this.names.length; i++) if (this.modules[i] === module) yield { name: this.names.at(i), address: this.addrs[i] };
   }
 
   /** Module names present in the table. */
