@@ -82,71 +82,25 @@ const PERF_FRAME = /^\s+([0-9a-f]+)\s+(.*?)(?:\s+\(([^()]*)\))?$/;
 /** trace-cmd report's preamble and per-CPU notes. */
 const TRACE_CMD_META = /^(version = \d+|cpus=\d+|CPU \d+ is empty|trace-cmd: .*|\s*buffer: .*|\s*instance: .*)$/;
 const LOST = /^CPU:\s?(\d+) \[(?:LOST (\d+) EVENTS|(\d+) EVENTS DROPPED)\]/;
+const FIELD = /(?:^|\s)([a-z_]+)=/g;
 /** options/fields prints every number as `0x1000 (4096)`, a pointer as `0xffff... (-1076...)`, a bool as `(0)`. */
 const FIELDS_VALUE = /^(\S*?)\s*\((-?\d+)\)$/;
 const NULL_PTR = /^\((null|nil)\)$/;
 const HEX_PTR = /^(?:0x)?([0-9a-f]{1,16})$/;
 
-/** JavaScript's \s (WhiteSpace and LineTerminator), as the regexes and String.prototype.trim read it. */
-function isSpace(c: number): boolean {
-  if (c <= 32) return c === 32 || (c >= 9 && c <= 13);
-  if (c < 0xa0) return false;
-  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
-}
-
-/** Only white space (what `l.trim() === ''` tells, without a trimmed copy of every indented line). */
-function blank(l: string): boolean {
-  for (let i = 0; i < l.length; i++) if (!isSpace(l.charCodeAt(i))) return false;
-  return true;
-}
-
-function isKeyChar(c: number): boolean {
-  return (c >= 97 && c <= 122) || c === 95;
-}
-
-/**
- * `key=value ...`: a key is [a-z_]+ at the start or after white space, followed by `=`; its value runs
- * to the white space before the next key, trimmed (what the regex (?:^|\s)([a-z_]+)= cuts, without a
- * regex, a match array and a key object per field: this runs for every event of the trace).
- */
-export function parseFields(s: string): Map<string, string> {
+function parseFields(s: string): Map<string, string> {
   const out = new Map<string, string>();
-  const n = s.length;
-  /** The `=` after a key starting at `from`, or -1. */
-  const keyEnd = (from: number): number => {
-    let e = from;
-    while (e < n && isKeyChar(s.charCodeAt(e))) e++;
-    return e > from && e < n && s.charCodeAt(e) === 61 ? e : -1;
-  };
-  let key: string | null = null;
-  let valueStart = 0;
-  let p = 0;
-  while (p < n) {
-    let from = -1;
-    let eq = p === 0 ? keyEnd(0) : -1;
-    if (eq >= 0) from = 0;
-    else if (isSpace(s.charCodeAt(p)) && (eq = keyEnd(p + 1)) >= 0) from = p + 1;
-    if (from < 0) {
-      p++;
-      continue;
-    }
-    // The match starts at p (the white space before the key, or 0): the previous value ends there.
-    if (key !== null) setField(out, key, s.slice(valueStart, p));
-    key = s.slice(from, eq);
-    valueStart = eq + 1;
-    p = eq + 1;
-  }
-  if (key !== null) setField(out, key, s.slice(valueStart));
-  return out;
-}
-
-function setField(out: Map<string, string>, key: string, raw: string): void {
-  let v = raw.trim();
-  if (v.charCodeAt(v.length - 1) === 41) {
+  const keys: { k: string; start: number; end: number }[] = [];
+  FIELD.lastIndex = 0;
+  let m: RegExpExecArray | null;
+  while ((m = FIELD.exec(s)) !== null) keys.push({ k: m[1], start: m.index, end: m.index + m[0].length });
+  for (let i = 0; i < keys.length; i++) {
+    let v = s.slice(keys[i].end, i + 1 < keys.length ? keys[i + 1].start : s.length).trim();
     const f = FIELDS_VALUE.exec(v);
     if (f) v = f[1] === '' ? f[2] : f[1];
+    out.set(keys[i].k, v);
   }
-  out.set(key, v);
+  return out;
 }
 
 /** A decimal or 0x-hex count; null when it is neither (then the line is unreadable, never 0). */
@@ -241,7 +195,7 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
       }
     }
     flushStack();
-    if (blank(l)) continue;
+    if (l.trim() === '') continue;
     if (TRACE_CMD_META.test(l)) {
       sawTraceCmdMeta = true;
       continue;
@@ -260,10 +214,7 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
     let body: string;
     const m = HEAD.exec(l);
     if (m) {
-      comm = m[1];
-      tsText = m[5];
-      ev = m[6];
-      body = m[7];
+      [, comm, , , , tsText, ev, body] = m;
       pid = Number(m[2]);
       cpu = Number(m[3]);
       if (!sawProducer) stats.producer = sawTraceCmdMeta || /^\s*\([^)]*\)\s/.test(body) ? 'trace-cmd' : 'ftrace';
