@@ -90,6 +90,8 @@ describe('the WebAssembly SIMD scan kernel equals the JS loop', () => {
         { noise: 0.05, state: true },
         { noise: 0.3, maxTemplates: 7 },
         { noise: 0.02, base: 0xffff8880fffe0000n, state: true },
+        // The chunk's last objects lie past the direct map's end: their pointers into themselves are not self pointers.
+        { noise: 0.05, base: 0xffff8880fffe0000n, space: { ...SPACE, heapHi: 0xffff8880 } },
         { noise: 0.1, maxPerPosition: 1, space: { heapLo: 1, heapHi: 0, vmallocLo: 1, vmallocHi: 0, vmemmapLo: 1, vmemmapHi: 0 } },
         { noise: 0.1, space: { ...SPACE, vmallocLo: 1, vmallocHi: 0, vmemmapLo: 1, vmemmapHi: 0 } },
       ]) {

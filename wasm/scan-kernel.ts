@@ -36,7 +36,7 @@ let nU32: i32 = 0;
 let stride: i32 = 0;
 let objsPerSlab: i32 = 0;
 let posPtr: usize = 0; // per u32 position p: [first, none, start, end] as i32 (16 bytes)
-let fastPtr: usize = 0; // per 8-byte word q, 64 bytes: its constant raw pair twice (v128), its two template tokens (splat v128s)
+let fastPtr: usize = 0; // per 8-byte word q, 64 bytes: its constant raw pair twice (v128), its two template tokens (splat v128s), then i32s: self alternative on, its offset, its two template tokens
 let scratchPtr: usize = 0; // 16 bytes
 let valsPtr: usize = 0; // heavy values, i32
 let heapOn: bool = false;
@@ -317,16 +317,31 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
       sx = i32x4.add(i32x4.mul(sx, mulX), x);
       sy = i32x4.add(i32x4.mul(sy, mulX), y);
       const f = fastPtr + (<usize>w << 6);
-      let t0: v128;
-      let t1: v128;
+      // The position's constant word (learned per chunk): its template tokens are known.
+      let t0 = v128.load(f, 16);
+      let t1 = v128.load(f, 32);
       const c = v128.load(f);
-      if (i32x4.all_true(v128.and(i32x4.eq(x, c), i32x4.eq(y, c)))) {
-        // The position's constant word (learned per chunk): its template tokens are known.
-        t0 = v128.load(f, 16);
-        t1 = v128.load(f, 32);
-      } else {
-        t0 = tokens(v128.shuffle<i32>(x, y, 0, 2, 4, 6), v128.shuffle<i32>(x, y, 1, 3, 5, 7), lo, hi, w << 1, t1Ptr);
-        t1 = v128.load(t1Ptr);
+      const cx = i64x2.eq(x, c);
+      const cy = i64x2.eq(y, c);
+      if (!i32x4.all_true(v128.and(cx, cy))) {
+        const a = v128.shuffle<i32>(x, y, 0, 2, 4, 6);
+        const b = v128.shuffle<i32>(x, y, 1, 3, 5, 7);
+        let known = false;
+        if (load<i32>(f, 48) != 0) {
+          // Each object holds the constant word or a pointer into itself at the position's usual
+          // offset (empty list_heads beside deleted ones): the tokens of both are known.
+          const isC = v128.shuffle<i32>(cx, cy, 0, 2, 4, 6);
+          const self = v128.and(i32x4.eq(b, hi), i32x4.eq(i32x4.sub(a, lo), i32x4.splat(load<i32>(f, 52))));
+          if (i32x4.all_true(v128.or(isC, self))) {
+            t0 = v128.bitselect(t0, i32x4.splat(load<i32>(f, 56)), isC);
+            t1 = v128.bitselect(t1, i32x4.splat(load<i32>(f, 60)), isC);
+            known = true;
+          }
+        }
+        if (!known) {
+          t0 = tokens(a, b, lo, hi, w << 1, t1Ptr);
+          t1 = v128.load(t1Ptr);
+        }
       }
       // templateKey's step per 8-byte word, on four objects.
       h1 = v128.xor(i32x4.mul(v128.xor(rotl(h1, 13), t0), i32x4.splat(0x9e3779b1)), t1);

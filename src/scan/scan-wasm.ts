@@ -73,31 +73,57 @@ const align = (n: number, a: number) => Math.ceil(n / a) * a;
 const CONSTANT_SAMPLE = 64;
 
 /**
- * The kernel's fast path: per 8-byte word position, a raw value that most objects of this chunk hold
- * there (a majority vote over a sample: ops pointers, flags, zeros, list poison), with its template
+ * The kernel's fast path: per 8-byte word position, the raw value that most objects of this chunk hold
+ * there (the most frequent in a sample: ops pointers, flags, zeros, list poison), with its template
  * tokens computed here once. Four objects holding it skip the class tests and heavy checks. Only values
  * whose tokens do not depend on the object's address qualify (not direct-map pointers, which may point
- * into the object itself); otherwise zero stands in. Which value is picked changes speed, never results.
- * out: per position 16 i32: the pair twice, tok0 x 4, tok1 x 4, padding.
+ * into the object itself); otherwise zero stands in. Beside it, the offset that the position's pointers
+ * into their own object most often have (an empty list_head next to deleted ones holding poison): four
+ * objects that each hold either skip the class tests too. That one needs every object of the chunk in
+ * the direct map, where the tokenizer reads such a pointer as a self pointer. Which values are picked
+ * changes speed, never results.
+ * out: per position 16 i32: the pair twice, tok0 x 4, tok1 x 4, then self on, its offset, tok0, tok1.
  */
-function constantWords(words: Uint32Array, nU32: number, heavy: HeavyTable, space: TokenSpace, out: Int32Array): void {
+function constantWords(words: Uint32Array, job: Pick<ChunkJob, 'stride' | 'objsPerSlab' | 'slabAddrs'>, heavy: HeavyTable, space: TokenSpace, out: Int32Array): void {
+  const { stride, objsPerSlab, slabAddrs } = job;
+  const nU32 = stride >>> 2;
   const nObj = Math.floor(words.length / nU32);
   const step = Math.max(1, Math.floor(nObj / CONSTANT_SAMPLE));
-  const tok = new Uint32Array(2);
+  const tok = new Uint32Array(nU32);
+  let selfOn = space.heapLo <= space.heapHi && slabAddrs.length > 0;
+  for (let i = 0; selfOn && i < slabAddrs.length; i += 2) {
+    const hi = slabAddrs[i + 1];
+    const hiEnd = slabAddrs[i] + objsPerSlab * stride - 1 > 0xffffffff ? (hi + 1) >>> 0 : hi;
+    if (hi < 0xffff8000 || hi < space.heapLo || hiEnd > space.heapHi || hiEnd < hi) selfOn = false;
+  }
+  const selfD = new Map<number, number>();
+  // Pairs by a hash of both halves: first pair seen and count. A collision only merges two candidates'
+  // votes (speed), the pair written is one that occurred.
+  const pairs = new Map<number, [number, number, number]>();
   for (let p = 0; p < nU32; p += 2) {
-    let a = 0;
-    let b = 0;
-    let votes = 0;
+    selfD.clear();
+    pairs.clear();
     for (let o = 0; o < nObj; o += step) {
       const x = words[o * nU32 + p];
       const y = words[o * nU32 + p + 1];
-      if (votes === 0) {
-        a = x;
-        b = y;
-        votes = 1;
-      } else if (x === a && y === b) votes++;
-      else votes--;
+      const s = Math.floor(o / objsPerSlab);
+      const lo = (slabAddrs[2 * s] + (o - s * objsPerSlab) * stride) >>> 0;
+      const hi = lo < slabAddrs[2 * s] ? (slabAddrs[2 * s + 1] + 1) >>> 0 : slabAddrs[2 * s + 1];
+      const d = (x - lo) >>> 0;
+      if (y === hi && d < stride) {
+        selfD.set(d, (selfD.get(d) ?? 0) + 1);
+        continue; // not a constant: its value moves with the object
+      }
+      const h = Math.imul(x, 0x9e3779b1) ^ y;
+      const c = pairs.get(h);
+      if (c) c[2]++;
+      else pairs.set(h, [x, y, 1]);
     }
+    // The most frequent (a plurality, not a majority: deleted and empty list_heads split a position).
+    let a = 0;
+    let b = 0;
+    let votes = 0;
+    for (const [x, y, n] of pairs.values()) if (n > votes) [a, b, votes] = [x, y, n];
     if (b >= 0xffff8000 && b >= space.heapLo && b <= space.heapHi) a = b = 0;
     tokenizeObject(Uint32Array.of(a, b), 0, 2, 0, 0, 8, space, tok);
     const e = p * 8;
@@ -105,6 +131,20 @@ function constantWords(words: Uint32Array, nU32: number, heavy: HeavyTable, spac
     out[e + 1] = out[e + 3] = b | 0;
     out.fill(templateToken(tok[0], p, heavy), e + 4, e + 8);
     out.fill(templateToken(tok[1], p + 1, heavy), e + 8, e + 12);
+    let d = -1;
+    for (const [k, n] of selfD) if (d < 0 || n > selfD.get(d)! || (n === selfD.get(d)! && k < d)) d = k;
+    out[e + 12] = selfOn && d >= 0 ? 1 : 0;
+    if (!out[e + 12]) continue;
+    // The self pointer's tokens at this position, by the reference tokenizer (an object in the direct map).
+    const lo = 0x1000;
+    const hi = slabAddrs[1];
+    const at = new Uint32Array(p + 2);
+    at[p] = lo + d;
+    at[p + 1] = hi;
+    tokenizeObject(at, 0, p + 2, lo, hi, stride, space, tok);
+    out[e + 13] = d;
+    out[e + 14] = templateToken(tok[p], p, heavy);
+    out[e + 15] = templateToken(tok[p + 1], p + 1, heavy);
   }
 }
 
@@ -183,7 +223,7 @@ export function runKernel(k: ScanKernel, job: Omit<ChunkJob, 'buffer' | 'byteOff
     }
   }
   const words = from ? new Uint32Array(mem, dataPtr, (nSlabs * slabBytes) >>> 2) : new Uint32Array(job.buffer!, job.byteOffset ?? 0, (nSlabs * slabBytes) >>> 2);
-  constantWords(words, nU32, heavy, space, i32.subarray(fastPtr >>> 2, (fastPtr >>> 2) + (nU32 >>> 1) * 16));
+  constantWords(words, job, heavy, space, i32.subarray(fastPtr >>> 2, (fastPtr >>> 2) + (nU32 >>> 1) * 16));
   i32.set(new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length), valsPtr >>> 2);
   if (layout !== k.layout) {
     u8.fill(0, tabPtr, tabPtr + tabSlots * 4);
