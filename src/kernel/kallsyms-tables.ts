@@ -116,8 +116,11 @@ export interface AnchorsAt {
 
 export function locateAnchors(names: string[], anchors: Anchor[]): AnchorsAt {
   const want = new Map(anchors.map((a) => [a.name, a]));
+  // Only names of an anchor's length (plus the type letter) are cut and looked up.
+  const lengths = new Set(anchors.map((a) => a.name.length + 1));
   const at: [number, Anchor][] = [];
   for (let i = 0; i < names.length; i++) {
+    if (!lengths.has(names[i].length)) continue;
     const a = want.get(names[i].slice(1));
     if (a !== undefined) at.push([i, a]);
   }

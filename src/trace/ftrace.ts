@@ -96,7 +96,8 @@ function parseFields(s: string): Map<string, string> {
   while ((m = FIELD.exec(s)) !== null) keys.push({ k: m[1], start: m.index, end: m.index + m[0].length });
   for (let i = 0; i < keys.length; i++) {
     let v = s.slice(keys[i].end, i + 1 < keys.length ? keys[i + 1].start : s.length).trim();
-    const f = FIELDS_VALUE.exec(v);
+    // Only a value ending in `)` can be options/fields' `0x1000 (4096)` (one regex run per value cost ~10% of the trace).
+    const f = v.charCodeAt(v.length - 1) === 41 ? FIELDS_VALUE.exec(v) : null;
     if (f) v = f[1] === '' ? f[2] : f[1];
     out.set(keys[i].k, v);
   }
