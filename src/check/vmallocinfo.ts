@@ -23,8 +23,8 @@ export interface VmallocArea {
 
 /** `0xSTART-0xEND SIZE`: every line begins so, the addresses raw, hashed or `(____ptrval____)` (above). */
 const HEAD = /^0x([0-9a-f]+|\(_*ptrval_*\))-0x([0-9a-f]+|\(_*ptrval_*\))\s+(\d+)/;
-/** ... then the caller (or a flag when there is none) and the rest. */
-const LINE = new RegExp(`${HEAD.source}(?:\\s+(\\S+))?(.*)$`);
+/** ... then the caller (or a flag when there is none), with the module %pS names after it (`[vmleak]`), and the rest. */
+const LINE = new RegExp(`${HEAD.source}(?:\\s+(\\S+(?: \\[[\\w-]+\\])?))?(.*)$`);
 
 export function parseVmallocinfo(text: string, file: string, ks: Kallsyms | null = null): VmallocArea[] {
   const out: VmallocArea[] = [];
