@@ -17,6 +17,13 @@ export interface ByteSource {
   read(offset: number, len: number): Uint8Array;
   /** Optional: fills `out` from `offset` without an intermediate buffer (same errors as read). */
   readInto?(out: Uint8Array, offset: number): void;
+  /**
+   * Optional, for reads another thread does (dump/read-plan.ts): the descriptor of the file behind the
+   * source, and where logical [offset, offset + len) lies in it: emit(at, filePos, n) per piece in
+   * order (filePos -1: zeros). Throws as read() past the end.
+   */
+  readonly fd?: number;
+  pieces?(offset: number, len: number, emit: (at: number, filePos: number, n: number) => void): void;
   close(): void;
 }
 
@@ -29,10 +36,28 @@ function ioError(path: string, err: unknown): MemleakError {
   return new MemleakError('E_IO', `cannot read: ${why}`, { file: path });
 }
 
+/**
+ * Fills `out` from the file at `offset` (any thread of the process: descriptors are shared); a short
+ * read is a truncated file, named with the offset.
+ */
+export function preadInto(fd: number, path: string, out: Uint8Array, offset: number): void {
+  let done = 0;
+  while (done < out.length) {
+    let n: number;
+    try {
+      n = fs.readSync(fd, out, done, out.length - done, offset + done);
+    } catch (err) {
+      throw ioError(path, err);
+    }
+    if (n === 0) throw new MemleakError('E_FORMAT', 'file ended early: truncated', { file: path, offset: offset + done });
+    done += n;
+  }
+}
+
 export class FileSource implements ByteSource {
   readonly path: string;
   readonly size: number;
-  private fd: number;
+  fd: number;
 
   constructor(path: string) {
     this.path = path;
@@ -62,22 +87,21 @@ export class FileSource implements ByteSource {
 
   /** Fills `out` from `offset`; short reads are a truncated file. */
   readInto(out: Uint8Array, offset: number): void {
-    if (!Number.isSafeInteger(offset) || offset < 0 || offset + out.length > this.size) {
-      throw new MemleakError('E_FORMAT', `needs ${out.length} bytes at offset ${offset} but the file ends at ${this.size}: truncated`, {
+    this.checkRange(offset, out.length);
+    preadInto(this.fd, this.path, out, offset);
+  }
+
+  pieces(offset: number, len: number, emit: (at: number, filePos: number, n: number) => void): void {
+    this.checkRange(offset, len);
+    emit(0, offset, len);
+  }
+
+  private checkRange(offset: number, len: number): void {
+    if (!Number.isSafeInteger(offset) || offset < 0 || offset + len > this.size) {
+      throw new MemleakError('E_FORMAT', `needs ${len} bytes at offset ${offset} but the file ends at ${this.size}: truncated`, {
         file: this.path,
         offset,
       });
-    }
-    let done = 0;
-    while (done < out.length) {
-      let n: number;
-      try {
-        n = fs.readSync(this.fd, out, done, out.length - done, offset + done);
-      } catch (err) {
-        throw ioError(this.path, err);
-      }
-      if (n === 0) throw new MemleakError('E_FORMAT', 'file ended early: truncated', { file: this.path, offset: offset + done });
-      done += n;
     }
   }
 
@@ -243,6 +267,32 @@ export class FlattenedSource implements ByteSource {
     }
     out.fill(0);
     this.fill(out, offset);
+  }
+
+  get fd(): number | undefined {
+    return this.file.fd;
+  }
+
+  /** The file pieces of logical [offset, offset + len): records' data, and -1 for the holes between them. */
+  pieces(offset: number, len: number, emit: (at: number, filePos: number, n: number) => void): void {
+    if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(len) || len < 0 || offset < 0 || offset + len > this.size) {
+      throw new MemleakError('E_FORMAT', `needs ${len} bytes at logical offset ${offset} but the dump ends at ${this.size}: truncated or a damaged size field`, {
+        file: this.path,
+        offset: Number.isSafeInteger(offset) && offset >= 0 ? offset : 0,
+      });
+    }
+    let i = Math.max(0, floorIndex(this.starts, offset));
+    const end = offset + len;
+    let at = offset;
+    for (; i < this.starts.length && this.starts[i] < end && at < end; i++) {
+      const s = Math.max(at, this.starts[i]);
+      const e = Math.min(end, this.starts[i] + this.lens[i]);
+      if (e <= s) continue;
+      if (s > at) emit(at - offset, -1, s - at);
+      emit(s - offset, this.filePos[i] + (s - this.starts[i]), e - s);
+      at = e;
+    }
+    if (at < end) emit(at - offset, -1, end - at);
   }
 
   /** Copies the records overlapping [offset, offset + out.length) into `out` (holes stay as they are). */

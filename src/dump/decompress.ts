@@ -293,7 +293,7 @@ export function decompressPage(kind: Compression, raw: Uint8Array, pageSize: num
   }
 }
 
-const KINDS: Compression[] = ['none', 'zlib', 'lzo', 'snappy', 'zstd'];
+export const KINDS: Compression[] = ['none', 'zlib', 'lzo', 'snappy', 'zstd'];
 /** Per page in PackedPages.index: destination offset, data offset, data length, kind, pfn, file offset. */
 const FIELDS = 6;
 
@@ -362,25 +362,31 @@ export interface UnpackFailure {
   why: string;
 }
 
+/**
+ * One stored page decoded into dst[at, at + pageSize): null when it worked, else the failure (naming
+ * the pfn and file offset); `dst` is then left as it was, never zeroed.
+ */
+export function decodePageInto(kind: Compression, raw: Uint8Array, pageSize: number, dst: Uint8Array, at: number, pfn: number, fileOffset: number): UnpackFailure | null {
+  const into = dst.subarray(at, at + pageSize);
+  let page: Uint8Array;
+  try {
+    page = decompressPage(kind, raw, pageSize, into);
+  } catch (err) {
+    return { dstOffset: at, pfn, fileOffset, why: `${kind} data does not decompress: ${(err as Error).message}` };
+  }
+  if (page.length !== pageSize) return { dstOffset: at, pfn, fileOffset, why: `${kind} data gives ${page.length} bytes, not ${pageSize}` };
+  if (page.buffer !== into.buffer || page.byteOffset !== into.byteOffset) into.set(page);
+  return null;
+}
+
 /** Decompresses packed pages into `dst` at their destination offsets; pages that fail are listed, not zeroed. */
 export function unpackPages(p: PackedPages, dst: Uint8Array): UnpackFailure[] {
   const failed: UnpackFailure[] = [];
   const data = new Uint8Array(p.data);
   for (let i = 0; i < p.index.length; i += FIELDS) {
     const [at, off, len, k, pfn, fileOffset] = [p.index[i], p.index[i + 1], p.index[i + 2], p.index[i + 3], p.index[i + 4], p.index[i + 5]];
-    const kind = KINDS[k];
-    let page: Uint8Array;
-    try {
-      page = decompressPage(kind, data.subarray(off, off + len), p.pageSize, dst.subarray(at, at + p.pageSize));
-    } catch (err) {
-      failed.push({ dstOffset: at, pfn, fileOffset, why: `${kind} data does not decompress: ${(err as Error).message}` });
-      continue;
-    }
-    if (page.length !== p.pageSize) {
-      failed.push({ dstOffset: at, pfn, fileOffset, why: `${kind} data gives ${page.length} bytes, not ${p.pageSize}` });
-      continue;
-    }
-    if (page.buffer !== dst.buffer || page.byteOffset !== dst.byteOffset + at) dst.set(page, at);
+    const f = decodePageInto(KINDS[k], data.subarray(off, off + len), p.pageSize, dst, at, pfn, fileOffset);
+    if (f) failed.push(f);
   }
   return failed;
 }

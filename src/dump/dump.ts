@@ -8,6 +8,7 @@
  * translation layer (kernel/program.ts) sits on top and never learns which format the bytes came from.
  */
 import type { DeferredPages } from './decompress.js';
+import type { ReadPlanner } from '../util/memory.js';
 
 /** Pages the reader could not give, counted by cause; never turned into zeros. */
 export interface DumpStats {
@@ -30,6 +31,12 @@ export interface PhysicalMemory {
    * a compressed dump may hand its compressed pages over instead of decompressing them here.
    */
   readPhysInto?(paddr: number, dst: Uint8Array, defer?: DeferredPages): boolean;
+  /**
+   * Optional: readPhysInto planned instead of done (dump/read-plan.ts): the file reads (and stored
+   * pages to decode) that would fill the chunk at `dst` with physical [paddr, paddr + len). False as
+   * readPhysInto's false; null when the source cannot be read by another thread (no file descriptor).
+   */
+  planPhys?(paddr: number, len: number, plan: ReadPlanner, dst: number): boolean | null;
 }
 
 export interface VirtualSegments {

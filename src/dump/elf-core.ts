@@ -6,6 +6,7 @@
  */
 import { MemleakError } from '../errors.js';
 import type { ByteSource } from './byte-source.js';
+import type { ReadPlanner } from '../util/memory.js';
 import { MAX_VMCOREINFO, newStats, cString, type Dump, type PhysicalMemory, type VirtualSegments } from './dump.js';
 
 const PT_LOAD = 1;
@@ -151,6 +152,27 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
   // One pread straight into the caller's buffer where the source can (a plain file).
   const readInto = (out: Uint8Array, offset: number) => (src.readInto ? src.readInto(out, offset) : out.set(src.read(offset, out.length)));
   const physSegs = withPaddr.map((s) => ({ ...s, p: Number(s.paddr) })).sort((a, b) => a.p - b.p);
+  /**
+   * Physical [paddr, paddr + len) segment by segment: run(done, fileOff, inFile, n) for each piece of n
+   * bytes whose first inFile are in the file at fileOff (the rest are zeros). False (counted as excluded)
+   * when some byte is in no segment.
+   */
+  const segmentRuns = (paddr: number, len: number, run: (done: number, fileOff: number, inFile: number, n: number) => void): boolean => {
+    let done = 0;
+    while (done < len) {
+      const a = paddr + done;
+      const seg = findSeg(physSegs, a);
+      if (!seg) {
+        stats.excludedPages++;
+        return false;
+      }
+      const off = a - seg.p;
+      const n = Math.min(len - done, seg.memSz - off);
+      run(done, seg.fileOff + off, Math.max(0, Math.min(n, seg.fileSz - off)), n);
+      done += n;
+    }
+    return true;
+  };
   const phys: PhysicalMemory | null = physSegs.length === 0 ? null : {
     physEnd: Math.max(...physSegs.map((s) => s.p + s.memSz)),
     readPhys(paddr: number, len: number): Uint8Array | null {
@@ -158,23 +180,19 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
       return this.readPhysInto!(paddr, out) ? out : null;
     },
     readPhysInto(paddr: number, dst: Uint8Array): boolean {
-      let done = 0;
-      while (done < dst.length) {
-        const a = paddr + done;
-        const seg = findSeg(physSegs, a);
-        if (!seg) {
-          stats.excludedPages++;
-          return false;
-        }
-        const off = a - seg.p;
-        const n = Math.min(dst.length - done, seg.memSz - off);
-        const inFile = Math.max(0, Math.min(n, seg.fileSz - off));
-        if (inFile > 0) readInto(dst.subarray(done, done + inFile), seg.fileOff + off);
+      return segmentRuns(paddr, dst.length, (done, fileOff, inFile, n) => {
+        if (inFile > 0) readInto(dst.subarray(done, done + inFile), fileOff);
         // p_filesz < p_memsz: makedumpfile dropped zero pages from the end of the segment.
         if (inFile < n) dst.fill(0, done + inFile, done + n);
-        done += n;
-      }
-      return true;
+      });
+    },
+    planPhys(paddr: number, len: number, plan: ReadPlanner, dst: number): boolean | null {
+      if (src.fd === undefined || !src.pieces || !plan.useFile(src.fd, src.path)) return null;
+      return segmentRuns(paddr, len, (done, fileOff, inFile, n) => {
+        const at = dst + done;
+        if (inFile > 0) src.pieces!(fileOff, inFile, (p, filePos, m) => plan.read(at + p, filePos, m));
+        if (inFile < n) plan.read(at + inFile, -1, n - inFile);
+      });
     },
   };
   let virt: VirtualSegments | null = null;

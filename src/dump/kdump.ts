@@ -7,6 +7,7 @@
  */
 import { MemleakError } from '../errors.js';
 import type { ByteSource } from './byte-source.js';
+import type { ReadPlanner } from '../util/memory.js';
 import { decompressPage, type Compression, type DeferredPages } from './decompress.js';
 import { MAX_VMCOREINFO, newStats, cString, type Dump, type PhysicalMemory } from './dump.js';
 
@@ -200,28 +201,34 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
    * is contiguous in the file (QEMU and makedumpfile write pages in pfn order), then decoded in place;
    * with `defer`, compressed pages are handed over undecoded (the scan workers decompress them).
    */
-  const readPagesInto = (pfn0: number, n: number, dst: Uint8Array, defer?: DeferredPages): boolean => {
+  /** The descriptors of pfns [pfn0, pfn0 + n) and the span of their data, or null (counted) if one is missing or bad. */
+  const descsOf = (pfn0: number, n: number) => {
     const descs: { idx: number; offset: number; size: number; flags: number }[] = [];
+    let lo = Infinity;
+    let hi = 0;
     for (let i = 0; i < n; i++) {
       const d = descOf(pfn0 + i);
       if (!d) {
         stats.excludedPages++;
-        return false;
+        return null;
       }
       if (badDesc(d)) {
         corrupt(pfn0 + i, descOff + d.idx * PAGE_DESC_SIZE, `page descriptor says ${d.size} bytes at offset ${d.offset}`);
-        return false;
+        return null;
       }
       descs.push(d);
-    }
-    let lo = Infinity;
-    let hi = 0;
-    for (const d of descs) {
       lo = Math.min(lo, d.offset);
       hi = Math.max(hi, d.offset + d.size);
     }
+    // The pages' data lies together (QEMU and makedumpfile write it in pfn order): one read.
+    return { descs, lo, hi, together: hi - lo <= n * blockSize + blockSize };
+  };
+  const readPagesInto = (pfn0: number, n: number, dst: Uint8Array, defer?: DeferredPages): boolean => {
+    const run = descsOf(pfn0, n);
+    if (!run) return false;
+    const { descs, lo, hi } = run;
     // One read when the pages' data lies together; else page by page.
-    const span = hi - lo <= n * blockSize + blockSize ? src.read(lo, hi - lo) : null;
+    const span = run.together ? src.read(lo, hi - lo) : null;
     let ok = true;
     for (let i = 0; i < n; i++) {
       const d = descs[i];
@@ -239,6 +246,35 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
       const page = decode(pfn0 + i, d.offset, raw, d.flags);
       if (!page) ok = false;
       else dst.set(page, at);
+    }
+    return ok;
+  };
+
+  /** readPagesInto planned (dump/read-plan.ts): the stored data staged, each page decoded (or copied) by the worker. */
+  const planPages = (pfn0: number, n: number, plan: ReadPlanner, dst: number): boolean => {
+    const run = descsOf(pfn0, n);
+    if (!run) return false;
+    const stageRange = (offset: number, len: number) => {
+      let first = -1;
+      src.pieces!(offset, len, (_at, filePos, m) => {
+        const s = plan.stage(filePos, m);
+        if (first < 0) first = s;
+      });
+      return first;
+    };
+    const base = run.together ? stageRange(run.lo, run.hi - run.lo) : -1;
+    let ok = true;
+    for (let i = 0; i < n; i++) {
+      const d = run.descs[i];
+      const kind = kindOf(d.size, d.flags);
+      if (kind === null) {
+        // As readPagesInto: counted, and the run is not whole.
+        corrupt(pfn0 + i, d.offset, `page of ${d.size} bytes with no compression flag (flags ${d.flags})`);
+        ok = false;
+        continue;
+      }
+      const at = base >= 0 ? base + (d.offset - run.lo) : stageRange(d.offset, d.size);
+      plan.page(dst + i * blockSize, at, d.size, kind, pfn0 + i, d.offset);
     }
     return ok;
   };
@@ -270,6 +306,14 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
       for (let i = 0; i < pages; i += DESC_BATCH) {
         const n = Math.min(DESC_BATCH, pages - i);
         if (!readPagesInto(paddr / blockSize + i, n, dst.subarray(i * blockSize, (i + n) * blockSize), defer?.at(i * blockSize))) return false;
+      }
+      return true;
+    },
+    planPhys(paddr: number, len: number, plan: ReadPlanner, dst: number): boolean | null {
+      if (src.fd === undefined || !src.pieces || paddr % blockSize !== 0 || len % blockSize !== 0 || !plan.useFile(src.fd, src.path)) return null;
+      const pages = len / blockSize;
+      for (let i = 0; i < pages; i += DESC_BATCH) {
+        if (!planPages(paddr / blockSize + i, Math.min(DESC_BATCH, pages - i), plan, dst + i * blockSize)) return false;
       }
       return true;
     },

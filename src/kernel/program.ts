@@ -6,7 +6,7 @@
  */
 import { MemleakError } from '../errors.js';
 import { hex, U64_MASK as U64 } from '../util/hex.js';
-import type { MemoryReader } from '../util/memory.js';
+import type { MemoryReader, ReadPlanner } from '../util/memory.js';
 import type { Dump } from '../dump/dump.js';
 import type { DeferredPages } from '../dump/decompress.js';
 import { CapturedMemory } from '../dump/capture.js';
@@ -172,24 +172,45 @@ export class Program implements MemoryReader {
       if (r) out.set(r);
       return r !== null;
     }
+    const r = this.physRuns(addr, out.length, (p, done, n) => phys.readPhysInto!(p, out.subarray(done, done + n), defer?.at(done)));
+    return r === null ? this.readVirtInto(addr, out) : r;
+  }
+
+  /**
+   * readInto planned instead of done (dump/read-plan.ts): the same translation, each physically
+   * contiguous run planned by the dump. Null when reads cannot be planned: a capture must see every
+   * page, and a dump without a file behind it cannot be read by another thread.
+   */
+  planRead(addr: bigint, len: number, plan: ReadPlanner, dst: number): boolean | null {
+    const phys = this.dump.phys;
+    if (this.capture?.capturing || !phys?.planPhys) return null;
+    return this.physRuns(addr, len, (p, done, n) => phys.planPhys!(p, n, plan, dst + done));
+  }
+
+  /**
+   * Virtual [addr, addr + len) as physically contiguous runs: each(paddr, done, n) in order until one
+   * does not return true (its answer is returned); null when a page is not mapped. The direct map is
+   * one run; elsewhere the range is translated page by page.
+   */
+  private physRuns(addr: bigint, len: number, each: (paddr: number, done: number, n: number) => boolean | null): boolean | null {
     const b = this.bases;
-    // The direct map is one physically contiguous run.
-    if (b && addr >= b.pageOffsetBase && addr - b.pageOffsetBase + BigInt(out.length) <= BigInt(phys.physEnd)) {
-      return phys.readPhysInto(Number(addr - b.pageOffsetBase), out, defer);
+    if (b && addr >= b.pageOffsetBase && addr - b.pageOffsetBase + BigInt(len) <= BigInt(this.dump.phys?.physEnd ?? 0)) {
+      return each(Number(addr - b.pageOffsetBase), 0, len);
     }
     const ps = this.pageSize;
     let done = 0;
-    while (done < out.length) {
+    while (done < len) {
       const a = addr + BigInt(done);
       const p0 = this.translate(a);
-      if (p0 === null) return this.readVirtInto(addr, out);
-      let n = Math.min(ps - Number(a & BigInt(ps - 1)), out.length - done);
-      while (done + n < out.length) {
+      if (p0 === null) return null;
+      let n = Math.min(ps - Number(a & BigInt(ps - 1)), len - done);
+      while (done + n < len) {
         const next = this.translate(a + BigInt(n));
         if (next !== p0 + n) break;
-        n += Math.min(ps, out.length - done - n);
+        n += Math.min(ps, len - done - n);
       }
-      if (!phys.readPhysInto(p0, out.subarray(done, done + n), defer?.at(done))) return false;
+      const r = each(p0, done, n);
+      if (r !== true) return r;
       done += n;
     }
     return true;

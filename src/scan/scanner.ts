@@ -20,6 +20,8 @@ import type { SlabSet } from './slab-set.js';
 import { tokenSpaceOf, type TokenSpace } from './tokens.js';
 import { embeddedWorkerFile } from '../ship/worker-files.js';
 import { PageDeferral } from '../dump/decompress.js';
+import { ReadPlan } from '../dump/read-plan.js';
+import { scanPlannedChunk, type PlannedChunkJob } from './planned-chunk.js';
 import { Phases } from '../phases.js';
 import { PAGE_SIZE } from '../util/page.js';
 import { learnHeavy } from './learn.js';
@@ -110,7 +112,7 @@ export function scanPool(workers: number): Piscina {
 }
 
 /** One chunk on the pool; the worker's errors (plain {code, message, context}, or a crash) come back as MemleakError. */
-export async function runChunk(pool: Piscina, job: ChunkJob | PackedChunkJob | FileChunkJob): Promise<UnpackedChunkResult> {
+export async function runChunk(pool: Piscina, job: ChunkJob | PackedChunkJob | FileChunkJob | PlannedChunkJob): Promise<UnpackedChunkResult> {
   let r: unknown;
   try {
     r = await pool.run(job);
@@ -195,7 +197,7 @@ export class ScanTally {
 }
 
 interface PreparedChunk {
-  job: PackedChunkJob;
+  job: PackedChunkJob | PlannedChunkJob;
   unreadable: number;
   /** Bytes read from the source for this chunk (compressed pages count their compressed size). */
   sourceBytes: number;
@@ -204,53 +206,50 @@ interface PreparedChunk {
 /** Bytes per slab in a chunk buffer: whole slabs for bulk readers (packed to objsPerSlab * stride later). */
 function chunkSlabBytes(set: SlabSet): number {
   const usable = set.cache.stride * set.cache.objsPerSlab;
-  return set.memory.readInto && set.cache.slabSize >= usable ? set.cache.slabSize : usable;
+  return (set.memory.readInto || set.memory.planRead) && set.cache.slabSize >= usable ? set.cache.slabSize : usable;
 }
 
-/**
- * Reads slabs [from, to) into `buffer` (reused across chunks) with their allocation states. A source
- * that reads in bulk (readInto) gets each run of adjacent slabs in one request, and may leave
- * compressed pages packed for the worker to decompress.
- */
-function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable, space: TokenSpace, maxTemplates: number, defer: PageDeferral | null, buffer: SharedArrayBuffer): PreparedChunk {
-  const { stride, objsPerSlab } = set.cache;
-  const slabBytes = chunkSlabBytes(set);
-  const n = to - from;
-  const bytes = new Uint8Array(buffer, 0, n * slabBytes);
-  const slabAddrs = new Uint32Array(2 * n);
-  let state: Uint8Array | null = new Uint8Array(n * objsPerSlab);
-  let anyFree = false;
-  let unreadable = 0;
-  const whole = new Uint8Array(n);
-  for (let i = 0; i < n; i++) {
+/** Slab addresses [from, to) as the u32 pairs a chunk job carries. */
+function slabAddrsOf(set: SlabSet, from: number, to: number): Uint32Array {
+  const slabAddrs = new Uint32Array(2 * (to - from));
+  for (let i = 0; i < to - from; i++) {
     const base = set.slabs[from + i];
     slabAddrs[2 * i] = Number(base & 0xffffffffn);
     slabAddrs[2 * i + 1] = Number(base >> 32n);
   }
-  if (set.memory.readInto) {
-    const step = BigInt(slabBytes);
-    for (let i = 0; i < n; ) {
-      // A run of slabs that follow each other in memory: one read.
-      let j = i + 1;
-      while (j < n && set.slabs[from + j] === set.slabs[from + j - 1] + step) j++;
-      const ok = set.memory.readInto(set.slabs[from + i], bytes.subarray(i * slabBytes, j * slabBytes), defer?.at(i * slabBytes));
-      if (ok) whole.fill(1, i, j);
-      else for (let k = i; k < j; k++) whole[k] = set.memory.readInto(set.slabs[from + k], bytes.subarray(k * slabBytes, (k + 1) * slabBytes)) ? 1 : 0;
-      i = j;
-    }
+  return slabAddrs;
+}
+
+/**
+ * Each run of slabs that follow each other in memory goes to `bulk` in one request; a run that fails
+ * is asked for again slab by slab. Returns which slabs came whole.
+ */
+function wholeSlabs(set: SlabSet, from: number, n: number, slabBytes: number, bulk: (i: number, j: number, retry: boolean) => boolean): Uint8Array {
+  const whole = new Uint8Array(n);
+  const step = BigInt(slabBytes);
+  for (let i = 0; i < n; ) {
+    let j = i + 1;
+    while (j < n && set.slabs[from + j] === set.slabs[from + j - 1] + step) j++;
+    if (bulk(i, j, false)) whole.fill(1, i, j);
+    else for (let k = i; k < j; k++) whole[k] = bulk(k, k + 1, true) ? 1 : 0;
+    i = j;
   }
+  return whole;
+}
+
+/**
+ * The allocation state of every object of slabs [from, from + n), from the free indexes of whole slabs;
+ * a slab that did not come whole (a page missing or corrupt) is read object by object, each readable
+ * object handed to `place` (slab, index, bytes), the rest not counted.
+ */
+function slabStates(set: SlabSet, from: number, whole: Uint8Array, place: (i: number, j: number, data: Uint8Array) => void): { state: Uint8Array | null; unreadable: number } {
+  const { stride, objsPerSlab } = set.cache;
+  const n = whole.length;
+  const state = new Uint8Array(n * objsPerSlab);
+  let anyFree = false;
+  let unreadable = 0;
   for (let i = 0; i < n; i++) {
     const base = set.slabs[from + i];
-    const dst = bytes.subarray(i * slabBytes, (i + 1) * slabBytes);
-    if (!whole[i] && !set.memory.readInto) {
-      const b = set.memory.read(base, slabBytes);
-      if (b) {
-        dst.set(b);
-        whole[i] = 1;
-      }
-    }
-    // Not whole (a page missing or corrupt): object by object below, into the same slab layout.
-    if (!whole[i] && set.memory.readInto) dst.fill(0);
     const st = state.subarray(i * objsPerSlab, (i + 1) * objsPerSlab);
     if (whole[i] && set.freeIndexes) {
       st.fill(1);
@@ -270,19 +269,75 @@ function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable,
           anyFree = true;
           continue; // state stays 0: not counted
         }
-        dst.set(data, j * stride);
+        place(i, j, data);
       }
       const a = set.allocated(addr) === false ? 0 : 1;
       st[j] = a;
       if (a === 0) anyFree = true;
     }
   }
-  if (!anyFree) state = null;
+  return { state: anyFree ? state : null, unreadable };
+}
+
+/**
+ * Reads slabs [from, to) into `buffer` (reused across chunks) with their allocation states. A source
+ * that reads in bulk (readInto) gets each run of adjacent slabs in one request, and may leave
+ * compressed pages packed for the worker to decompress.
+ */
+function prepareChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable, space: TokenSpace, maxTemplates: number, defer: PageDeferral | null, buffer: SharedArrayBuffer): PreparedChunk {
+  const { stride, objsPerSlab } = set.cache;
+  const slabBytes = chunkSlabBytes(set);
+  const n = to - from;
+  const bytes = new Uint8Array(buffer, 0, n * slabBytes);
+  const readInto = set.memory.readInto?.bind(set.memory);
+  const whole = readInto
+    ? wholeSlabs(set, from, n, slabBytes, (i, j, retry) => readInto(set.slabs[from + i], bytes.subarray(i * slabBytes, j * slabBytes), retry ? undefined : defer?.at(i * slabBytes)))
+    : new Uint8Array(n);
+  if (!readInto) {
+    for (let i = 0; i < n; i++) {
+      const b = set.memory.read(set.slabs[from + i], slabBytes);
+      if (b) {
+        bytes.set(b, i * slabBytes);
+        whole[i] = 1;
+      }
+    }
+  }
+  // Not whole (a page missing or corrupt): object by object, into the same slab layout.
+  for (let i = 0; i < n; i++) if (!whole[i] && readInto) bytes.fill(0, i * slabBytes, (i + 1) * slabBytes);
+  const { state, unreadable } = slabStates(set, from, whole, (i, j, data) => bytes.set(data, i * slabBytes + j * stride));
   const compressed = defer?.bytes ?? 0;
   const packed = defer?.take() ?? null;
   const packedPages = packed ? packed.index.length / 6 : 0;
   const sourceBytes = n * slabBytes - packedPages * (packed?.pageSize ?? 0) + (packed ? compressed : 0);
-  return { job: { buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs, state, heavy, space, maxTemplates, packed, slabBytes }, unreadable, sourceBytes };
+  return { job: { buffer, byteOffset: 0, stride, objsPerSlab, slabAddrs: slabAddrsOf(set, from, to), state, heavy, space, maxTemplates, packed, slabBytes }, unreadable, sourceBytes };
+}
+
+/**
+ * prepareChunk without reading: the source plans the reads (MemoryReader.planRead) and the worker does
+ * them straight into the memory it scans. Null when the source cannot plan (then prepareChunk reads).
+ */
+function planChunk(set: SlabSet, from: number, to: number, heavy: HeavyTable, space: TokenSpace, maxTemplates: number, plan: ReadPlan): PreparedChunk | null {
+  const { stride, objsPerSlab } = set.cache;
+  const slabBytes = chunkSlabBytes(set);
+  const n = to - from;
+  let unplannable = false;
+  const whole = wholeSlabs(set, from, n, slabBytes, (i, j) => {
+    const m = plan.mark();
+    const ok = set.memory.planRead!(set.slabs[from + i], (j - i) * slabBytes, plan, i * slabBytes);
+    if (ok === null) unplannable = true;
+    if (ok !== true) plan.rollback(m);
+    return ok === true;
+  });
+  if (unplannable) {
+    plan.take();
+    return null;
+  }
+  // Not whole: zeros, then the objects this thread could read.
+  for (let i = 0; i < n; i++) if (!whole[i]) plan.read(i * slabBytes, -1, slabBytes);
+  const { state, unreadable } = slabStates(set, from, whole, (i, j, data) => plan.bytes(i * slabBytes + j * stride, data));
+  const sourceBytes = plan.fileBytes;
+  const job: PlannedChunkJob = { stride, objsPerSlab, slabAddrs: slabAddrsOf(set, from, to), state, heavy, space, maxTemplates, plan: plan.take(), slabBytes };
+  return { job, unreadable, sourceBytes };
 }
 
 export async function scanSlabs(set: SlabSet, opts: Partial<ScanOptions> = {}): Promise<ScanResult> {
@@ -345,10 +400,20 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   // Chunk buffers are reused once their chunk is scanned: memory stays at the chunks in flight.
   const spare: SharedArrayBuffer[] = [];
   const chunkBytes = slabsPerChunk * chunkSlabBytes(set);
-  const prepare = (s: number) => {
+  // A dump file the workers can read themselves: this thread only plans the reads (see planChunk).
+  const plan = source.memory.planRead ? new ReadPlan(PAGE_SIZE) : null;
+  let canPlan = plan !== null;
+  let planned = false;
+  const prepare = (s: number): PreparedChunk => {
     const tr = performance.now();
-    const buffer = spare.pop() ?? new SharedArrayBuffer(chunkBytes);
-    const c = prepareChunk(source, s, Math.min(set.slabs.length, s + slabsPerChunk), heavy, space, o.maxTemplates, defer, buffer);
+    const to = Math.min(set.slabs.length, s + slabsPerChunk);
+    let c = canPlan ? planChunk(source, s, to, heavy, space, o.maxTemplates, plan!) : null;
+    if (c) planned = true;
+    else {
+      // Chunks are independent: the rest is read here, as before planning.
+      canPlan = false;
+      c = prepareChunk(source, s, to, heavy, space, o.maxTemplates, defer, spare.pop() ?? new SharedArrayBuffer(chunkBytes));
+    }
     readMs += performance.now() - tr;
     reads.add(c.sourceBytes, c.job.slabAddrs.length / 2);
     unreadable += c.unreadable;
@@ -357,12 +422,16 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
 
   if (!pool) {
     for (let s = 0; s < set.slabs.length; s += slabsPerChunk) {
-      const c = prepare(s);
-      const bad = unpackChunk(c.job);
+      const { job } = prepare(s);
+      if ('plan' in job) {
+        absorb(scanPlannedChunk(job), chunkIndex++, job.slabAddrs.length / 2);
+        continue;
+      }
+      const bad = unpackChunk(job);
       if (bad.corruptPages.length) set.memory.noteCorruptPages?.(bad.corruptPages);
       unreadable += bad.unreadableObjects;
-      absorb(scanChunk(c.job), chunkIndex++, c.job.slabAddrs.length / 2);
-      spare.push(c.job.buffer as SharedArrayBuffer);
+      absorb(scanChunk(job), chunkIndex++, job.slabAddrs.length / 2);
+      spare.push(job.buffer as SharedArrayBuffer);
     }
   } else {
     const failure = new FirstFailure();
@@ -373,7 +442,7 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
       const n = c.job.slabAddrs.length / 2;
       pending.push(runChunk(pool, c.job).then((r) => {
         absorb(r, index, n);
-        spare.push(c.job.buffer as SharedArrayBuffer);
+        if (!('plan' in c.job)) spare.push(c.job.buffer as SharedArrayBuffer);
       }).catch(failure.keep));
       // Bounded memory: never more chunks in flight than twice the workers.
       if (pending.length >= 2 * o.workers) await pending.shift();
@@ -384,7 +453,8 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   scan.end();
   const rt = reads.end();
   rt.ms = Math.round(readMs * 10) / 10;
-  if (defer && rt.bytes < totalBytes) rt.note = `main thread, overlaps scan; ${pool ? 'the scan workers decompress' : 'decompressed on this thread'}; bytes: as stored in the dump`;
+  if (planned) rt.note = `planned on the main thread, read ${pool ? 'by the scan workers' : 'on this thread'}${rt.bytes < totalBytes ? ', which decompress; bytes: as stored in the dump' : ''}`;
+  else if (defer && rt.bytes < totalBytes) rt.note = `main thread, overlaps scan; ${pool ? 'the scan workers decompress' : 'decompressed on this thread'}; bytes: as stored in the dump`;
   const mt = merge.end();
   mt.ms = Math.round(mergeMs * 10) / 10;
   if (corruptPages) scan.note = `${corruptPages} corrupt pages`;

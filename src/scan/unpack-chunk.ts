@@ -5,7 +5,7 @@
  * over the workers instead of serializing on the thread that reads the file. A page that does not
  * decompress is never scanned as zeros: its objects are marked not counted and the page is reported.
  */
-import { unpackPages, type PackedPages } from '../dump/decompress.js';
+import { unpackPages, type PackedPages, type UnpackFailure } from '../dump/decompress.js';
 import type { ChunkJob, ChunkResult } from './chunk-job.js';
 
 export interface PackedChunkJob extends ChunkJob {
@@ -37,26 +37,40 @@ export function unpackChunk(job: PackedChunkJob): { corruptPages: CorruptPage[];
   const failed = job.packed ? unpackPages(job.packed, bytes) : [];
   let unreadableObjects = 0;
   if (failed.length) {
-    const pageSize = job.packed!.pageSize;
-    const state = job.state ?? new Uint8Array(slabs * objsPerSlab).fill(1);
-    for (const f of failed) {
-      const slab = Math.floor(f.dstOffset / slabBytes);
-      const within = f.dstOffset - slab * slabBytes;
-      // Every object that overlaps the page.
-      const first = Math.floor(within / stride);
-      const last = Math.min(objsPerSlab - 1, Math.floor((within + pageSize - 1) / stride));
-      for (let j = first; j <= last; j++) {
-        if (state[slab * objsPerSlab + j]) unreadableObjects++;
-        state[slab * objsPerSlab + j] = 0;
-      }
-    }
-    job.state = state;
+    job.state ??= new Uint8Array(slabs * objsPerSlab).fill(1);
+    unreadableObjects = markFailedPages(job.state, failed, { stride, objsPerSlab, slabBytes, pageSize: job.packed!.pageSize });
   }
   if (slabBytes !== usable) {
     for (let i = 1; i < slabs; i++) bytes.copyWithin(i * usable, i * slabBytes, i * slabBytes + usable);
   }
   job.packed = null;
-  return { corruptPages: failed.map((f) => ({ pfn: f.pfn, offset: f.fileOffset, why: f.why })), unreadableObjects };
+  return { corruptPages: corruptPagesOf(failed), unreadableObjects };
+}
+
+/** Pages that did not decompress, as a chunk result reports them. */
+export function corruptPagesOf(failed: UnpackFailure[]): CorruptPage[] {
+  return failed.map((f) => ({ pfn: f.pfn, offset: f.fileOffset, why: f.why }));
+}
+
+/**
+ * Marks every object that overlaps a failed page not counted in `state` (slabs of slabBytes as read);
+ * returns how many were counted before.
+ */
+export function markFailedPages(state: Uint8Array, failed: UnpackFailure[], g: { stride: number; objsPerSlab: number; slabBytes: number; pageSize: number }): number {
+  const { stride, objsPerSlab, slabBytes, pageSize } = g;
+  let unreadableObjects = 0;
+  for (const f of failed) {
+    const slab = Math.floor(f.dstOffset / slabBytes);
+    const within = f.dstOffset - slab * slabBytes;
+    // Every object that overlaps the page.
+    const first = Math.floor(within / stride);
+    const last = Math.min(objsPerSlab - 1, Math.floor((within + pageSize - 1) / stride));
+    for (let j = first; j <= last; j++) {
+      if (state[slab * objsPerSlab + j]) unreadableObjects++;
+      state[slab * objsPerSlab + j] = 0;
+    }
+  }
+  return unreadableObjects;
 }
 
 /** A learning batch: pages to decompress into `buffer`, nothing to scan. */
@@ -74,5 +88,5 @@ export interface UnpackResult {
 
 export function unpackOnly(job: UnpackJob): UnpackResult {
   const failed = unpackPages(job.packed, new Uint8Array(job.buffer));
-  return { failedOffsets: failed.map((f) => f.dstOffset), corruptPages: failed.map((f) => ({ pfn: f.pfn, offset: f.fileOffset, why: f.why })) };
+  return { failedOffsets: failed.map((f) => f.dstOffset), corruptPages: corruptPagesOf(failed) };
 }

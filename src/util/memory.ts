@@ -13,6 +13,23 @@ export interface DeferredPages {
   at(base: number): DeferredPages;
 }
 
+/**
+ * Where a file-backed source may plan a read instead of doing it (dump/read-plan.ts ReadPlan): which
+ * bytes of which file go where in a chunk, so that the scan worker preads them itself, straight into the
+ * memory it scans, and decompresses what is compressed. Offsets are into the chunk (`dst`), into the
+ * file (`filePos`, -1 for zeros) and into the plan's staging area for stored (compressed) page data.
+ */
+export interface ReadPlanner {
+  /** Claims the file for this plan; false when the plan reads another file already. */
+  useFile(fd: number, path: string): boolean;
+  /** len bytes of the file at filePos (-1: zeros) into the chunk at dst. */
+  read(dst: number, filePos: number, len: number): void;
+  /** Appends len bytes of the file (-1: zeros) to the staging area; returns where they start there. */
+  stage(filePos: number, len: number): number;
+  /** A page decoded from `len` staged bytes at `stageOffset` into the chunk at dst (a failure names pfn and fileOffset). */
+  page(dst: number, stageOffset: number, len: number, kind: 'none' | 'zlib' | 'lzo' | 'snappy' | 'zstd', pfn: number, fileOffset: number): void;
+}
+
 export interface MemoryReader {
   /** The bytes at [addr, addr+len), or null if any of them is not in the source. */
   read(addr: bigint, len: number): Uint8Array | null;
@@ -23,6 +40,12 @@ export interface MemoryReader {
    * With `defer`, compressed pages may be handed over undecompressed (the scan workers decompress them).
    */
   readInto?(addr: bigint, out: Uint8Array, defer?: DeferredPages): boolean;
+  /**
+   * Optional: plan the read of [addr, addr + len) into the chunk at `dst` instead of doing it (the scan
+   * worker does it). False if some of it is not in the source (as readInto); null when this source
+   * cannot plan reads at all (not a plain file, or a capture that must see every page).
+   */
+  planRead?(addr: bigint, len: number, plan: ReadPlanner, dst: number): boolean | null;
   /** Pages that turned out corrupt when a worker decompressed them (counted like the reader's own). */
   noteCorruptPages?(pages: { pfn: number; offset: number; why: string }[]): void;
 }
