@@ -9,7 +9,7 @@
  *   cache where drgn and the kernel's debug vmlinux exist (bench/drgn-walk.py), side by side.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -105,6 +105,17 @@ function drgnWalk(elf: string, osrelease: string, cache: string): string {
   return `drgn ${j.tool}: open + debug info ${j.open_s} s, walk of every allocated ${cache} object ${j.walk_s} s (${j.objects} objects), ${s.toFixed(1)} s wall`;
 }
 
+/** Drops the page cache (sync first); false where this process may not. */
+function dropCaches(): boolean {
+  spawnSync('sync');
+  try {
+    writeFileSync('/proc/sys/vm/drop_caches', '3\n');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Every recording under BENCH_BIG with a vmcore. */
 export function benchBigRecordings(): void {
   const big = resolve(process.env.BENCH_BIG ?? join(root, '..', 'rec-big'));
@@ -122,7 +133,15 @@ export function benchBigRecordings(): void {
     for (const f of ['vmcore.elf', 'vmcore.kdump']) {
       const p = join(dir, f);
       if (!existsSync(p)) continue;
-      const r = runSysak(['--vmcore', p, '--cache', cache, ...(existsSync(trace) ? ['--trace', trace] : []), '--workers', '2']);
+      const args = ['--vmcore', p, '--cache', cache, ...(existsSync(trace) ? ['--trace', trace] : []), '--workers', '2'];
+      // BENCH_COLD=1 (root): the same run with the page cache dropped first (what a first run on a fresh
+      // dump costs: disk reads), before the warm run.
+      if (process.env.BENCH_COLD === '1') {
+        const cold = dropCaches() ? runSysak(args) : null;
+        if (cold) summary(`--vmcore ${f}, cold page cache`, cold);
+        else console.log(`--vmcore ${f}, cold page cache: skipped (cannot write /proc/sys/vm/drop_caches: not root)`);
+      }
+      const r = runSysak(args);
       osrelease = (r.report as unknown as { source: { dump: { osrelease: string } } }).source.dump?.osrelease ?? osrelease;
       summary(`--vmcore ${f} (${(statSync(p).size / GiB).toFixed(2)} GiB file)`, r);
     }
