@@ -72,22 +72,41 @@ function reusedInflate(src: Uint8Array, out: Uint8Array): boolean {
   if (handle === undefined) probeHandle();
   const h = handle;
   if (!h) return false;
-  if (scratch.length !== out.length + 1) scratch = new Uint8Array(out.length + 1);
+  // One byte of room more than expected: a stream that ends early, runs long, or lacks its adler32
+  // trailer ("unexpected end of file" with room left) is an error, not a silently full page. When `out`
+  // is followed by another byte of its buffer (a page inside a chunk), zlib writes in place and that
+  // byte is put back afterwards; else through a scratch page and a copy.
+  const inPlace = out.byteOffset + out.length < out.buffer.byteLength;
+  let target: Uint8Array;
+  let at = 0;
+  let saved = 0;
+  if (inPlace) {
+    if (whole?.buffer !== out.buffer) whole = new Uint8Array(out.buffer);
+    target = whole;
+    at = out.byteOffset;
+    saved = whole[at + out.length];
+  } else {
+    if (scratch.length !== out.length + 1) scratch = new Uint8Array(out.length + 1);
+    target = scratch;
+  }
   handleError = null;
   try {
-    // One byte of room more than expected: a stream that ends early, runs long, or lacks its adler32
-    // trailer ("unexpected end of file" with room left) is an error, not a silently full page.
-    h.writeSync(zlib.constants.Z_FINISH, src, 0, src.length, scratch, 0, scratch.length);
+    h.writeSync(zlib.constants.Z_FINISH, src, 0, src.length, target, at, out.length + 1);
   } catch {
     handle = undefined;
+    if (inPlace) target[at + out.length] = saved;
     return false;
   }
   const ok = handleError === null && handleState[0] === 1 && handleState[1] === 0;
   if (handleError !== null) handle = newHandle();
   else h.reset();
-  if (ok) out.set(scratch.subarray(0, out.length));
+  if (inPlace) target[at + out.length] = saved;
+  else if (ok) out.set(scratch.subarray(0, out.length));
   return ok;
 }
+
+/** A view of the whole buffer the last in-place page lies in (a chunk's shared or wasm memory). */
+let whole: Uint8Array | null = null;
 
 export function decompressZstd(src: Uint8Array, outLen: number): Uint8Array {
   return zstdDecompress(src, new Uint8Array(outLen));
@@ -364,7 +383,7 @@ export interface UnpackFailure {
 
 /**
  * One stored page decoded into dst[at, at + pageSize): null when it worked, else the failure (naming
- * the pfn and file offset); `dst` is then left as it was, never zeroed.
+ * the pfn and file offset); its bytes in `dst` are then undefined (the caller marks its objects not counted), never taken for zeros.
  */
 export function decodePageInto(kind: Compression, raw: Uint8Array, pageSize: number, dst: Uint8Array, at: number, pfn: number, fileOffset: number): UnpackFailure | null {
   const into = dst.subarray(at, at + pageSize);

@@ -123,7 +123,7 @@ let staging = new Uint8Array(1 << 16);
 /**
  * Does a plan: every direct read into `dst`, the stored pages through one staging buffer of this
  * thread, decoded into `dst`, then the inline bytes. A page that does not decode is listed (its bytes in
- * `dst` are left as they were: the caller marks its objects not counted), never zeros.
+ * `dst` are undefined: the caller marks its objects not counted), never taken for zeros.
  */
 export function runPlan(p: PlannedReads, dst: Uint8Array): UnpackFailure[] {
   const read = (into: Uint8Array, filePos: number) => {
