@@ -13,6 +13,7 @@ import type { SlabSet } from './slab-set.js';
 import type { MemoryReader } from '../util/memory.js';
 import type { TokenSpace } from './tokens.js';
 import { PageDeferral } from '../dump/decompress.js';
+import { ReadPlan } from '../dump/read-plan.js';
 import type { Phase } from '../phases.js';
 import { PAGE_SIZE } from '../util/page.js';
 import { floorIndex } from '../util/sorted.js';
@@ -174,6 +175,11 @@ export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects:
   // whether the source compresses at all: if not, the rest is read object by object (64 bytes, not 4 KiB).
   const slot = 2 * PAGE;
   const defer = new PageDeferral(PAGE);
+  // A dump file the pool can read itself: this thread only plans each sample page's read (dump/read-plan.ts).
+  const plan = set.memory.planRead ? new ReadPlan(PAGE) : null;
+  // Two batch buffers, alternating: one being filled by the pool while the other's samples are counted.
+  const buffers: SharedArrayBuffer[] = [];
+  let batches = 0;
   let inFlight: Promise<() => void> | null = null;
   let compressed = true;
   for (;;) {
@@ -188,17 +194,22 @@ export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects:
       for (const a of batch) one(a);
       continue;
     }
-    const buffer = new SharedArrayBuffer(batch.length * slot);
-    const bytes = new Uint8Array(buffer);
+    // Batch k uses buffer k % 2: batch k - 2's samples were counted before batch k - 1 was sent.
+    const buffer = (buffers[batches++ % 2] ??= new SharedArrayBuffer(BATCH * slot));
+    const bytes = new Uint8Array(buffer, 0, batch.length * slot);
     const ok = new Uint8Array(batch.length);
     for (let i = 0; i < batch.length; i++) {
       const a = batch[i];
       const page = a & ~BigInt(PAGE - 1);
       const len = Number(a - page) + stride > PAGE ? 2 * PAGE : PAGE;
-      ok[i] = set.memory.readInto(page, bytes.subarray(i * slot, i * slot + len), defer.at(i * slot)) ? 1 : 0;
+      const m = plan?.mark();
+      const planned = plan ? set.memory.planRead!(page, len, plan, i * slot) : null;
+      if (planned !== true && m) plan!.rollback(m);
+      ok[i] = (planned ?? set.memory.readInto(page, bytes.subarray(i * slot, i * slot + len), defer.at(i * slot))) ? 1 : 0;
     }
+    const reads = plan?.take() ?? null;
     const packed = defer.take();
-    if (!packed) compressed = false;
+    if (!packed && !reads?.pages.length) compressed = false;
     const finish = () => {
       for (let i = 0; i < batch.length; i++) {
         if (!ok[i]) continue;
@@ -208,8 +219,8 @@ export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects:
       }
     };
     // One batch decompressing while the next is read.
-    const job: Promise<() => void> = packed
-      ? (pool.run({ unpackOnly: true, packed, buffer } satisfies UnpackJob) as Promise<UnpackResult>).then((r) => {
+    const job: Promise<() => void> = packed || reads
+      ? (pool.run({ unpackOnly: true, packed: packed ?? undefined, plan: reads ?? undefined, buffer } satisfies UnpackJob) as Promise<UnpackResult>).then((r) => {
           for (const at of r.failedOffsets) ok[Math.floor(at / slot)] = 0;
           if (r.failedOffsets.length) set.memory.noteCorruptPages?.(r.corruptPages);
           return finish;

@@ -6,6 +6,7 @@
  * decompress is never scanned as zeros: its objects are marked not counted and the page is reported.
  */
 import { unpackPages, type PackedPages, type UnpackFailure } from '../dump/decompress.js';
+import { runPlan, type PlannedReads } from '../dump/read-plan.js';
 import type { ChunkJob, ChunkResult } from './chunk-job.js';
 
 export interface PackedChunkJob extends ChunkJob {
@@ -76,7 +77,9 @@ export function markFailedPages(state: Uint8Array, failed: UnpackFailure[], g: {
 /** A learning batch: pages to decompress into `buffer`, nothing to scan. */
 export interface UnpackJob {
   unpackOnly: true;
-  packed: PackedPages;
+  packed?: PackedPages;
+  /** Reads to do first (dump/read-plan.ts): the worker preads (and decodes) the pages itself. */
+  plan?: PlannedReads;
   buffer: SharedArrayBuffer;
 }
 
@@ -87,6 +90,7 @@ export interface UnpackResult {
 }
 
 export function unpackOnly(job: UnpackJob): UnpackResult {
-  const failed = unpackPages(job.packed, new Uint8Array(job.buffer));
+  const bytes = new Uint8Array(job.buffer);
+  const failed = [...(job.plan ? runPlan(job.plan, bytes) : []), ...(job.packed ? unpackPages(job.packed, bytes) : [])];
   return { failedOffsets: failed.map((f) => f.dstOffset), corruptPages: corruptPagesOf(failed) };
 }
