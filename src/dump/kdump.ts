@@ -168,12 +168,12 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
     return size === blockSize ? 'none' : null;
   };
   /** A page's bytes from its stored data, or a counted corrupt page. */
-  const decode = (pfn: number, offset: number, raw: Uint8Array, flags: number): Uint8Array | null => {
+  const decode = (pfn: number, offset: number, raw: Uint8Array, flags: number, into?: Uint8Array): Uint8Array | null => {
     const kind = kindOf(raw.length, flags);
     if (kind === null) return corrupt(pfn, offset, `page of ${raw.length} bytes with no compression flag (flags ${flags})`);
     let page: Uint8Array;
     try {
-      page = decompressPage(kind, raw, blockSize);
+      page = decompressPage(kind, raw, blockSize, into);
     } catch (err) {
       return corrupt(pfn, offset, `${kind} data does not decompress: ${(err as Error).message}`);
     }
@@ -243,9 +243,11 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
         defer.add(at, raw, kind, pfn0 + i, d.offset);
         continue;
       }
-      const page = decode(pfn0 + i, d.offset, raw, d.flags);
+      // Decoded in place (the struct page walk's 32k vmemmap pages: no page allocated and copied twice).
+      const into = dst.subarray(at, at + blockSize);
+      const page = decode(pfn0 + i, d.offset, raw, d.flags, into);
       if (!page) ok = false;
-      else dst.set(page, at);
+      else if (page.buffer !== into.buffer || page.byteOffset !== into.byteOffset) into.set(page);
     }
     return ok;
   };
