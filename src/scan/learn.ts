@@ -212,7 +212,7 @@ export async function learnHeavy(set: SlabSet, space: TokenSpace, sampleObjects:
     }
     const reads = plan?.take() ?? null;
     const packed = defer.take();
-    if (!packed && !reads?.pages.length) compressed = false;
+    if (!packed && !reads) compressed = false;
     const finish = () => {
       for (let i = 0; i < batch.length; i++) {
         if (!ok[i]) continue;
