@@ -89,3 +89,13 @@ describe('sysak memleak CLI', () => {
     expect(r.err).toMatch(/--threshold must be a number in \(0, 1\]/);
   });
 });
+
+describe('a reader that closes stdout early', () => {
+  it('`--json | head -c 0`: no EPIPE stack trace, the exit code stays the analysis\'s', () => {
+    // the reader exits at once: the report's write meets a closed pipe; sysak's own status goes to stderr
+    const cmd = `("${process.execPath}" "${BIN}" memleak --from "${sample('demo-kmalloc64')}" --json; echo "status=$?" >&2) | head -c 0`;
+    const r = spawnSync('/bin/sh', ['-c', cmd], { encoding: 'utf8' });
+    expect(r.stderr).not.toMatch(/EPIPE|node:events|at .*\.js:\d+/);
+    expect(r.stderr.trim().split('\n').pop()).toBe('status=0');
+  });
+});

@@ -327,6 +327,16 @@ function printTimings(report: unknown): void {
   if (t) process.stderr.write(timingsTable(t));
 }
 
+/**
+ * A reader that stops early (`| head`, `| less` quit) closes stdout: the rest of the report has nowhere
+ * to go, and that is the reader's choice, not a failure of the analysis. Without a handler Node throws
+ * EPIPE from the write as an unhandled 'error' event (a stack trace). Nothing exits here: a live run
+ * still restores tracefs and the exit code stays the analysis's.
+ */
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code !== 'EPIPE') throw e;
+});
+
 buildProgram()
   .parseAsync(process.argv)
   .catch((e) => {
