@@ -10,12 +10,13 @@ export function renderVmallocText(r: VmallocReport): string {
   const o: string[] = [];
   if (r.check) o.push(renderCheckText(r.check));
   o.push(`sysak memleak: vmalloc use by caller (${r.source})`);
-  o.push('     areas   growth        bytes       growth  caller');
+  // bytes are the areas' pages (pages=N), not /proc/vmallocinfo's sizes, which add each area's guard page
+  o.push('     areas   growth   page bytes       growth  caller');
   for (const c of r.callers) {
     o.push(`${String(c.areas).padStart(10)} ${sign(c.growthAreas).padStart(8)} ${String(c.bytes).padStart(12)} ${sign(c.growthBytes).padStart(12)}  ${c.caller}`);
   }
   o.push('');
-  o.push(r.verdict ? `Verdict: vmalloc leak by ${r.verdict.function}\n         ${r.verdict.areas} areas, ${mib(r.verdict.bytes)} (${sign(r.verdict.growthAreas)} areas, ${mib(r.verdict.growthBytes ?? 0)} over the window)` : `Verdict: none (${r.verdictReason})`);
+  o.push(r.verdict ? `Verdict: vmalloc leak by ${r.verdict.function}\n         ${r.verdict.areas} areas, ${mib(r.verdict.bytes)} of pages (${sign(r.verdict.growthAreas)} areas, ${mib(r.verdict.growthBytes ?? 0)} over the window)${r.check ? `\n         (the check above counts /proc/vmallocinfo's sizes, which include each area's guard page)` : ''}` : `Verdict: none (${r.verdictReason})`);
   if (r.warnings.length) o.push('', 'Warnings:', ...r.warnings.map((w) => `  - ${w}`));
   return o.join('\n') + '\n';
 }
