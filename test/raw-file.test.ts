@@ -106,4 +106,17 @@ describe('--raw FILE: each chunk read by offset on the thread that scans it', ()
     expect(want.clusters[0][2]).toHaveLength(8);
     expect(run('/dev/stdin', small)).toEqual(want);
   });
+
+  it('--raw FILE and --raw - time their phases (learn, scan with the bytes scanned) for --verbose, timings and progress', () => {
+    const small = join(dir, 'timed.bin');
+    writeFileSync(small, readFileSync(file).subarray(0, 8 << 20));
+    const cli = `"${process.execPath}" "${join(ROOT, 'dist/src/cli/main.js')}" memleak --base ${BASE.toString(16)} --object-size 64 --json --raw`;
+    for (const cmd of [`${cli} "${small}"`, `cat "${small}" | ${cli} -`]) {
+      const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8', maxBuffer: 1 << 26 });
+      const phases: { phase: string; bytes: number; items: number }[] = JSON.parse(r.stdout).timings.phases;
+      expect(phases.map((p) => p.phase).slice(0, 3), cmd).toEqual(['learn', 'scan', 'cluster']);
+      expect(phases[1].bytes).toBe(8 << 20);
+      expect(phases[1].items).toBe((8 << 20) / 64 - JSON.parse(r.stdout).scan.objectsFree);
+    }
+  });
 });

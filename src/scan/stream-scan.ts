@@ -17,6 +17,7 @@ import { HeavyLearner } from './heavy.js';
 import { scanChunk, type ChunkJob, type ChunkResult, type UnreadChunkJob } from './scan-chunk.js';
 import { scanFileChunk, type FileChunkJob } from './file-chunk.js';
 import { preadFully } from '../input/raw.js';
+import { NO_PHASES } from '../phases.js';
 import { DEFAULT_SCAN, FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
@@ -130,6 +131,9 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
     return slot;
   };
 
+  // Phases for --verbose, the JSON's timings and the progress line: learn, then scan (a pipe's size is unknown).
+  const phases = o.phases ?? NO_PHASES();
+  const learning = phases.start('learn', 'objects');
   // Learn from the first LEARN_BYTES: every step-th object of the chunks that cover them.
   const learner = new HeavyLearner(stride >>> 2, stride, tokSpace);
   const baseLo = Number(g.base & 0xffffffffn);
@@ -137,6 +141,7 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
   let k = 0;
   let step = 1;
   const learnChunk = (words: Uint32Array, at: number, slabs: number) => {
+    learning.add(slabs * slabSize, Math.ceil((slabs * objsPerSlab) / step));
     for (let slab = 0; slab < slabs; slab++) {
       for (let j = 0; j < objsPerSlab; j++, k++) {
         if (k % step !== 0) continue;
@@ -178,6 +183,8 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
   }
   if (headObjects === 0) throw new MemleakError('E_NO_DATA', `the input holds no whole ${slabSize}-byte slab`);
   const heavy = learner.finish();
+  learning.end();
+  const scanning = phases.start('scan', 'bytes', src.file ? src.file.size : null);
 
   const tally = new ScanTally(o.maxTemplates);
   const merged = tally.merged;
@@ -208,6 +215,7 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
       before.set(t.key, e ? [e.repLo, e.repHi] : [-1, -1]);
     }
     tally.absorb(r, s.offset / chunkBytes);
+    scanning.add(s.slabs * slabSize, r.objects);
     // Copy out representatives that now live in this chunk (it is about to be reused).
     const lo = g.base + BigInt(s.offset);
     for (const t of r.templates) {
@@ -222,6 +230,10 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
     }
   };
 
+  const absorbFile = (r: ChunkResult, index: number, slabs: number) => {
+    tally.absorb(r, index);
+    scanning.add(slabs * slabSize, r.objects);
+  };
   /** A regular file: every chunk, the head too, is read by offset where it is scanned. */
   const runFile = async (file: { fd: number; path: string; size: number }) => {
     const inFlight = new Set<Promise<void>>();
@@ -234,12 +246,12 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
       if (slabs === 0) break;
       const job: FileChunkJob = { ...unreadJob(at, slabs), fd: file.fd, file: file.path, offset: at, slabBytes: slabSize };
       if (!pool) {
-        tally.absorb(scanFileChunk(job), index);
+        absorbFile(scanFileChunk(job), index, slabs);
         continue;
       }
       while (inFlight.size >= 2 * o.workers) await Promise.race(inFlight);
       const p: Promise<void> = runChunk(pool, job)
-        .then((r) => tally.absorb(r, index))
+        .then((r) => absorbFile(r, index, slabs))
         .catch(failure.keep)
         .finally(() => inFlight.delete(p));
       inFlight.add(p);
@@ -289,6 +301,7 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
 
   if (src.file) await runFile(src.file);
   else await run();
+  scanning.end();
   const reps = new SparseMemory(src.description);
   for (const t of merged.values()) {
     const b = repBytes.get(t.key);
@@ -296,7 +309,7 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
   }
   const slabs = Math.floor((offset - trailing) / slabSize);
   return {
-    scan: await tally.finish(o, { heavy, space: tokSpace, slabs, sampled: learner.sampled, objectsFree: 0, objectsUnreadable: 0, t0 }),
+    scan: await tally.finish(o, { heavy, space: tokSpace, slabs, sampled: learner.sampled, objectsFree: 0, objectsUnreadable: 0, t0, phases }),
     reps,
     slabs,
     bytes: offset,

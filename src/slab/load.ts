@@ -76,7 +76,7 @@ export async function loadMemory(req: AnalyzeRequest, warnings: string[], phases
   const geometry = resolveGeometry(req.geometry, kmem, slabinfo);
   if (req.raw) {
     if (req.rd.length) throw new MemleakError('E_USAGE', '--raw and --rd are different memory sources: give one');
-    if (req.raw.file === '-' || !kmem) return streamRaw(req, geometry, kallsyms, warnings);
+    if (req.raw.file === '-' || !kmem) return streamRaw(req, geometry, kallsyms, warnings, phases);
     const mem = new RawFileMemory(req.raw.file, req.raw.base);
     const { slabs, trailingBytes } = mem.slabs(geometry.slabSize);
     if (slabs.length === 0) throw new MemleakError('E_NO_DATA', `raw dump is smaller than one ${geometry.slabSize}-byte slab`, { file: req.raw.file });
@@ -103,7 +103,7 @@ export async function loadMemory(req: AnalyzeRequest, warnings: string[], phases
  * `--raw FILE|-` without free-object markers: streamed through the scanner's ring of shared buffers
  * (bounded memory, stdin works); the report's words come from the representatives copied out.
  */
-async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms: Kallsyms | null, warnings: string[]): Promise<Loaded> {
+async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms: Kallsyms | null, warnings: string[], phases: Phases): Promise<Loaded> {
   const { file, base } = req.raw!;
   if (base & PAGE_OFFSET_MASK) throw new MemleakError('E_USAGE', `--base ${hex(base)} is not page aligned`, { file });
   let fd: number;
@@ -115,7 +115,7 @@ async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms:
   try {
     // The end of a stream is unknown up front: the direct map is bounded 4 TiB above the first slab.
     const space = estimateAddressSpace([base]);
-    const r = await scanStream(fdSource(fd, file), { stride: geometry.stride, objsPerSlab: geometry.objsPerSlab, slabSize: geometry.slabSize, base }, space, req.scan);
+    const r = await scanStream(fdSource(fd, file), { stride: geometry.stride, objsPerSlab: geometry.objsPerSlab, slabSize: geometry.slabSize, base }, space, { ...req.scan, phases });
     if (r.trailingBytes) warnings.push(`${file === '-' ? 'stdin' : file}: ${r.trailingBytes} bytes after the last whole slab were not scanned`);
     const slabs = r.slabs > 0 ? [base, base + BigInt((r.slabs - 1) * geometry.slabSize)] : [base];
     // The stream keeps only the clusters' representatives; marking reads every outstanding allocation
