@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -6,6 +6,15 @@ import { MemleakError } from '../src/errors.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const SAMPLES = join(ROOT, 'samples');
+
+/**
+ * A guest payload's run.sh: test/harness/tracefs-state.sh (T and state(), the tracefs snapshot every
+ * payload compares) followed by the payload script, one file so the guest gets nothing else.
+ */
+export function writePayloadScript(script: string, stage: string): void {
+  const harness = join(ROOT, 'test', 'harness');
+  writeFileSync(join(stage, 'run.sh'), readFileSync(join(harness, 'tracefs-state.sh'), 'utf8') + readFileSync(join(harness, script), 'utf8'));
+}
 
 export function sample(rel: string): string {
   return join(SAMPLES, rel);

@@ -9,7 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './helpers.js';
+import { ROOT, writePayloadScript } from './helpers.js';
 
 const HARNESS = join(ROOT, '..', 'shared', 'harness');
 const why = process.env.SYSAK_HARNESS !== '1' ? 'set SYSAK_HARNESS=1 to run (builds the executable, boots QEMU, ~5 min)'
@@ -31,7 +31,7 @@ describe.skipIf(why !== null)(`single executable in a QEMU guest without node ($
       // SYSAK_SEA_EXE: an executable built before (the build then does not wait for the heavy lock).
       if (process.env.SYSAK_SEA_EXE) copyFileSync(process.env.SYSAK_SEA_EXE, join(stage, 'sysak-linux-x64'));
       else execFileSync(process.execPath, [join(ROOT, 'scripts', 'package.mjs'), '--out', join(stage, 'sysak-linux-x64'), '--quiet'], { cwd: ROOT, stdio: 'ignore' });
-      copyFileSync(join(ROOT, 'test', 'harness', 'sea-payload.sh'), join(stage, 'run.sh'));
+      writePayloadScript('sea-payload.sh', stage);
       const out = join(work, 'out');
       execFileSync(join(HARNESS, 'record.sh'), [join(HARNESS, 'scenarios', 'demo-kmalloc64'), out], {
         cwd: HARNESS,

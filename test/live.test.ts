@@ -14,7 +14,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT } from './helpers.js';
+import { ROOT, writePayloadScript } from './helpers.js';
 
 const HARNESS = join(ROOT, '..', 'shared', 'harness');
 const why = process.env.SYSAK_HARNESS !== '1' ? 'set SYSAK_HARNESS=1 to run (boots QEMU, ~3 min per scenario and kernel)'
@@ -49,7 +49,7 @@ function runPayload(kver: string, scenario: string, type = 'auto', script = 'liv
   mkdirSync(join(stage, 'app'));
   for (const f of ['dist', 'package.json', 'package-lock.json']) cpSync(join(ROOT, f), join(stage, 'app', f), { recursive: true });
   execFileSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund'], { cwd: join(stage, 'app'), stdio: 'ignore' });
-  cpSync(join(ROOT, 'test', 'harness', script), join(stage, 'run.sh'));
+  writePayloadScript(script, stage);
   const out = join(stage, 'out');
   const scenDir = existsSync(join(HARNESS, 'scenarios', scenario)) ? join(HARNESS, 'scenarios', scenario) : join(ROOT, 'test', 'scenarios', scenario);
   // SYSAK_HARNESS_LOCK=FILE: hold flock(FILE) for each guest (a machine shared with other QEMU users);

@@ -2,10 +2,7 @@
 # Live-mode acceptance inside the harness guest: tracefs state before/after, a full run with --save
 # (--type $TYPE, default auto) as the first command after boot, the quick check, a SIGINT in the middle
 # of another run; the saved directory goes out on stdout as base64 tar.
-T=/sys/kernel/tracing
-# The kernel's one-way "expanded" flag (set the first time any event is enabled on a boot) only changes
-# how buffer_size_kb reads ("7 (expanded: 1408)" -> "7"); the size itself must be the same.
-state() { ls $T/instances | sort | tr '\n' ','; echo; cat $T/set_event $T/tracing_on; sed 's/ (expanded: [0-9]*)//' $T/buffer_size_kb; cat $T/trace_clock $T/current_tracer; for c in $T/per_cpu/cpu*; do cat $c/buffer_size_kb; done; cat $T/trace_options | tr '\n' ' '; echo; }
+# T and state(): test/harness/tracefs-state.sh, which the tests put before this script in run.sh
 cat $T/buffer_size_kb
 S=${SYSAK:-node app/dist/src/cli/main.js}
 state > /tmp/state.before

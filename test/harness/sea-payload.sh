@@ -3,8 +3,7 @@
 # the host's node into every guest, so it is removed first and PATH is checked to hold none. Then a full
 # live run (--save), SIGINT and SIGTERM in the middle of further runs, tracefs state compared after each, no
 # worker directory left in $TMPDIR, and the saved directory out on stdout as base64 tar.
-T=/sys/kernel/tracing
-state() { ls $T/instances | sort | tr '\n' ','; echo; cat $T/set_event $T/tracing_on; sed 's/ (expanded: [0-9]*)//' $T/buffer_size_kb; cat $T/trace_clock $T/current_tracer; for c in $T/per_cpu/cpu*; do cat $c/buffer_size_kb; done; cat $T/trace_options | tr '\n' ' '; echo; }
+# T and state(): test/harness/tracefs-state.sh, which the tests put before this script in run.sh
 while n=$(command -v node); do rm -f "$n"; done
 echo "=== node in PATH: $(command -v node || echo none) (PATH=$PATH)"
 S=./sysak-linux-x64
