@@ -39,3 +39,12 @@ export interface ChunkResult {
    */
   digest: [number, number];
 }
+
+/**
+ * Drops slab padding in place: `n` slabs read `slabBytes` apart (PAGE_SIZE << order) end up `usable`
+ * (objsPerSlab * stride) apart, the layout a ChunkJob describes. Slab 0 is already where it belongs.
+ */
+export function packSlabs(bytes: Uint8Array, n: number, slabBytes: number, usable: number): void {
+  if (slabBytes === usable) return;
+  for (let i = 1; i < n; i++) bytes.copyWithin(i * usable, i * slabBytes, i * slabBytes + usable);
+}

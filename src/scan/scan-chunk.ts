@@ -7,7 +7,7 @@ import { CLASS_HI, TOK_HEAP, TOK_KPTR, TOK_LIST_NEXT, TOK_LIST_PREV, TOK_SELF, T
 import { OPAQUE_SLAB_POINTER_HI } from '../util/opaque-words.js';
 import { MemleakError } from '../errors.js';
 import { runKernel, scanKernel, type ChunkFill, type ScanKernel } from './scan-wasm.js';
-import type { ChunkJob, ChunkResult, TemplateCount } from './chunk-job.js';
+import { packSlabs, type ChunkJob, type ChunkResult, type TemplateCount } from './chunk-job.js';
 
 export type { ChunkJob, ChunkResult, TemplateCount } from './chunk-job.js';
 
@@ -86,9 +86,7 @@ export function scanUnreadChunkJs(job: UnreadChunkJob, from: ChunkFill): ChunkRe
   if (!fallbackBuffer || fallbackBuffer.byteLength < bytes) fallbackBuffer = new ArrayBuffer(bytes);
   const u8 = new Uint8Array(fallbackBuffer);
   from.fill(u8.subarray(0, nSlabs * from.slabBytes));
-  if (from.slabBytes !== usable) {
-    for (let i = 1; i < nSlabs; i++) u8.copyWithin(i * usable, i * from.slabBytes, i * from.slabBytes + usable);
-  }
+  packSlabs(u8, nSlabs, from.slabBytes, usable);
   return scanChunkJs({ ...job, buffer: fallbackBuffer, byteOffset: 0 });
 }
 

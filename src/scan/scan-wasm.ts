@@ -7,7 +7,7 @@
 import { SCAN_KERNEL_WASM } from './scan-kernel-wasm.js';
 import { fastPathTables, type HeavyTable } from './heavy.js';
 import { TOK_VAR, tokenizeObject, varClassOf, type TokenSpace } from './tokens.js';
-import type { ChunkJob } from './chunk-job.js';
+import { packSlabs, type ChunkJob } from './chunk-job.js';
 
 interface KernelExports {
   memory: WebAssembly.Memory;
@@ -218,9 +218,7 @@ export function runKernel(k: ScanKernel, job: Omit<ChunkJob, 'buffer' | 'byteOff
   }
   if (from) {
     from.fill(u8.subarray(dataPtr, dataPtr + nSlabs * from.slabBytes));
-    if (from.slabBytes !== slabBytes) {
-      for (let i = 1; i < nSlabs; i++) u8.copyWithin(dataPtr + i * slabBytes, dataPtr + i * from.slabBytes, dataPtr + i * from.slabBytes + slabBytes);
-    }
+    packSlabs(u8.subarray(dataPtr, dataPtr + nSlabs * from.slabBytes), nSlabs, from.slabBytes, slabBytes);
   }
   const words = from ? new Uint32Array(mem, dataPtr, (nSlabs * slabBytes) >>> 2) : new Uint32Array(job.buffer!, job.byteOffset ?? 0, (nSlabs * slabBytes) >>> 2);
   constantWords(words, job, heavy, space, i32.subarray(fastPtr >>> 2, (fastPtr >>> 2) + (nU32 >>> 1) * 16));

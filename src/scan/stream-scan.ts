@@ -16,6 +16,7 @@ import { tokenSpaceOf } from './tokens.js';
 import { HeavyLearner } from './heavy.js';
 import { scanChunk, type ChunkJob, type ChunkResult, type UnreadChunkJob } from './scan-chunk.js';
 import { scanFileChunk, type FileChunkJob } from './file-chunk.js';
+import { packSlabs } from './chunk-job.js';
 import { preadFully } from '../input/raw.js';
 import { NO_PHASES } from '../phases.js';
 import { DEFAULT_SCAN, FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
@@ -203,9 +204,7 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
   const jobOf = (s: Slot): ChunkJob => {
     // A slab's bytes past objsPerSlab * stride (slab padding) are not objects: the job reads
     // objsPerSlab * stride bytes per slab, so slabs must be packed when slabSize > usable.
-    if (usable !== slabSize) {
-      for (let i = 1; i < s.slabs; i++) s.bytes.copyWithin(i * usable, i * slabSize, i * slabSize + usable);
-    }
+    packSlabs(s.bytes, s.slabs, slabSize, usable);
     return { ...unreadJob(s.offset, s.slabs), buffer: s.buffer, byteOffset: 0 };
   };
   const absorb = (s: Slot, r: ChunkResult) => {

@@ -7,7 +7,7 @@
  */
 import { unpackPages, type PackedPages, type UnpackFailure } from '../dump/decompress.js';
 import { runPlan, type PlannedReads } from '../dump/read-plan.js';
-import type { ChunkJob, ChunkResult } from './chunk-job.js';
+import { packSlabs, type ChunkJob, type ChunkResult } from './chunk-job.js';
 
 export interface PackedChunkJob extends ChunkJob {
   /** Compressed pages to decompress into `buffer` first. */
@@ -41,9 +41,7 @@ export function unpackChunk(job: PackedChunkJob): { corruptPages: CorruptPage[];
     job.state ??= new Uint8Array(slabs * objsPerSlab).fill(1);
     unreadableObjects = markFailedPages(job.state, failed, { stride, objsPerSlab, slabBytes, pageSize: job.packed!.pageSize });
   }
-  if (slabBytes !== usable) {
-    for (let i = 1; i < slabs; i++) bytes.copyWithin(i * usable, i * slabBytes, i * slabBytes + usable);
-  }
+  packSlabs(bytes, slabs, slabBytes, usable);
   job.packed = null;
   return { corruptPages: corruptPagesOf(failed), unreadableObjects };
 }
