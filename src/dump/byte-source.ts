@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import { MemleakError } from '../errors.js';
 import { floorIndex } from '../util/sorted.js';
+import { preadFully, readFailure, type ShortRead } from '../util/read-file.js';
 
 export interface ByteSource {
   /** The path the user gave, for error messages. */
@@ -28,31 +29,11 @@ export interface ByteSource {
 }
 
 function ioError(path: string, err: unknown): MemleakError {
-  const e = err as NodeJS.ErrnoException;
-  const why =
-    e.code === 'ENOENT' ? 'no such file' :
-    e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' :
-    e.code === 'EISDIR' ? 'is a directory' : (e.message ?? String(err));
-  return new MemleakError('E_IO', `cannot read: ${why}`, { file: path });
+  return new MemleakError('E_IO', `cannot read: ${readFailure(err)}`, { file: path });
 }
 
-/**
- * Fills `out` from the file at `offset` (any thread of the process: descriptors are shared); a short
- * read is a truncated file, named with the offset.
- */
-export function preadInto(fd: number, path: string, out: Uint8Array, offset: number): void {
-  let done = 0;
-  while (done < out.length) {
-    let n: number;
-    try {
-      n = fs.readSync(fd, out, done, out.length - done, offset + done);
-    } catch (err) {
-      throw ioError(path, err);
-    }
-    if (n === 0) throw new MemleakError('E_FORMAT', 'file ended early: truncated', { file: path, offset: offset + done });
-    done += n;
-  }
-}
+/** A dump that ends before a read is full was cut short (a copy or a dump write that did not finish). */
+export const TRUNCATED: ShortRead = { code: 'E_FORMAT', message: 'file ended early: truncated' };
 
 export class FileSource implements ByteSource {
   readonly path: string;
@@ -88,7 +69,7 @@ export class FileSource implements ByteSource {
   /** Fills `out` from `offset`; short reads are a truncated file. */
   readInto(out: Uint8Array, offset: number): void {
     this.checkRange(offset, out.length);
-    preadInto(this.fd, this.path, out, offset);
+    preadFully(this.fd, out, offset, this.path, TRUNCATED);
   }
 
   pieces(offset: number, len: number, emit: (at: number, filePos: number, n: number) => void): void {

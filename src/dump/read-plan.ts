@@ -6,7 +6,8 @@
  * and decompression then run on every scan worker, and nothing is copied between threads.
  */
 import { MemleakError } from '../errors.js';
-import { preadInto } from './byte-source.js';
+import { TRUNCATED } from './byte-source.js';
+import { preadFully } from '../util/read-file.js';
 import { decodePageInto, KINDS, type Compression, type UnpackFailure } from './decompress.js';
 import type { ReadPlanner } from '../util/memory.js';
 
@@ -128,7 +129,7 @@ let staging = new Uint8Array(1 << 16);
 export function runPlan(p: PlannedReads, dst: Uint8Array): UnpackFailure[] {
   const read = (into: Uint8Array, filePos: number) => {
     if (filePos < 0) into.fill(0);
-    else preadInto(p.fd, p.path, into, filePos);
+    else preadFully(p.fd, into, filePos, p.path, TRUNCATED);
   };
   const d = p.direct;
   for (let i = 0; i < d.length; i += 3) {

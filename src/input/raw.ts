@@ -2,30 +2,12 @@
  * Raw page dumps: `--raw FILE --base ADDR`, the bytes of contiguous slab pages starting at ADDR (what
  * `crash rd -r`, /dev/mem tools or a custom dumper write). Read in place with pread, never loaded whole.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import type { MemoryReader } from '../util/memory.js';
 import { PAGE_OFFSET_MASK } from '../util/page.js';
-
-/**
- * Reads out.length bytes of fd at `offset` (pread: no shared file position, so any thread may call it
- * on the same descriptor). A file that ends early (truncated after it was opened) is an error naming
- * the offset, never a chunk of zeros.
- */
-export function preadFully(fd: number, out: Uint8Array, offset: number, file: string): void {
-  let done = 0;
-  while (done < out.length) {
-    let n: number;
-    try {
-      n = readSync(fd, out, done, out.length - done, offset + done);
-    } catch (e) {
-      throw new MemleakError('E_IO', `read failed: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file, offset: offset + done });
-    }
-    if (n <= 0) throw new MemleakError('E_IO', `short read`, { file, offset: offset + done });
-    done += n;
-  }
-}
+import { preadFully } from '../util/read-file.js';
 
 export class RawFileMemory implements MemoryReader {
   readonly description: string;

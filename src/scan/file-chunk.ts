@@ -4,7 +4,7 @@
  * (descriptors are per process, so every worker thread can use the main thread's). Nothing is read on
  * the main thread or copied between threads: the second core scans instead of waiting for hand-offs.
  */
-import { preadFully } from '../input/raw.js';
+import { preadFully } from '../util/read-file.js';
 import { scanUnreadChunk, type UnreadChunkJob } from './scan-chunk.js';
 import type { ChunkResult } from './chunk-job.js';
 

@@ -17,7 +17,7 @@ import { HeavyLearner } from './heavy.js';
 import { scanChunk, type ChunkJob, type ChunkResult, type UnreadChunkJob } from './scan-chunk.js';
 import { scanFileChunk, type FileChunkJob } from './file-chunk.js';
 import { packSlabs } from './chunk-job.js';
-import { preadFully } from '../input/raw.js';
+import { preadFully } from '../util/read-file.js';
 import { NO_PHASES } from '../phases.js';
 import { DEFAULT_SCAN, FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
