@@ -2,7 +2,7 @@
  * Files read with errors that name them: a whole small input file (readBinary, readText), or a range
  * of a big one by offset (preadFully), the one way the tool reads either.
  */
-import { readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { MemleakError, type ErrorCode } from '../errors.js';
 
@@ -41,26 +41,114 @@ export function preadFully(fd: number, out: Uint8Array, offset: number, file: st
   }
 }
 
-/** A whole (small) file, gunzipped if it is gzip data. */
-export function readBinary(file: string): Buffer {
-  let buf: Buffer;
+/**
+ * The most a whole-file input may hold: V8's longest string (2^29 - 24 characters), so that the text
+ * of any file read whole can become one string. A bigger file, a device that never ends (/dev/zero,
+ * /dev/urandom) or gzip data that inflates past it is refused by size before it fills memory.
+ */
+export const MAX_WHOLE_FILE = 0x1fffffe8;
+const CHUNK = 1 << 20;
+const MAX_MIB = Math.round(MAX_WHOLE_FILE / 2 ** 20);
+
+function tooBig(file: string, what: string): MemleakError {
+  return new MemleakError('E_FORMAT', `${what}: larger than the ${MAX_MIB} MiB an input read whole may hold (cut a trace to the leak's window)`, { file, offset: MAX_WHOLE_FILE });
+}
+
+/**
+ * A file's bytes: a regular file in one buffer of its size, anything else (a pipe, a FIFO, a character
+ * device, /proc/kallsyms) by reads of 1 MiB, so that at most MAX_WHOLE_FILE bytes are ever held. `stop` sees each new
+ * piece and may end the read early by throwing (a NUL where text was expected).
+ */
+function readWhole(file: string, stop?: (piece: Uint8Array, offset: number) => void): Buffer {
+  let fd: number;
   try {
-    buf = readFileSync(file);
+    fd = openSync(file, 'r');
   } catch (e) {
     throw new MemleakError('E_IO', `cannot read: ${readFailure(e)}`, { file });
   }
-  if (buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b) {
+  const read = (b: Buffer, at: number, len: number, offset: number) => {
     try {
-      buf = gunzipSync(buf);
-    } catch {
-      throw new MemleakError('E_FORMAT', 'corrupt gzip data', { file });
+      return readSync(fd, b, at, len, null);
+    } catch (err) {
+      throw new MemleakError('E_IO', `cannot read: ${readFailure(err)}`, { file, offset });
     }
+  };
+  try {
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new MemleakError('E_IO', 'cannot read: is a directory', { file });
+    // /proc and /sys files say size 0: read like a pipe.
+    if (st.isFile() && st.size > 0) {
+      if (st.size > MAX_WHOLE_FILE) throw tooBig(file, `${st.size} bytes`);
+      const b = Buffer.allocUnsafe(st.size);
+      let done = 0;
+      for (let n; done < st.size && (n = read(b, done, st.size - done, done)) > 0;) done += n;
+      stop?.(b.subarray(0, done), 0);
+      return b.subarray(0, done);
+    }
+    const pieces: Buffer[] = [];
+    let total = 0;
+    for (;;) {
+      const b = Buffer.allocUnsafe(CHUNK);
+      const n = read(b, 0, CHUNK, total);
+      if (n <= 0) break;
+      stop?.(b.subarray(0, n), total);
+      pieces.push(b.subarray(0, n));
+      total += n;
+      if (total > MAX_WHOLE_FILE) throw tooBig(file, `more than ${MAX_WHOLE_FILE} bytes from a pipe or device`);
+    }
+    return Buffer.concat(pieces, total);
+  } finally {
+    closeSync(fd);
   }
-  return buf;
 }
 
+/** What zlib says about damaged gzip data, in the words of the damage. */
+function gzipDamage(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'Z_BUF_ERROR' || /unexpected end/.test(e.message ?? '')) return 'corrupt gzip data: it ends early (truncated)';
+  if (/incorrect (data|length) check/.test(e.message ?? '')) return `corrupt gzip data: ${e.message} (damaged trailer or contents)`;
+  return `corrupt gzip data: ${e.message ?? String(err)}`;
+}
+
+const isGzip = (b: Uint8Array) => b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+
+function gunzipWhole(file: string, buf: Buffer): Buffer {
+  try {
+    return gunzipSync(buf, { maxOutputLength: MAX_WHOLE_FILE });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') throw tooBig(file, `gzip data that inflates to more than ${MAX_WHOLE_FILE} bytes`);
+    throw new MemleakError('E_FORMAT', gzipDamage(e), { file });
+  }
+}
+
+/** A whole (small) file, gunzipped if it is gzip data. */
+export function readBinary(file: string): Buffer {
+  const buf = readWhole(file);
+  return isGzip(buf) ? gunzipWhole(file, buf) : buf;
+}
+
+/**
+ * A whole text file (gunzipped if it is gzip data). A NUL byte means a memory image or other binary file, named with its offset; a device
+ * of zeros is refused at its first chunk.
+ */
 export function readText(file: string): string {
-  const buf = readBinary(file);
-  if (buf.includes(0)) throw new MemleakError('E_FORMAT', 'binary file where text was expected (use --raw or --vmcore for memory images)', { file });
+  let gz = false;
+  const nulIn = (b: Uint8Array, offset: number) => {
+    const at = b.indexOf(0);
+    return at < 0 ? -1 : offset + at;
+  };
+  const refuse = (offset: number) =>
+    new MemleakError('E_FORMAT', 'binary file where text was expected (a NUL byte; use --raw or --vmcore for memory images)', { file, offset });
+  let buf = readWhole(file, (chunk, offset) => {
+    if (offset === 0) gz = isGzip(chunk);
+    if (gz) return;
+    const at = nulIn(chunk, offset);
+    if (at >= 0) throw refuse(at);
+  });
+  if (gz) {
+    buf = gunzipWhole(file, buf);
+    const at = nulIn(buf, 0);
+    if (at >= 0) throw refuse(at);
+  }
   return buf.toString('utf8');
 }

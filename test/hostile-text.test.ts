@@ -1,0 +1,66 @@
+/**
+ * Text inputs as other people hand them over (issue 11): damaged gzip, devices and pipes that never
+ * end, files larger than a string can hold. Each is refused in one line that names the file and the
+ * offset, before memory fills.
+ */
+import { describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { ROOT, errorOf, sample } from './helpers.js';
+import { MAX_WHOLE_FILE, readText } from '../src/util/read-file.js';
+
+const BIN = join(ROOT, 'dist/src/cli/main.js');
+const dir = mkdtempSync(join(tmpdir(), 'sysak-hostile-text-'));
+
+function sysak(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, 'memleak', '-q', ...args], { encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('damaged or endless text inputs: one line naming the file, exit 4', () => {
+  const oneLine = (r: { code: number | null; out: string; err: string }, msg: RegExp) => {
+    expect(r.code).toBe(4);
+    expect(r.out).toBe('');
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).not.toMatch(/\n\s+at /);
+    expect(r.err).toMatch(msg);
+  };
+  const vmcore = sample('demo-kmalloc64/vmcore.extract.gz');
+
+  it('--trace /dev/zero: refused at its first NUL, not read until memory is gone', () => {
+    oneLine(sysak('--vmcore', vmcore, '--trace', '/dev/zero'), /^sysak memleak: \/dev\/zero at offset 0 \(0x0\): binary file where text was expected/);
+  });
+
+  it('a gzip trace cut short, and one with a damaged trailer, say which', () => {
+    const gz = readFileSync(sample('demo-kmalloc64/guest/trace.txt.gz'));
+    const cut = join(dir, 'cut.txt.gz');
+    writeFileSync(cut, gz.subarray(0, gz.length >> 1));
+    oneLine(sysak('--vmcore', vmcore, '--trace', cut), /cut\.txt\.gz: corrupt gzip data: it ends early \(truncated\)$/m);
+    const trailer = join(dir, 'trailer.txt.gz');
+    const t = Buffer.from(gz);
+    t.writeUInt32LE(0xdeadbeef, t.length - 8);
+    writeFileSync(trailer, t);
+    oneLine(sysak('--vmcore', vmcore, '--trace', trailer), /trailer\.txt\.gz: corrupt gzip data: incorrect data check/);
+  });
+
+  it('a file larger than a string can hold is refused by its size, before it is read', () => {
+    const big = join(dir, 'big-trace.txt');
+    writeFileSync(big, '');
+    truncateSync(big, MAX_WHOLE_FILE + 4096);
+    const e = errorOf(() => readText(big));
+    expect(e.code).toBe('E_FORMAT');
+    expect(e.where()).toBe(`${big} at offset ${MAX_WHOLE_FILE} (0x${MAX_WHOLE_FILE.toString(16)}): ${MAX_WHOLE_FILE + 4096} bytes: larger than the 512 MiB an input read whole may hold (cut a trace to the leak's window)`);
+  });
+
+  it('gzip data that inflates past that size is refused as it inflates', () => {
+    // Nine gzip members of 64 MiB of text each (gunzip reads them as one stream): 576 MiB inflated.
+    const member = gzipSync(Buffer.alloc(64 << 20, 'a'));
+    const bomb = join(dir, 'bomb.txt.gz');
+    writeFileSync(bomb, Buffer.concat(Array.from({ length: 9 }, () => member)));
+    const e = errorOf(() => readText(bomb));
+    expect(e.where()).toMatch(/bomb\.txt\.gz at offset \d+ \(0x[0-9a-f]+\): gzip data that inflates to more than \d+ bytes: larger than the 512 MiB/);
+  });
+});
