@@ -1,7 +1,7 @@
 /**
- * Text inputs as other people hand them over (issue 11): damaged gzip, devices and pipes that never
- * end, files larger than a string can hold. Each is refused in one line that names the file and the
- * offset, before memory fills.
+ * Text inputs as other people hand them over (issue 11): CRLF copies, damaged gzip, devices and pipes
+ * that never end, files larger than a string can hold. Each is read as its LF original or refused in
+ * one line that names the file and the offset, before memory fills.
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -9,16 +9,40 @@ import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { ROOT, errorOf, sample } from './helpers.js';
+import { ROOT, errorOf, sample, sampleText } from './helpers.js';
 import { MAX_WHOLE_FILE, readText } from '../src/util/read-file.js';
+import { Kallsyms } from '../src/kernel/kallsyms.js';
 
 const BIN = join(ROOT, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'sysak-hostile-text-'));
+const crlf = (s: string) => s.replace(/\n/g, '\r\n');
 
 function sysak(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, 'memleak', '-q', ...args], { encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
+
+describe('CRLF text (a copy through Windows or a mail client) reads as its LF original', () => {
+  it('kallsyms: the same symbols, not "slab_caches not found"', () => {
+    const lf = sampleText('demo-kmalloc64/guest/kallsyms.txt.gz').split('\n').slice(0, 20000).join('\n') + '\n';
+    const f = join(dir, 'kallsyms.crlf');
+    writeFileSync(f, crlf(lf));
+    expect(readText(f)).toBe(lf);
+    const k = Kallsyms.parse(readText(f), f);
+    expect(k.addressOf('_stext')).toBe(Kallsyms.parse(lf, 'lf').addressOf('_stext'));
+  });
+
+  it('crash rd -64 and kmem -S with CRLF: the analysis names the leak as with LF', () => {
+    const rd = join(dir, 'rd64.crlf');
+    const kmem = join(dir, 'kmem.crlf');
+    writeFileSync(rd, crlf(sampleText('demo-kmalloc64/crash/rd64_pages.txt.gz')));
+    writeFileSync(kmem, crlf(readFileSync(sample('demo-kmalloc64/crash/kmem_S_kmalloc-64.txt'), 'utf8')));
+    const r = sysak('--rd', rd, '--kmem', kmem, '--kallsyms', sample('demo-kmalloc64/guest/kallsyms.txt.gz'), '--trace', sample('demo-kmalloc64/guest/trace.txt.gz'), '--json');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('demo_conn_add');
+  });
+});
 
 describe('damaged or endless text inputs: one line naming the file, exit 4', () => {
   const oneLine = (r: { code: number | null; out: string; err: string }, msg: RegExp) => {

@@ -128,7 +128,9 @@ export function readBinary(file: string): Buffer {
 }
 
 /**
- * A whole text file (gunzipped if it is gzip data). A NUL byte means a memory image or other binary file, named with its offset; a device
+ * A whole text file (gunzipped if it is gzip data), CRLF line ends read as LF (a file copied through
+ * Windows or a mail client): every parser then sees one kind of line end, and line numbers stay those
+ * of the file. A NUL byte means a memory image or other binary file, named with its offset; a device
  * of zeros is refused at its first chunk.
  */
 export function readText(file: string): string {
@@ -150,5 +152,6 @@ export function readText(file: string): string {
     const at = nulIn(buf, 0);
     if (at >= 0) throw refuse(at);
   }
-  return buf.toString('utf8');
+  const text = buf.toString('utf8');
+  return text.includes('\r\n') ? text.replace(/\r\n/g, '\n') : text;
 }
