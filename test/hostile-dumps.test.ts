@@ -4,7 +4,7 @@
  * surface as "cache has no slabs" name what is broken. Built from the real extract in samples/.
  */
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -81,6 +81,20 @@ describe('hostile headers: refused fast, naming file and offset', () => {
     // e_shoff outside the file.
     dv.setBigUint64(40, 1n << 62n, true);
     expect(errorOf(() => openDumpSource(new BufferSource('xnum2.core', img))).context.offset).toBe(40);
+  });
+
+  it('a PT_NOTE p_filesz of 4 GiB in a (sparse) 4 GiB core: refused by its size, not read into memory', () => {
+    const img = ELF.slice();
+    const dv = new DataView(img.buffer);
+    const phoff = Number(dv.getBigUint64(32, true));
+    expect(dv.getUint32(phoff, true)).toBe(4); // program header 0 is the PT_NOTE
+    const noteOff = Number(dv.getBigUint64(phoff + 8, true));
+    dv.setBigUint64(phoff + 32, BigInt((4 * 2 ** 30) - noteOff), true);
+    const p = fileOf('bignote.core', img);
+    truncateSync(p, 4 * 2 ** 30);
+    const { value: e, ms } = timed(() => errorOf(() => openDump(p)));
+    expect(ms).toBeLessThan(500);
+    expect(e.where()).toBe(`${p} at offset ${phoff + 32} (0x${(phoff + 32).toString(16)}): PT_NOTE 0 p_filesz ${(4 * 2 ** 30) - noteOff} is more than the 64 MiB any kernel's notes take: damaged header`);
   });
 
   it('VMCOREINFO numbers that are zero, huge or not integers are refused at their line', () => {

@@ -14,6 +14,11 @@ const PT_NOTE = 4;
 const ET_CORE = 4;
 const EM_X86_64 = 62;
 const NO_PADDR = 0xffffffffffffffffn;
+/**
+ * The most a PT_NOTE segment can hold: a dump's notes are one NT_PRSTATUS (336 bytes of note) per CPU,
+ * VMCOREINFO (at most a page) and, in /proc/kcore, prpsinfo and a task_struct; 8192 CPUs take 3 MiB.
+ */
+const MAX_NOTE_SEGMENT = 64 << 20;
 
 interface Segment {
   vaddr: bigint;
@@ -114,6 +119,8 @@ export function openElfCore(src: ByteSource, opts: { kcore: boolean }): Dump {
     const memSz = Number(memSzBig);
     if (ptype === PT_NOTE) {
       if (fileOff + fileSz > src.size) fail(src, phoff + o, `PT_NOTE at ${fileOff}+${fileSz} runs past the end of the file (${src.size}): truncated`);
+      // Read whole, so its size is checked first: a damaged p_filesz in a dump of many GB is an allocation that size.
+      if (fileSz > MAX_NOTE_SEGMENT) fail(src, phoff + o + 32, `PT_NOTE ${i} p_filesz ${fileSz} is more than the ${MAX_NOTE_SEGMENT >> 20} MiB any kernel's notes take: damaged header`);
       for (const n of parseNotes(src.read(fileOff, fileSz), src, fileOff)) {
         if (n.name === 'VMCOREINFO') {
           if (n.desc.length > MAX_VMCOREINFO) fail(src, fileOff, `VMCOREINFO note of ${n.desc.length} bytes: the kernel writes at most a page; damaged note`);
