@@ -97,6 +97,20 @@ describe('hostile headers: refused fast, naming file and offset', () => {
     expect(e.where()).toBe(`${p} at offset ${phoff + 32} (0x${(phoff + 32).toString(16)}): PT_NOTE 0 p_filesz ${(4 * 2 ** 30) - noteOff} is more than the 64 MiB any kernel's notes take: damaged header`);
   });
 
+  it('kdump bitmap_blocks of 2^20 (4 GiB of bitmaps) in a (sparse) 6 GiB dump: only max_mapnr bits are read', () => {
+    const k = buildKdump(pages, INFO);
+    const bytes = k.bytes.slice();
+    new DataView(bytes.buffer).setInt32(436, 1 << 20, true);
+    const p = fileOf('bigbitmap.kdump', bytes);
+    truncateSync(p, 6 * 2 ** 30);
+    const rss0 = process.memoryUsage().rss;
+    const e = errorOf(() => openDump(p));
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(256 << 20);
+    // The dumped bitmap is then read from the sparse zeros: a dump of no pages is refused, not opened empty.
+    const at = k.bitmapOff + 2 ** 19 * 4096;
+    expect(e.where()).toBe(`${p} at offset ${at} (0x${at.toString(16)}): the dumped bitmap (${2 ** 31} bytes at offset ${at}) marks no page as dumped: corrupt header (bitmap_blocks ${2 ** 20}) or bitmap`);
+  });
+
   it('VMCOREINFO numbers that are zero, huge or not integers are refused at their line', () => {
     const cases: [string, string, RegExp][] = [
       ['PAGESIZE=4096', 'PAGESIZE=0000', /PAGESIZE must be a power of two/],

@@ -87,8 +87,11 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
     new Uint8Array(w.buffer).set(b.subarray(0, Math.min(b.length, words * 4)));
     return w;
   };
-  const present = toWords(src.read(bitmapOff, bitmapLen));
-  const dumped = toWords(src.read(bitmapOff + bitmapLen, bitmapLen));
+  // Only the bits of max_mapnr pfns are read: bitmap_blocks is a header value, and a damaged one in a
+  // dump of many GB would otherwise be an allocation of that size.
+  const used = Math.min(bitmapLen, words * 4);
+  const present = toWords(src.read(bitmapOff, used));
+  const dumped = toWords(src.read(bitmapOff + bitmapLen, used));
   // rank[i] = number of dumped pfns before word i: the page_desc index of a pfn.
   const rank = new Uint32Array(words + 1);
   for (let i = 0; i < words; i++) {
@@ -100,6 +103,8 @@ export function openKdump(src: ByteSource, formatPrefix: string): Dump {
     rank[i + 1] = rank[i] + popcount32(dumped[i]);
   }
   const nDumped = rank[words];
+  // Every dump holds the kernel's own pages: a dumped bitmap of zeros was read from the wrong place.
+  if (nDumped === 0) fail(src, bitmapOff + bitmapLen, `the dumped bitmap (${bitmapLen} bytes at offset ${bitmapOff + bitmapLen}) marks no page as dumped: corrupt header (bitmap_blocks ${bitmapBlocks}) or bitmap`);
   const descOff = blockSize * (1 + subHdrSize + bitmapBlocks);
   const descEnd = descOff + nDumped * PAGE_DESC_SIZE;
   if (descEnd > src.size) fail(src, descOff, `${nDumped} page descriptors run past the end of the dump (${src.size}): truncated or corrupt bitmap`);
