@@ -108,7 +108,7 @@ export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): Ke
 
 export function addressSpaceOf(v: Kernel): AddressSpace {
   const b = v.prog.bases;
-  const physEnd = BigInt(v.dump.phys?.physEnd ?? 0);
+  const physEnd = v.prog.directMapBytes;
   return {
     source: v.dump.live ? 'kcore (live)' : 'vmcore',
     directMap: { lo: b.pageOffsetBase, hi: b.pageOffsetBase + (physEnd > 0n ? physEnd : 1n << 46n) },

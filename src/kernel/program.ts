@@ -51,6 +51,12 @@ export class Program implements MemoryReader {
    * symbols are (kernel/kernel.ts reads them, then takes withBases). Null on the Program that finds them.
    */
   readonly bases: ProgramBases | null;
+  /**
+   * Bytes of the direct map that are translated by subtraction: the dump's physical end, but never past
+   * vmalloc_base (the regions are laid out in that order, KASLR or not). A damaged segment size (an ELF
+   * p_memsz of 2^50) must not turn vmalloc and vmemmap addresses into direct-map ones that read zeros.
+   */
+  readonly directMapBytes: bigint;
   /** The page capture physical reads go through (dump/capture.ts), when one was asked for. */
   readonly capture: CapturedMemory | null;
   private readonly tlb = new Map<bigint, number>();
@@ -79,6 +85,9 @@ export class Program implements MemoryReader {
     if (top === undefined) throw new MemleakError('E_FORMAT', 'VMCOREINFO has no SYMBOL(init_top_pgt): cannot walk page tables', { file: dump.path });
     this.topPgt = top;
     this.bases = opts.bases ?? null;
+    const physEnd = BigInt(dump.phys?.physEnd ?? 0);
+    const b = this.bases;
+    this.directMapBytes = b && b.vmallocBase > b.pageOffsetBase && b.vmallocBase - b.pageOffsetBase < physEnd ? b.vmallocBase - b.pageOffsetBase : physEnd;
     this.capture = opts.capture instanceof CapturedMemory ? opts.capture : opts.capture ? new CapturedMemory(dump.phys, this.pageSize) : null;
   }
 
@@ -134,7 +143,7 @@ export class Program implements MemoryReader {
   translate(v: bigint): number | null {
     if (v >= START_KERNEL_MAP && v < KERNEL_IMAGE_END) return this.kernelImagePhys(v);
     const b = this.bases;
-    if (b && v >= b.pageOffsetBase && v - b.pageOffsetBase < BigInt(this.dump.phys?.physEnd ?? 0)) return Number(v - b.pageOffsetBase);
+    if (b && v >= b.pageOffsetBase && v - b.pageOffsetBase < this.directMapBytes) return Number(v - b.pageOffsetBase);
     const huge = this.hugeTlb.get(v & ~HUGE_MASK);
     if (huge !== undefined) return huge + Number(v & HUGE_MASK);
     const page = v & ~PAGE_OFFSET_MASK;
@@ -194,7 +203,7 @@ export class Program implements MemoryReader {
    */
   private physRuns(addr: bigint, len: number, each: (paddr: number, done: number, n: number) => boolean | null): boolean | null {
     const b = this.bases;
-    if (b && addr >= b.pageOffsetBase && addr - b.pageOffsetBase + BigInt(len) <= BigInt(this.dump.phys?.physEnd ?? 0)) {
+    if (b && addr >= b.pageOffsetBase && addr - b.pageOffsetBase + BigInt(len) <= this.directMapBytes) {
       return each(Number(addr - b.pageOffsetBase), 0, len);
     }
     const ps = this.pageSize;

@@ -13,7 +13,7 @@ import type { SlabReport } from './report.js';
 import { writeElfCore, type ExtractPage } from '../dump/elf-writer.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { SlabSet } from '../scan/slab-set.js';
-import { pfnToPage, structPageSize } from '../kernel/mm.js';
+import { maxPfn, pfnToPage, structPageSize } from '../kernel/mm.js';
 
 export interface ExtractResult {
   image: Uint8Array;
@@ -39,7 +39,8 @@ export function buildImage(v: Kernel, set: SlabSet): { image: Uint8Array; pages:
   }
   // Which dump pages hold struct pages, and of which pfns.
   const memmapPage = new Map<number, number>(); // physical pfn -> first pfn described
-  const lastPfn = Math.ceil((prog.dump.phys?.physEnd ?? 0) / pageSize);
+  // max_pfn bounds the walk, not the dump's physical end: a damaged ELF p_memsz of 2^50 made 2^32 translations.
+  const lastPfn = maxPfn(prog, v.syms);
   const perPage = pageSize / size;
   for (let pfn = 0; pfn < lastPfn; pfn += perPage) {
     const phys = prog.translate(pfnToPage(prog, pfn));
