@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
 import { SparseMemory } from '../src/util/memory.js';
-import { errorOf, sample } from './helpers.js';
+import { join } from 'node:path';
+import { ROOT, errorOf, sample } from './helpers.js';
 
 const KMEM = readFileSync(sample('demo-kmalloc64/crash/kmem_S_kmalloc-64.txt'), 'utf8');
 
@@ -23,6 +24,15 @@ describe('crash kmem -S', () => {
     expect(k.objects.size).toBe(clean.objects.size);
     expect(k.slabs).toEqual(clean.slabs);
     expect(clean.crashWarnings.count).toBe(0);
+  });
+
+  it('a node partial list of slab rows with no objects between them (real crash output, churn-rcu) is read', () => {
+    const f = join(ROOT, 'test/fixtures/field-formats/kmem_S-churn-rcu.txt');
+    // Before: "kmem_S-churn-rcu.txt:351: unexpected line in crash kmem output" at the second row.
+    const k = parseCrashKmem(readFileSync(f, 'utf8'), f);
+    const node = ['ffff8941c2c8d000', 'ffff8941c2c8a000', 'ffff8941c2c8c000', 'ffff8941c3fee000'].map((m) => k.slabs.find((s) => s.memory === BigInt('0x' + m)));
+    expect(node.map((s) => s && [s.total, s.allocated, s.free])).toEqual([[64, 63, 1], [64, 62, 2], [64, 50, 14], [64, 60, 4]]);
+    expect(k.caches[0]).toMatchObject({ name: 'kmalloc-64', objectSize: 64 });
   });
 
   it('a file cut inside its cache table is truncated, not a cache called "kmall"', () => {

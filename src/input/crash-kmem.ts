@@ -52,6 +52,13 @@ export function looksLikeKmem(text: string): boolean {
   return first !== undefined && CACHE_HEADER.test(first) && /OBJSIZE/.test(first);
 }
 
+/** `SLAB MEMORY NODE TOTAL ALLOCATED FREE`: one slab of kmem -S, or null. */
+function slabRow(t: string): KmemSlab | null {
+  const f = t.split(/\s+/);
+  if (f.length !== 6 || !/^[0-9a-f]{16}$/.test(f[0]) || !/^[0-9a-f]{16}$/.test(f[1]) || !f.slice(2).every((x) => /^\d{1,9}$/.test(x))) return null;
+  return { slabStruct: BigInt('0x' + f[0]), memory: BigInt('0x' + f[1]), total: Number(f[3]), allocated: Number(f[4]), free: Number(f[5]) };
+}
+
 export function parseCrashKmem(text: string, file: string): KmemReport {
   const lines = text.split('\n');
   const caches: KmemCacheRow[] = [];
@@ -59,6 +66,7 @@ export function parseCrashKmem(text: string, file: string): KmemReport {
   const objects = new Map<bigint, boolean>();
   let columns: string[] | null = null;
   let inSlabHeader = false;
+  let sawSlabHeader = false;
   let fullSlabsTracked = true;
   let sawHeader = false;
   const crashWarnings: KmemReport['crashWarnings'] = { count: 0, first: null, firstLine: null };
@@ -115,19 +123,14 @@ export function parseCrashKmem(text: string, file: string): KmemReport {
     }
     if (/^SLAB\s+MEMORY\s+NODE/.test(t)) {
       inSlabHeader = true;
+      sawSlabHeader = true;
       continue;
     }
-    if (inSlabHeader) {
-      const f = t.split(/\s+/);
-      if (f.length === 6 && /^[0-9a-f]{16}$/.test(f[0]) && /^[0-9a-f]{16}$/.test(f[1]) && f.slice(3).every((x) => /^\d{1,9}$/.test(x))) {
-        slabs.push({
-          slabStruct: BigInt('0x' + f[0]),
-          memory: BigInt('0x' + f[1]),
-          total: Number(f[3]),
-          allocated: Number(f[4]),
-          free: Number(f[5]),
-        });
-      }
+    // A slab row follows its SLAB/MEMORY header; a node's partial list may also be rows one after
+    // another with no objects between them (as crash printed churn-rcu's NODE 0 PARTIAL).
+    const row = sawSlabHeader ? slabRow(t) : null;
+    if (row) slabs.push(row);
+    if (inSlabHeader || row) {
       inSlabHeader = false;
       continue;
     }
