@@ -6,11 +6,43 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
+import { parseSlabinfo } from '../src/input/slabinfo.js';
 import { SparseMemory } from '../src/util/memory.js';
 import { join } from 'node:path';
 import { ROOT, errorOf, sample } from './helpers.js';
 
 const KMEM = readFileSync(sample('demo-kmalloc64/crash/kmem_S_kmalloc-64.txt'), 'utf8');
+
+describe('slab geometry numbers in crash kmem and /proc/slabinfo are checked on their line', () => {
+  const SLABINFO = readFileSync(sample('demo-kmalloc64/guest/slabinfo.after'), 'utf8');
+  const at = (text: string, needle: string) => text.slice(0, text.indexOf(needle)).split('\n').length;
+
+  it('slabinfo: a count past 2^53, a zero object size, a slab of 3 pages', () => {
+    const row = SLABINFO.split('\n').find((l) => l.startsWith('kmalloc-64 '))!;
+    const line = at(SLABINFO, row);
+    const cases: [string, string][] = [
+      [row.replace(/^kmalloc-64\s+\d+/, 'kmalloc-64 99999999999999999999'), 'slabinfo field 1 is not a number: 99999999999999999999'],
+      [row.replace(/ 64 +64 +1 :/, ' 0 64 1 :'), 'impossible slab geometry for kmalloc-64: objsize 0, objperslab 64, pagesperslab 1: damaged line'],
+      [row.replace(/ 64 +64 +1 :/, ' 64 64 3 :'), 'impossible slab geometry for kmalloc-64: objsize 64, objperslab 64, pagesperslab 3: damaged line'],
+      [row.replace(/ 64 +64 +1 :/, ' 64 65 1 :'), 'impossible slab geometry for kmalloc-64: objsize 64, objperslab 65, pagesperslab 1: damaged line'],
+    ];
+    for (const [to, msg] of cases) {
+      expect(to).not.toBe(row);
+      // Before: accepted, and "object size 0 is not a positive multiple of 8" with no file, or 1e20 allocated objects.
+      expect(errorOf(() => parseSlabinfo(SLABINFO.replace(row, to), 'slabinfo')).where()).toBe(`slabinfo:${line}: ${msg}`);
+    }
+  });
+
+  it('kmem: SSIZE 0k or of 3 pages, OBJSIZE 0 or larger than the slab', () => {
+    const row = KMEM.split('\n').find((l) => l.startsWith('ffff8eadc1042500'))!;
+    const line = at(KMEM, row);
+    for (const [objsize, ssize] of [['64', '0k'], ['64', '12k'], ['0', '4k'], ['8192', '4k']]) {
+      const to = row.replace(/ +64 +(158800 +158912 +2483) +4k/, (_m, mid) => `  ${objsize}     ${mid}  ${ssize}`);
+      expect(to).not.toBe(row);
+      expect(errorOf(() => parseCrashKmem(KMEM.replace(row, to), 'kmem.txt')).where()).toBe(`kmem.txt:${line}: impossible slab geometry for kmalloc-64: OBJSIZE ${objsize}, SSIZE ${ssize}: damaged line`);
+    }
+  });
+});
 
 describe('crash kmem -S', () => {
   it('skips, counts and names crash\'s own warnings about corrupted slabs', () => {

@@ -108,6 +108,10 @@ export function parseCrashKmem(text: string, file: string): KmemReport {
         };
         const ssize = parseSize(get('SSIZE'));
         if (ssize === null) throw new MemleakError('E_FORMAT', `kmem SSIZE is not a size: ${get('SSIZE')}`, { file, line: lineNo });
+        // The geometry the scan takes from this line: a slab of 2^order pages (at most MAX_ORDER's 4 MiB) holding an object.
+        if (ssize < 4096 || ssize > 4 << 20 || (ssize & (ssize - 1)) !== 0 || num('OBJSIZE') < 1 || num('OBJSIZE') > ssize) {
+          throw new MemleakError('E_FORMAT', `impossible slab geometry for ${get('NAME').slice(0, 40)}: OBJSIZE ${get('OBJSIZE')}, SSIZE ${get('SSIZE')}: damaged line`, { file, line: lineNo });
+        }
         caches.push({
           cacheAddr: BigInt('0x' + get('CACHE')),
           name: get('NAME'),

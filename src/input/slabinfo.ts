@@ -31,11 +31,12 @@ export function parseSlabinfo(text: string, file: string): Map<string, SlabinfoR
       throw new MemleakError('E_FORMAT', `malformed slabinfo line: ${JSON.stringify(l.slice(0, 60))}`, { file, line: i + 1 });
     }
     const n = (k: number) => {
-      const v = Number(f[k]);
-      if (!Number.isInteger(v)) throw new MemleakError('E_FORMAT', `slabinfo field ${k} is not a number: ${f[k]}`, { file, line: i + 1 });
+      // Decimal digits that fit a double exactly: Number() would take 1e20, 0x40 or 99999999999999999999 (rounded).
+      const v = /^\d{1,15}$/.test(f[k]) ? Number(f[k]) : NaN;
+      if (!Number.isInteger(v)) throw new MemleakError('E_FORMAT', `slabinfo field ${k} is not a number: ${f[k].slice(0, 24)}`, { file, line: i + 1 });
       return v;
     };
-    rows.set(f[0], {
+    const row = {
       name: f[0],
       activeObjs: n(1),
       numObjs: n(2),
@@ -44,7 +45,14 @@ export function parseSlabinfo(text: string, file: string): Map<string, SlabinfoR
       pagesPerSlab: n(5),
       activeSlabs: n(13),
       numSlabs: n(14),
-    });
+    };
+    // The geometry the scan takes from this line: what SLAB and SLUB can write (sizes aligned to the
+    // word, slabs of 2^order pages holding at least one object).
+    const { objectSize: size, objsPerSlab: per, pagesPerSlab: pages } = row;
+    if (size < 8 || size % 8 !== 0 || per < 1 || pages < 1 || (pages & (pages - 1)) !== 0 || pages > 1024 || per * size > pages * 4096) {
+      throw new MemleakError('E_FORMAT', `impossible slab geometry for ${f[0].slice(0, 40)}: objsize ${size}, objperslab ${per}, pagesperslab ${pages}: damaged line`, { file, line: i + 1 });
+    }
+    rows.set(f[0], row);
   }
   return rows;
 }
