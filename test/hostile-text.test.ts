@@ -5,13 +5,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { ROOT, errorOf, sample, sampleText } from './helpers.js';
 import { MAX_WHOLE_FILE, readText } from '../src/util/read-file.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
+import { parseMeminfo } from '../src/check/proc.js';
 
 const BIN = join(ROOT, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'sysak-hostile-text-'));
@@ -86,5 +87,31 @@ describe('damaged or endless text inputs: one line naming the file, exit 4', () 
     writeFileSync(bomb, Buffer.concat(Array.from({ length: 9 }, () => member)));
     const e = errorOf(() => readText(bomb));
     expect(e.where()).toMatch(/bomb\.txt\.gz at offset \d+ \(0x[0-9a-f]+\): gzip data that inflates to more than \d+ bytes: larger than the 512 MiB/);
+  });
+});
+
+describe('/proc/meminfo from another tool or cut: refused at its line, never a verdict from zeros', () => {
+  const MEMINFO = readFileSync(sample('demo-kmalloc64/guest/meminfo.after'), 'utf8');
+
+  it('a size without its kB unit, a number past 15 digits, a missing MemFree', () => {
+    expect(errorOf(() => parseMeminfo(MEMINFO.replace('MemFree:          662864 kB', 'MemFree:          662864'), 'meminfo')).where())
+      .toBe('meminfo:2: MemFree has no kB unit: /proc/meminfo gives every size in kB (another tool\'s output, or an edited copy?)');
+    expect(errorOf(() => parseMeminfo(MEMINFO.replace('662864 kB', '9999999999999999999999 kB'), 'meminfo')).where())
+      .toBe('meminfo:2: not a /proc/meminfo line: "MemFree:          9999999999999999999999 kB"');
+    expect(errorOf(() => parseMeminfo(MEMINFO.replace(/^MemFree:.*\n/m, ''), 'meminfo')).where())
+      .toBe('meminfo:53: no MemFree line: not a whole /proc/meminfo (cut, or from a kernel before 2.6.19)');
+    // HugePages_ counts have no unit in the kernel's own file.
+    expect(parseMeminfo(MEMINFO, 'meminfo').get('HugePages_Total')).toBe(0);
+  });
+
+  it('--from with such an after snapshot: exit 4 naming it, not "conclusion: no memleak"', () => {
+    const rec = join(dir, 'rec');
+    cpSync(sample('demo-kmalloc64'), rec, { recursive: true });
+    const f = join(rec, 'guest/meminfo.after');
+    writeFileSync(f, MEMINFO.replace(/ kB$/gm, ''));
+    const r = sysak('--from', rec);
+    expect(r.code).toBe(4);
+    expect(r.out).toBe('');
+    expect(r.err).toBe(`sysak memleak: ${f}:1: MemTotal has no kB unit: /proc/meminfo gives every size in kB (another tool's output, or an edited copy?)\n`);
   });
 });
