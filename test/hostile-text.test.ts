@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -113,5 +113,19 @@ describe('/proc/meminfo from another tool or cut: refused at its line, never a v
     expect(r.code).toBe(4);
     expect(r.out).toBe('');
     expect(r.err).toBe(`sysak memleak: ${f}:1: MemTotal has no kB unit: /proc/meminfo gives every size in kB (another tool's output, or an edited copy?)\n`);
+  });
+});
+
+describe('recording directories laid out by hand', () => {
+  it('a file called crash where the folder of crash text belongs: the rest of the recording is read', () => {
+    const rec = join(dir, 'crash-file');
+    cpSync(sample('demo-kmalloc64'), rec, { recursive: true });
+    rmSync(join(rec, 'crash'), { recursive: true });
+    writeFileSync(join(rec, 'crash'), 'notes\n');
+    // Before: "internal error: ENOTDIR: not a directory, scandir", exit 70.
+    const r = sysak('--from', rec, '--json');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.out).toContain('demo_conn_add');
   });
 });

@@ -71,7 +71,8 @@ export function findRecording(dir: string): RecordingFiles {
     return null;
   };
   const crashDir = join(dir, 'crash');
-  const crashFiles = existsSync(crashDir) ? readdirSync(crashDir) : [];
+  // crash/ is the folder of crash's text outputs; a file of that name holds none (and readdir would throw ENOTDIR).
+  const crashFiles = existsSync(crashDir) && statSync(crashDir).isDirectory() ? readdirSync(crashDir) : [];
   const kmemName = crashFiles.find((f) => /^kmem_S_.+\.txt(\.gz)?$/.test(f)) ?? null;
   const cache = kmemName ? kmemName.replace(/^kmem_S_/, '').replace(/\.txt(\.gz)?$/, '') : null;
   const rd = pick('crash/rd64_pages.txt', 'crash/rd64_pages.txt.gz', 'crash/rdS_pages.txt', 'crash/rdS_pages.txt.gz');
