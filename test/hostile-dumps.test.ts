@@ -112,6 +112,12 @@ describe('hostile headers: refused fast, naming file and offset', () => {
     expect(e.where()).toBe(`${p} at offset ${at} (0x${at.toString(16)}): the dumped bitmap (${2 ** 31} bytes at offset ${at}) marks no page as dumped: corrupt header (bitmap_blocks ${2 ** 20}) or bitmap`);
   });
 
+  it('a gzip extract cut short says truncated, not only "corrupt gzip data"', () => {
+    const gz = readFileSync(EXTRACT);
+    const p = fileOf('cut.extract.gz', gz.subarray(0, gz.length >> 1));
+    expect(errorOf(() => openDump(p)).where()).toBe(`${p} at offset 0 (0x0): corrupt gzip data: it ends early (truncated)`);
+  });
+
   it('VMCOREINFO numbers that are zero, huge or not integers are refused at their line', () => {
     const cases: [string, string, RegExp][] = [
       ['PAGESIZE=4096', 'PAGESIZE=0000', /PAGESIZE must be a power of two/],

@@ -4,6 +4,7 @@
  */
 import { MemleakError } from '../errors.js';
 import { gunzipSync } from 'node:zlib';
+import { gzipDamage } from '../util/read-file.js';
 import { BufferSource, FileSource, FlattenedSource, isFlattened, type ByteSource } from './byte-source.js';
 import type { Dump } from './dump.js';
 import { isElf, openElfCore } from './elf-core.js';
@@ -31,6 +32,8 @@ export function openDumpSource(src: ByteSource, opts: { kcore?: boolean } = {}):
 
 /** Compressed extracts (`extract -o x.gz`) are inflated in memory; whole vmcores never are. */
 const MAX_GZIP_DUMP = 512 << 20;
+/** ...and inflated in memory up to this size: gzip of zeros inflates a thousandfold. */
+const MAX_GZIP_INFLATED = 2 * 2 ** 30;
 
 export function openDump(path: string): Dump {
   let src: ByteSource = new FileSource(path);
@@ -45,9 +48,12 @@ export function openDump(path: string): Dump {
       src.close();
       let raw: Uint8Array;
       try {
-        raw = gunzipSync(gz);
-      } catch {
-        throw new MemleakError('E_FORMAT', 'corrupt gzip data', { file: path, offset: 0 });
+        raw = gunzipSync(gz, { maxOutputLength: MAX_GZIP_INFLATED });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          throw new MemleakError('E_FORMAT', `gzip-compressed dump inflates to more than ${MAX_GZIP_INFLATED / 2 ** 20} MiB: decompress it first (only small extracts are read compressed)`, { file: path, offset: 0 });
+        }
+        throw new MemleakError('E_FORMAT', gzipDamage(e), { file: path, offset: 0 });
       }
       src = new BufferSource(path, raw);
     }

@@ -103,7 +103,7 @@ function readWhole(file: string, stop?: (piece: Uint8Array, offset: number) => v
 }
 
 /** What zlib says about damaged gzip data, in the words of the damage. */
-function gzipDamage(err: unknown): string {
+export function gzipDamage(err: unknown): string {
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'Z_BUF_ERROR' || /unexpected end/.test(e.message ?? '')) return 'corrupt gzip data: it ends early (truncated)';
   if (/incorrect (data|length) check/.test(e.message ?? '')) return `corrupt gzip data: ${e.message} (damaged trailer or contents)`;
