@@ -31,6 +31,15 @@ const KERNEL_HALF: i32 = 0xffff8000;
 const P1: i32 = 0x01000193;
 const P2: i32 = 0x2c1b3c6d;
 
+/** Words whose tokens one pass writes before the next hashes them (32 bytes each: t0 and t1 of four objects). */
+const SEG_WORDS = 128;
+// Below 64 KiB, where scan-wasm.ts lays out nothing (build.mjs checks the statics end below its scratch).
+const tokPtr: usize = memory.data(SEG_WORDS * 32, 16);
+// The hot template (objects of up to SEG_WORDS words): its tokens per word, splatted (t0, t1: 32 bytes),
+// and per word whether the position's constant pair has these tokens (i32 1/0).
+const hotPtr: usize = memory.data(SEG_WORDS * 32, 16);
+const hotSamePtr: usize = memory.data(SEG_WORDS * 4, 16);
+
 // Per-chunk configuration (configure()).
 let nU32: i32 = 0;
 let stride: i32 = 0;
@@ -68,6 +77,11 @@ let c2: i32 = 0;
 let lastH: i32 = 0;
 let lastL: i32 = -1; // key low parts are 21 bits: -1 never matches
 let lastIdx: i32 = 0;
+// The hot template: the last one four objects in a row had (reset per chunk, like the table).
+let hotOn: bool = false;
+let hotH: i32 = 0;
+let hotL: i32 = 0;
+let hotIdx: i32 = 0;
 
 export function configure(
   nU32_: i32, stride_: i32, objsPerSlab_: i32, posPtr_: usize, fastPtr_: usize, valsPtr_: usize, scratchPtr_: usize,
@@ -122,6 +136,7 @@ export function begin(): void {
   c1 = 0x811c9dc5;
   c2 = 0x6a09e667;
   lastL = -1;
+  hotOn = false;
 }
 
 export function getTemplates(): i32 { return nTemplates; }
@@ -247,6 +262,54 @@ export function getC2(): i32 { return c2; }
 }
 
 /**
+ * The template tokens of word w of four objects (x: words of objects 0 and 1, y: of 2 and 3; cx, cy:
+ * which equal the position's constant pair): t0 returned, t1 stored at out1.
+ */
+// @ts-ignore: decorator
+@inline function wordTokens(x: v128, y: v128, cx: v128, cy: v128, lo: v128, hi: v128, w: i32, out1: usize): v128 {
+  const f = fastPtr + (<usize>w << 6);
+  const a = v128.shuffle<i32>(x, y, 0, 2, 4, 6);
+  const b = v128.shuffle<i32>(x, y, 1, 3, 5, 7);
+  if (load<i32>(f, 48) != 0) {
+    // Each object holds the constant word or a pointer into itself at the position's usual
+    // offset (empty list_heads beside deleted ones): the tokens of both are known.
+    const isC = v128.shuffle<i32>(cx, cy, 0, 2, 4, 6);
+    const self = v128.and(i32x4.eq(b, hi), i32x4.eq(i32x4.sub(a, lo), i32x4.splat(load<i32>(f, 52))));
+    if (i32x4.all_true(v128.or(isC, self))) {
+      v128.store(out1, v128.bitselect(v128.load(f, 32), i32x4.splat(load<i32>(f, 60)), isC));
+      return v128.bitselect(v128.load(f, 16), i32x4.splat(load<i32>(f, 56)), isC);
+    }
+  }
+  return tokens(a, b, lo, hi, w << 1, out1);
+}
+
+/**
+ * Whether all four objects' template tokens are the hot template's (then their keys are its key: the
+ * key is a function of the tokens). Stops at the first word where one object differs.
+ */
+// @ts-ignore: decorator
+@inline function isHot(q0: usize, q1: usize, q2: usize, q3: usize, lo: v128, hi: v128, words: i32): bool {
+  for (let w = 0; w < words; w++) {
+    const off = <usize>w << 3;
+    const x = v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1);
+    const y = v128.load_lane<i64>(q3 + off, v128.load64_zero(q2 + off), 1);
+    const c = v128.load(fastPtr + (<usize>w << 6));
+    const cx = i64x2.eq(x, c);
+    const cy = i64x2.eq(y, c);
+    const hp = hotPtr + (<usize>w << 5);
+    if (i32x4.all_true(v128.and(cx, cy))) {
+      // The constant word: its tokens are the hot template's or not, for all four alike.
+      if (load<i32>(hotSamePtr + (<usize>w << 2)) == 0) return false;
+      continue;
+    }
+    const t0 = wordTokens(x, y, cx, cy, lo, hi, w, tokPtr + 16);
+    const t1 = v128.load(tokPtr + 16);
+    if (!i32x4.all_true(v128.and(i32x4.eq(t0, v128.load(hp)), i32x4.eq(t1, v128.load(hp, 16))))) return false;
+  }
+  return true;
+}
+
+/**
  * Scans nSlabs whole slabs at dataPtr (objects packed: object k at dataPtr + k * stride), whose first
  * object addresses are u32 pairs at slabPtr, with per-object states at statePtr (1 = count, 0 = skip;
  * statePtr 0: count all). firstObj is the chunk index of the block's first object (representatives).
@@ -255,8 +318,9 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
   const nObj = nSlabs * objsPerSlab;
   const words = nU32 >> 1;
   const mulX = i32x4(P1, P2, P1, P2);
+  const k1 = i32x4.splat(0x9e3779b1);
+  const k2 = i32x4.splat(0x85ebca6b);
   const lanesStride = i32x4.mul(i32x4(0, 1, 2, 3), i32x4.splat(stride));
-  const t1Ptr = scratchPtr;
   // Checksum weights of four whole objects: c = c * pm^4 + s[0] * pm^3 + s[1] * pm^2 + s[2] * pm + s[3].
   const wX = i32x4(pm1 * pm1 * pm1, pm2 * pm2 * pm2, pm1 * pm1, pm2 * pm2);
   const wY = i32x4(pm1, pm2, 1, 1);
@@ -305,47 +369,67 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
     const q1 = q0 + st;
     const q2 = q0 + (lanes > 2 ? st * 2 : st * (lanes - 1));
     const q3 = q0 + st * <usize>(lanes - 1);
-    let h1 = i32x4.splat(0x9747b28c);
-    let h2 = i32x4.splat(0x85ebca6b);
+    const counted4 = lanes == 4 && (statePtr == 0 || load<i32>(statePtr + <usize>g, 0, 1) == 0x01010101);
     // Checksum lanes in the words' own layout: sx = [s1, s2] of objects 0 and 1, sy of objects 2 and 3.
     let sx = i32x4.splat(0);
     let sy = i32x4.splat(0);
-    for (let w = 0; w < words; w++) {
-      const off = <usize>w << 3;
-      const x = v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1);
-      const y = v128.load_lane<i64>(q3 + off, v128.load64_zero(q2 + off), 1);
-      sx = i32x4.add(i32x4.mul(sx, mulX), x);
-      sy = i32x4.add(i32x4.mul(sy, mulX), y);
-      const f = fastPtr + (<usize>w << 6);
-      // The position's constant word (learned per chunk): its template tokens are known.
-      let t0 = v128.load(f, 16);
-      let t1 = v128.load(f, 32);
-      const c = v128.load(f);
-      const cx = i64x2.eq(x, c);
-      const cy = i64x2.eq(y, c);
-      if (!i32x4.all_true(v128.and(cx, cy))) {
-        const a = v128.shuffle<i32>(x, y, 0, 2, 4, 6);
-        const b = v128.shuffle<i32>(x, y, 1, 3, 5, 7);
-        let known = false;
-        if (load<i32>(f, 48) != 0) {
-          // Each object holds the constant word or a pointer into itself at the position's usual
-          // offset (empty list_heads beside deleted ones): the tokens of both are known.
-          const isC = v128.shuffle<i32>(cx, cy, 0, 2, 4, 6);
-          const self = v128.and(i32x4.eq(b, hi), i32x4.eq(i32x4.sub(a, lo), i32x4.splat(load<i32>(f, 52))));
-          if (i32x4.all_true(v128.or(isC, self))) {
-            t0 = v128.bitselect(t0, i32x4.splat(load<i32>(f, 56)), isC);
-            t1 = v128.bitselect(t1, i32x4.splat(load<i32>(f, 60)), isC);
-            known = true;
-          }
-        }
-        if (!known) {
-          t0 = tokens(a, b, lo, hi, w << 1, t1Ptr);
-          t1 = v128.load(t1Ptr);
-        }
+    if (counted4 && hotOn && isHot(q0, q1, q2, q3, lo, hi, words)) {
+      // Four objects of the hot template (the common case: leaked objects look alike): no key hash.
+      for (let w = 0; w < words; w++) {
+        const off = <usize>w << 3;
+        sx = i32x4.add(i32x4.mul(sx, mulX), v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1));
+        sy = i32x4.add(i32x4.mul(sy, mulX), v128.load_lane<i64>(q3 + off, v128.load64_zero(q2 + off), 1));
       }
-      // templateKey's step per 8-byte word, on four objects.
-      h1 = v128.xor(i32x4.mul(v128.xor(rotl(h1, 13), t0), i32x4.splat(0x9e3779b1)), t1);
-      h2 = v128.xor(i32x4.mul(v128.xor(rotl(h2, 5), t1), i32x4.splat(0x85ebca6b)), t0);
+      const v = i32x4.add(i32x4.mul(sx, wX), i32x4.mul(sy, wY));
+      const u = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
+      c1 = c1 * pm1x4 + i32x4.extract_lane(u, 0);
+      c2 = c2 * pm2x4 + i32x4.extract_lane(u, 1);
+      objects += 4;
+      const at = countPtr + (<usize>hotIdx << 2);
+      store<i32>(at, load<i32>(at) + 4);
+      lastH = hotH;
+      lastL = hotL;
+      lastIdx = hotIdx;
+      continue;
+    }
+    let h1 = i32x4.splat(0x9747b28c);
+    let h2 = i32x4.splat(0x85ebca6b);
+    // Two passes per segment of words: the first writes each word's template tokens to tokPtr (the
+    // constant-word test and, rarely, the class tests), the second runs the checksum and the key hash
+    // over them. Apart, the second loop has no slow path in it, so V8 keeps h1, h2, sx and sy in
+    // registers; fused, it spilled all four and every word waited on a store-forward in both chains.
+    for (let w0 = 0; w0 < words; w0 += SEG_WORDS) {
+      const wEnd = min(words, w0 + SEG_WORDS);
+      for (let w = w0; w < wEnd; w++) {
+        const off = <usize>w << 3;
+        const x = v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1);
+        const y = v128.load_lane<i64>(q3 + off, v128.load64_zero(q2 + off), 1);
+        const f = fastPtr + (<usize>w << 6);
+        const tp = tokPtr + (<usize>(w - w0) << 5);
+        // The position's constant word (learned per chunk): its template tokens are known.
+        const c = v128.load(f);
+        const cx = i64x2.eq(x, c);
+        const cy = i64x2.eq(y, c);
+        if (i32x4.all_true(v128.and(cx, cy))) {
+          v128.store(tp, v128.load(f, 16));
+          v128.store(tp, v128.load(f, 32), 16);
+          continue;
+        }
+        v128.store(tp, wordTokens(x, y, cx, cy, lo, hi, w, tp + 16));
+      }
+      for (let w = w0; w < wEnd; w++) {
+        const off = <usize>w << 3;
+        const x = v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1);
+        const y = v128.load_lane<i64>(q3 + off, v128.load64_zero(q2 + off), 1);
+        sx = i32x4.add(i32x4.mul(sx, mulX), x);
+        sy = i32x4.add(i32x4.mul(sy, mulX), y);
+        const tp = tokPtr + (<usize>(w - w0) << 5);
+        const t0 = v128.load(tp);
+        const t1 = v128.load(tp, 16);
+        // templateKey's step per 8-byte word, on four objects.
+        h1 = v128.xor(i32x4.mul(v128.xor(rotl(h1, 13), t0), k1), t1);
+        h2 = v128.xor(i32x4.mul(v128.xor(rotl(h2, 5), t1), k2), t0);
+      }
     }
     // finishKey on four objects.
     h1 = v128.xor(h1, i32x4.splat(nU32));
@@ -358,19 +442,31 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
     h2 = i32x4.mul(h2, i32x4.splat(0x27d4eb2f));
     h2 = v128.xor(h2, i32x4.shr_u(h2, 16));
     h2 = v128.and(h2, i32x4.splat(0x1fffff));
-    if (lanes == 4 && (statePtr == 0 || load<i32>(statePtr + <usize>g, 0, 1) == 0x01010101)) {
+    if (counted4) {
       // Four counted objects: the checksum in one step; four of the last template in one count.
       const v = i32x4.add(i32x4.mul(sx, wX), i32x4.mul(sy, wY));
       const u = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
       c1 = c1 * pm1x4 + i32x4.extract_lane(u, 0);
       c2 = c2 * pm2x4 + i32x4.extract_lane(u, 1);
       objects += 4;
-      if (i32x4.all_true(v128.and(i32x4.eq(h1, i32x4.splat(lastH)), i32x4.eq(h2, i32x4.splat(lastL))))) {
-        const at = countPtr + (<usize>lastIdx << 2);
-        store<i32>(at, load<i32>(at) + 4);
+      const kh = i32x4.extract_lane(h1, 0);
+      const kl = i32x4.extract_lane(h2, 0);
+      if (i32x4.all_true(v128.and(i32x4.eq(h1, i32x4.splat(kh)), i32x4.eq(h2, i32x4.splat(kl))))) {
+        // Four of one key: one count, and the objects' tokens become the hot template when the key
+        // is in the table (not overflowed) and the whole object's tokens are in tokPtr.
+        if (kh == lastH && kl == lastL) {
+          const at = countPtr + (<usize>lastIdx << 2);
+          store<i32>(at, load<i32>(at) + 4);
+        } else {
+          count(kh, kl, firstObj + g);
+          count(kh, kl, firstObj + g + 1);
+          count(kh, kl, firstObj + g + 2);
+          count(kh, kl, firstObj + g + 3);
+        }
+        if (words <= SEG_WORDS && kh == lastH && kl == lastL && (!hotOn || kh != hotH || kl != hotL)) setHot(words);
         continue;
       }
-      count(i32x4.extract_lane(h1, 0), i32x4.extract_lane(h2, 0), firstObj + g);
+      count(kh, kl, firstObj + g);
       count(i32x4.extract_lane(h1, 1), i32x4.extract_lane(h2, 1), firstObj + g + 1);
       count(i32x4.extract_lane(h1, 2), i32x4.extract_lane(h2, 2), firstObj + g + 2);
       count(i32x4.extract_lane(h1, 3), i32x4.extract_lane(h2, 3), firstObj + g + 3);
@@ -392,6 +488,29 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
   }
 }
 
+/**
+ * Makes the template of the last four objects (lane 0 of tokPtr, key lastH/lastL at lastIdx) the hot
+ * one: its tokens splatted per word, and per word whether the position's constant has them.
+ */
+function setHot(words: i32): void {
+  for (let w = 0; w < words; w++) {
+    const tp = tokPtr + (<usize>w << 5);
+    const t0 = v128.load(tp);
+    const t1 = v128.load(tp, 16);
+    const h0 = v128.shuffle<i32>(t0, t0, 0, 0, 0, 0);
+    const h1 = v128.shuffle<i32>(t1, t1, 0, 0, 0, 0);
+    const hp = hotPtr + (<usize>w << 5);
+    v128.store(hp, h0);
+    v128.store(hp, h1, 16);
+    const f = fastPtr + (<usize>w << 6);
+    store<i32>(hotSamePtr + (<usize>w << 2), i32x4.all_true(v128.and(i32x4.eq(v128.load(f, 16), h0), i32x4.eq(v128.load(f, 32), h1))) ? 1 : 0);
+  }
+  hotOn = true;
+  hotH = lastH;
+  hotL = lastL;
+  hotIdx = lastIdx;
+}
+
 // @ts-ignore: decorator
 @inline function objLo(slabPtr: usize, s: i32, j: i32): i32 {
   return load<i32>(slabPtr + (<usize>s << 3)) + j * stride;
@@ -408,3 +527,6 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
 @inline function lane(v: v128, k: i32): i32 {
   return k == 0 ? i32x4.extract_lane(v, 0) : k == 1 ? i32x4.extract_lane(v, 1) : k == 2 ? i32x4.extract_lane(v, 2) : i32x4.extract_lane(v, 3);
 }
+
+/** Where this module's statics end (build.mjs checks they stay below scan-wasm.ts's layout). */
+export function staticsEnd(): usize { return __heap_base; }
