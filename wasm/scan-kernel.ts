@@ -39,6 +39,16 @@ const tokPtr: usize = memory.data(SEG_WORDS * 32, 16);
 // and per word whether the position's constant pair has these tokens (i32 1/0).
 const hotPtr: usize = memory.data(SEG_WORDS * 32, 16);
 const hotSamePtr: usize = memory.data(SEG_WORDS * 4, 16);
+// Objects of an even number of words, at most BULK_WORDS, are tested against the hot template in whole
+// 16-byte loads (bulk): per pair of words, its two constant words (an i64 each), which of the two have
+// the hot tokens (i64 lanes -1/0), and checksum weights for the four objects (weightPtr, configure()).
+const BULK_WORDS = 64;
+const constPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
+const hotPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
+const weightPtr: usize = memory.data(BULK_WORDS * 2 * 16, 16);
+// Per word of the hot template: whether its t1 is a plain high half (then four objects holding that
+// high half have it, and t0 is their low half's template value: no class tests).
+const hotRawPtr: usize = memory.data(SEG_WORDS * 4, 16);
 
 // Per-chunk configuration (configure()).
 let nU32: i32 = 0;
@@ -82,6 +92,7 @@ let hotOn: bool = false;
 let hotH: i32 = 0;
 let hotL: i32 = 0;
 let hotIdx: i32 = 0;
+let bulk: bool = false;
 
 export function configure(
   nU32_: i32, stride_: i32, objsPerSlab_: i32, posPtr_: usize, fastPtr_: usize, valsPtr_: usize, scratchPtr_: usize,
@@ -117,6 +128,21 @@ export function configure(
     pm1 *= P1;
     pm2 *= P2;
   }
+  // Checksum weights of the 4 * words words of four consecutive objects (word n: P^(4 * words - 1 - n)),
+  // laid out as the words are: object k's words 2i and 2i + 1 at ((k * words / 2 + i) << 4).
+  const words = nU32 >> 1;
+  bulk = words > 0 && (words & 1) == 0 && words <= BULK_WORDS;
+  if (bulk) {
+    let w1 = 1;
+    let w2 = 1;
+    for (let n = 4 * words - 1; n >= 0; n--) {
+      const at = weightPtr + (<usize>n << 3);
+      store<i32>(at, w1);
+      store<i32>(at, w2, 4);
+      w1 *= P1;
+      w2 *= P2;
+    }
+  }
 }
 
 /** Starts a chunk: empty template table (only the slots used are cleared), fresh checksum. */
@@ -146,31 +172,37 @@ export function getOverflow(): i32 { return overflow; }
 export function getC1(): i32 { return c1; }
 export function getC2(): i32 { return c2; }
 
-/** varClassOf() for four tokens at once: VAR | class. */
+/**
+ * varClassOf() for four tokens at once: VAR | class. At most one class prefix matches, so each test
+ * ORs its class in (compare, and, or) instead of a select.
+ */
 // @ts-ignore: decorator
 @inline function varTok(t: v128): v128 {
   const c = v128.and(t, i32x4.splat(0xffff0000));
   let r = i32x4.splat(TOK_VAR);
-  r = v128.bitselect(i32x4.splat(TOK_VAR | 1), r, i32x4.eq(c, i32x4.splat(TOK_HEAP)));
-  r = v128.bitselect(i32x4.splat(TOK_VAR | 2), r, i32x4.eq(c, i32x4.splat(TOK_SELF)));
-  r = v128.bitselect(i32x4.splat(TOK_VAR | 3), r, i32x4.eq(c, i32x4.splat(TOK_VMALLOC)));
-  r = v128.bitselect(i32x4.splat(TOK_VAR | 4), r, i32x4.eq(c, i32x4.splat(TOK_VMEMMAP)));
-  r = v128.bitselect(i32x4.splat(TOK_VAR | 5), r, i32x4.eq(c, i32x4.splat(TOK_KPTR)));
-  r = v128.bitselect(i32x4.splat(TOK_VAR | 7), r, i32x4.eq(c, i32x4.splat(0x11570000)));
-  return v128.bitselect(i32x4.splat(TOK_VAR | 6), r, i32x4.eq(t, i32x4.splat(CLASS_HI)));
+  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_HEAP)), i32x4.splat(1)));
+  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_SELF)), i32x4.splat(2)));
+  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_VMALLOC)), i32x4.splat(3)));
+  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_VMEMMAP)), i32x4.splat(4)));
+  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_KPTR)), i32x4.splat(5)));
+  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(0x11570000)), i32x4.splat(7)));
+  return v128.or(r, v128.and(i32x4.eq(t, i32x4.splat(CLASS_HI)), i32x4.splat(6)));
 }
 
-/** The template value of four tokens at position p: the token where it is heavy there, VAR | class elsewhere. */
+/**
+ * The template value of four tokens at position p: the token where it is heavy there, VAR | class
+ * elsewhere. The heavy values are compared without a branch per value (a unique field, a counter, is
+ * heavy in no lane: every value is compared anyway).
+ */
 // @ts-ignore: decorator
 @inline function heavyTok(t: v128, p: i32): v128 {
   const e = posPtr + (<usize>p << 4);
-  let found = i32x4.eq(t, i32x4.splat(load<i32>(e)));
+  let found = i32x4.eq(t, v128.load32_splat(e));
   if (load<i32>(e, 4) != 0) found = i32x4.splat(0);
   if (i32x4.all_true(found)) return t;
   const end = load<i32>(e, 12);
   for (let i = load<i32>(e, 8) + 1; i < end; i++) {
-    found = v128.or(found, i32x4.eq(t, i32x4.splat(load<i32>(valsPtr + (<usize>i << 2)))));
-    if (i32x4.all_true(found)) return t;
+    found = v128.or(found, i32x4.eq(t, v128.load32_splat(valsPtr + (<usize>i << 2))));
   }
   return v128.bitselect(t, varTok(t), found);
 }
@@ -284,6 +316,27 @@ export function getC2(): i32 { return c2; }
 }
 
 /**
+ * Whether word w of four objects (x, y as loaded; cx, cy: which equal the constant pair) has the hot
+ * template's tokens in all four.
+ */
+// @ts-ignore: decorator
+@inline function hotWord(x: v128, y: v128, cx: v128, cy: v128, lo: v128, hi: v128, w: i32): bool {
+  const hp = hotPtr + (<usize>w << 5);
+  const h0 = v128.load(hp);
+  const h1 = v128.load(hp, 16);
+  if (load<i32>(hotRawPtr + (<usize>w << 2)) != 0) {
+    // The hot t1 is a plain high half (0xc0de of a counter beside it): four objects holding it are
+    // outside the kernel half, and their t0 is their low half, templated.
+    const b = v128.shuffle<i32>(x, y, 1, 3, 5, 7);
+    if (i32x4.all_true(i32x4.eq(b, h1))) {
+      return i32x4.all_true(i32x4.eq(heavyTok(v128.shuffle<i32>(x, y, 0, 2, 4, 6), w << 1), h0));
+    }
+  }
+  const t0 = wordTokens(x, y, cx, cy, lo, hi, w, tokPtr + 16);
+  return i32x4.all_true(v128.and(i32x4.eq(t0, h0), i32x4.eq(v128.load(tokPtr + 16), h1)));
+}
+
+/**
  * Whether all four objects' template tokens are the hot template's (then their keys are its key: the
  * key is a function of the tokens). Stops at the first word where one object differs.
  */
@@ -296,17 +349,59 @@ export function getC2(): i32 { return c2; }
     const c = v128.load(fastPtr + (<usize>w << 6));
     const cx = i64x2.eq(x, c);
     const cy = i64x2.eq(y, c);
-    const hp = hotPtr + (<usize>w << 5);
     if (i32x4.all_true(v128.and(cx, cy))) {
       // The constant word: its tokens are the hot template's or not, for all four alike.
       if (load<i32>(hotSamePtr + (<usize>w << 2)) == 0) return false;
       continue;
     }
-    const t0 = wordTokens(x, y, cx, cy, lo, hi, w, tokPtr + 16);
-    const t1 = v128.load(tokPtr + 16);
-    if (!i32x4.all_true(v128.and(i32x4.eq(t0, v128.load(hp)), i32x4.eq(t1, v128.load(hp, 16))))) return false;
+    if (!hotWord(x, y, cx, cy, lo, hi, w)) return false;
   }
   return true;
+}
+
+/**
+ * isHot for four consecutive objects of an even number of words (bulk): each object read in 16-byte
+ * loads, which also feed the checksum (weights instead of a multiply chain per word). Words that are
+ * not the hot template's constant in all four are then tested one by one. Returns the checksum sums
+ * (lanes: c1 part of even words, c2 part, c1 part of odd words, c2 part) or, when not hot, all -1 in
+ * `notHot`'s sense: the caller tests bulkHot first.
+ */
+let bulkHot: bool = false;
+// @ts-ignore: decorator
+@inline function hotBulk(q0: usize, lo: v128, hi: v128, words: i32): v128 {
+  const half = words >> 1;
+  const st = <usize>stride;
+  const wStep = <usize>half << 4;
+  let acc0 = i32x4.splat(0);
+  let acc1 = i32x4.splat(0);
+  let need: u64 = 0;
+  for (let i = 0; i < half; i++) {
+    const o = <usize>i << 4;
+    const c = v128.load(constPairPtr + o);
+    const v0 = v128.load(q0 + o);
+    const v1 = v128.load(q0 + st + o);
+    const v2 = v128.load(q0 + 2 * st + o);
+    const v3 = v128.load(q0 + 3 * st + o);
+    const m = v128.and(v128.and(i64x2.eq(v0, c), i64x2.eq(v1, c)), v128.and(i64x2.eq(v2, c), i64x2.eq(v3, c)));
+    need |= <u64>i64x2.bitmask(v128.not(v128.and(m, v128.load(hotPairPtr + o)))) << (<u64>i << 1);
+    const wp = weightPtr + o;
+    acc0 = i32x4.add(acc0, i32x4.add(i32x4.mul(v0, v128.load(wp)), i32x4.mul(v1, v128.load(wp + wStep))));
+    acc1 = i32x4.add(acc1, i32x4.add(i32x4.mul(v2, v128.load(wp + 2 * wStep)), i32x4.mul(v3, v128.load(wp + 3 * wStep))));
+  }
+  bulkHot = true;
+  while (need != 0) {
+    const w = <i32>ctz(need);
+    need &= need - 1;
+    const off = <usize>w << 3;
+    const x = v128.load_lane<i64>(q0 + st + off, v128.load64_zero(q0 + off), 1);
+    const y = v128.load_lane<i64>(q0 + 3 * st + off, v128.load64_zero(q0 + 2 * st + off), 1);
+    const c = v128.load(fastPtr + (<usize>w << 6));
+    if (!hotWord(x, y, i64x2.eq(x, c), i64x2.eq(y, c), lo, hi, w)) {
+      bulkHot = false;
+      break;
+    }
+  }
+  return i32x4.add(acc0, acc1);
 }
 
 /**
@@ -373,7 +468,20 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
     // Checksum lanes in the words' own layout: sx = [s1, s2] of objects 0 and 1, sy of objects 2 and 3.
     let sx = i32x4.splat(0);
     let sy = i32x4.splat(0);
-    if (counted4 && hotOn && isHot(q0, q1, q2, q3, lo, hi, words)) {
+    if (counted4 && hotOn && bulk) {
+      const u = hotBulk(q0, lo, hi, words);
+      if (bulkHot) {
+        c1 = c1 * pm1x4 + i32x4.extract_lane(u, 0) + i32x4.extract_lane(u, 2);
+        c2 = c2 * pm2x4 + i32x4.extract_lane(u, 1) + i32x4.extract_lane(u, 3);
+        objects += 4;
+        const at = countPtr + (<usize>hotIdx << 2);
+        store<i32>(at, load<i32>(at) + 4);
+        lastH = hotH;
+        lastL = hotL;
+        lastIdx = hotIdx;
+        continue;
+      }
+    } else if (counted4 && hotOn && isHot(q0, q1, q2, q3, lo, hi, words)) {
       // Four objects of the hot template (the common case: leaked objects look alike): no key hash.
       for (let w = 0; w < words; w++) {
         const off = <usize>w << 3;
@@ -503,7 +611,17 @@ function setHot(words: i32): void {
     v128.store(hp, h0);
     v128.store(hp, h1, 16);
     const f = fastPtr + (<usize>w << 6);
-    store<i32>(hotSamePtr + (<usize>w << 2), i32x4.all_true(v128.and(i32x4.eq(v128.load(f, 16), h0), i32x4.eq(v128.load(f, 32), h1))) ? 1 : 0);
+    const same = i32x4.all_true(v128.and(i32x4.eq(v128.load(f, 16), h0), i32x4.eq(v128.load(f, 32), h1)));
+    store<i32>(hotSamePtr + (<usize>w << 2), same ? 1 : 0);
+    // A plain high half: outside the kernel half, not list poison's or an opaque word's, not a
+    // class token (CLASS_HI, VAR | class), so the objects' own high half and only that.
+    const t = i32x4.extract_lane(t1, 0);
+    const raw = <u32>t < <u32>KERNEL_HALF && t != POISON_HI && t != OPAQUE_HI && t != CLASS_HI && (t & ~7) != TOK_VAR;
+    store<i32>(hotRawPtr + (<usize>w << 2), raw ? 1 : 0);
+    if (bulk) {
+      store<i64>(constPairPtr + (<usize>w << 3), load<i64>(f));
+      store<i64>(hotPairPtr + (<usize>w << 3), same ? -1 : 0);
+    }
   }
   hotOn = true;
   hotH = lastH;
