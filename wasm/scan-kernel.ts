@@ -46,9 +46,13 @@ const BULK_WORDS = 64;
 const constPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 const hotPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 const weightPtr: usize = memory.data(BULK_WORDS * 2 * 16, 16);
-// Per word of the hot template: whether its t1 is a plain high half (then four objects holding that
-// high half have it, and t0 is their low half's template value: no class tests).
-const hotRawPtr: usize = memory.data(SEG_WORDS * 4, 16);
+// Per word of the hot template, i32 flags: HOT_RAW, its t1 is a plain high half (then four objects
+// holding that high half have it, and t0 is their low half's template value: no class tests);
+// HOT_SELF, the position's constant and its self pointer both have the hot tokens (an empty list_head
+// and a deleted one's poison both give LIST_NEXT, CLASS_HI).
+const hotKindPtr: usize = memory.data(SEG_WORDS * 4, 16);
+const HOT_RAW = 1;
+const HOT_SELF = 2;
 
 // Per-chunk configuration (configure()).
 let nU32: i32 = 0;
@@ -324,7 +328,16 @@ export function getC2(): i32 { return c2; }
   const hp = hotPtr + (<usize>w << 5);
   const h0 = v128.load(hp);
   const h1 = v128.load(hp, 16);
-  if (load<i32>(hotRawPtr + (<usize>w << 2)) != 0) {
+  const kind = load<i32>(hotKindPtr + (<usize>w << 2));
+  if (kind & HOT_SELF) {
+    // Each object holding the constant or a pointer into itself at the usual offset has the hot tokens.
+    const f = fastPtr + (<usize>w << 6);
+    const isC = v128.shuffle<i32>(cx, cy, 0, 2, 4, 6);
+    const a = v128.shuffle<i32>(x, y, 0, 2, 4, 6);
+    const b = v128.shuffle<i32>(x, y, 1, 3, 5, 7);
+    const self = v128.and(i32x4.eq(b, hi), i32x4.eq(i32x4.sub(a, lo), v128.load32_splat(f, 52)));
+    if (i32x4.all_true(v128.or(isC, self))) return true;
+  } else if (kind & HOT_RAW) {
     // The hot t1 is a plain high half (0xc0de of a counter beside it): four objects holding it are
     // outside the kernel half, and their t0 is their low half, templated.
     const b = v128.shuffle<i32>(x, y, 1, 3, 5, 7);
@@ -617,7 +630,8 @@ function setHot(words: i32): void {
     // class token (CLASS_HI, VAR | class), so the objects' own high half and only that.
     const t = i32x4.extract_lane(t1, 0);
     const raw = <u32>t < <u32>KERNEL_HALF && t != POISON_HI && t != OPAQUE_HI && t != CLASS_HI && (t & ~7) != TOK_VAR;
-    store<i32>(hotRawPtr + (<usize>w << 2), raw ? 1 : 0);
+    const selfSame = same && load<i32>(f, 48) != 0 && load<i32>(f, 56) == i32x4.extract_lane(t0, 0) && load<i32>(f, 60) == t;
+    store<i32>(hotKindPtr + (<usize>w << 2), (raw ? HOT_RAW : 0) | (selfSame ? HOT_SELF : 0));
     if (bulk) {
       store<i64>(constPairPtr + (<usize>w << 3), load<i64>(f));
       store<i64>(hotPairPtr + (<usize>w << 3), same ? -1 : 0);
