@@ -54,6 +54,48 @@ const hotKindPtr: usize = memory.data(SEG_WORDS * 4, 16);
 const HOT_RAW = 1;
 const HOT_SELF = 2;
 
+// Splatted constants (configure()), loaded in one instruction where V8 would build each from an
+// immediate in three (mov, movq, punpcklqdq) at every use in the class tests.
+const KTAB: usize = memory.data(34 * 16, 16);
+const K_CLASS_HI = 0;
+const K_POISON_HI = 1;
+const K_N100 = 2;
+const K_N100100 = 3;
+const K_N122 = 4;
+const K_N200200 = 5;
+const K_OPAQUE_HI = 6;
+const K_TOK_HEAP = 7;
+const K_TOK_LIST_PREV = 8;
+const K_TOK_LIST_NEXT = 9;
+const K_KERNEL_HALF = 10;
+const K_ONES = 11;
+const K_TOK_SELF = 12;
+const K_EIGHT = 13;
+const K_TOK_KPTR = 14;
+const K_TOK_VMALLOC = 15;
+const K_TOK_VMEMMAP = 16;
+const K_PREFIX = 17;
+const K_TOK_VAR = 18;
+const K_C1 = 19;
+const K_C2 = 20;
+const K_C3 = 21;
+const K_C4 = 22;
+const K_C5 = 23;
+const K_LIST_PREFIX = 24;
+const K_C7 = 25;
+const K_C6 = 26;
+const K_HEAPLO = 27;
+const K_HEAPHI = 28;
+const K_VMEMLO = 29;
+const K_VMEMHI = 30;
+const K_VMLO = 31;
+const K_VMHI = 32;
+const K_STRIDE = 33;
+// @ts-ignore: decorator
+@inline function K(i: i32): v128 { return v128.load(KTAB + (<usize>i << 4)); }
+// @ts-ignore: decorator
+@inline function kset(i: i32, v: i32): void { v128.store(KTAB + (<usize>i << 4), i32x4.splat(v)); }
+
 // Per-chunk configuration (configure()).
 let nU32: i32 = 0;
 let stride: i32 = 0;
@@ -126,6 +168,41 @@ export function configure(
   countPtr = countPtr_;
   firstPtr = firstPtr_;
   maxTemplates = maxTemplates_;
+  // Splatted constants for K() (the last ones change per chunk).
+  kset(K_CLASS_HI, CLASS_HI);
+  kset(K_POISON_HI, POISON_HI);
+  kset(K_N100, 0x100);
+  kset(K_N100100, 0x100100);
+  kset(K_N122, 0x122);
+  kset(K_N200200, 0x200200);
+  kset(K_OPAQUE_HI, OPAQUE_HI);
+  kset(K_TOK_HEAP, TOK_HEAP);
+  kset(K_TOK_LIST_PREV, TOK_LIST_PREV);
+  kset(K_TOK_LIST_NEXT, TOK_LIST_NEXT);
+  kset(K_KERNEL_HALF, KERNEL_HALF);
+  kset(K_ONES, -1);
+  kset(K_TOK_SELF, TOK_SELF);
+  kset(K_EIGHT, 8);
+  kset(K_TOK_KPTR, TOK_KPTR);
+  kset(K_TOK_VMALLOC, TOK_VMALLOC);
+  kset(K_TOK_VMEMMAP, TOK_VMEMMAP);
+  kset(K_PREFIX, 0xffff0000);
+  kset(K_TOK_VAR, TOK_VAR);
+  kset(K_C1, 1);
+  kset(K_C2, 2);
+  kset(K_C3, 3);
+  kset(K_C4, 4);
+  kset(K_C5, 5);
+  kset(K_LIST_PREFIX, 0x11570000);
+  kset(K_C7, 7);
+  kset(K_C6, 6);
+  kset(K_HEAPLO, heapLo);
+  kset(K_HEAPHI, heapHi);
+  kset(K_VMEMLO, vmemLo);
+  kset(K_VMEMHI, vmemHi);
+  kset(K_VMLO, vmLo);
+  kset(K_VMHI, vmHi);
+  kset(K_STRIDE, stride);
   pm1 = 1;
   pm2 = 1;
   for (let q = 0; q < nU32 >> 1; q++) {
@@ -182,15 +259,15 @@ export function getC2(): i32 { return c2; }
  */
 // @ts-ignore: decorator
 @inline function varTok(t: v128): v128 {
-  const c = v128.and(t, i32x4.splat(0xffff0000));
-  let r = i32x4.splat(TOK_VAR);
-  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_HEAP)), i32x4.splat(1)));
-  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_SELF)), i32x4.splat(2)));
-  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_VMALLOC)), i32x4.splat(3)));
-  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_VMEMMAP)), i32x4.splat(4)));
-  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(TOK_KPTR)), i32x4.splat(5)));
-  r = v128.or(r, v128.and(i32x4.eq(c, i32x4.splat(0x11570000)), i32x4.splat(7)));
-  return v128.or(r, v128.and(i32x4.eq(t, i32x4.splat(CLASS_HI)), i32x4.splat(6)));
+  const c = v128.and(t, K(K_PREFIX));
+  let r = K(K_TOK_VAR);
+  r = v128.or(r, v128.and(i32x4.eq(c, K(K_TOK_HEAP)), K(K_C1)));
+  r = v128.or(r, v128.and(i32x4.eq(c, K(K_TOK_SELF)), K(K_C2)));
+  r = v128.or(r, v128.and(i32x4.eq(c, K(K_TOK_VMALLOC)), K(K_C3)));
+  r = v128.or(r, v128.and(i32x4.eq(c, K(K_TOK_VMEMMAP)), K(K_C4)));
+  r = v128.or(r, v128.and(i32x4.eq(c, K(K_TOK_KPTR)), K(K_C5)));
+  r = v128.or(r, v128.and(i32x4.eq(c, K(K_LIST_PREFIX)), K(K_C7)));
+  return v128.or(r, v128.and(i32x4.eq(t, K(K_CLASS_HI)), K(K_C6)));
 }
 
 /**
@@ -260,35 +337,35 @@ export function getC2(): i32 { return c2; }
 /** The classification of four words (A low halves, B high halves) of objects at (lo, hi), then templated. */
 // @ts-ignore: decorator
 @inline function tokens(a: v128, b: v128, lo: v128, hi: v128, p: i32, out1: usize): v128 {
-  const classHi = i32x4.splat(CLASS_HI);
+  const classHi = K(K_CLASS_HI);
   // Outside the kernel half: list poison, crash's opaque [cache] words, or the raw value.
-  const poison = i32x4.eq(b, i32x4.splat(POISON_HI));
-  const next = v128.and(poison, v128.or(i32x4.eq(a, i32x4.splat(0x100)), i32x4.eq(a, i32x4.splat(0x100100))));
-  const prev = v128.and(poison, v128.or(i32x4.eq(a, i32x4.splat(0x122)), i32x4.eq(a, i32x4.splat(0x200200))));
-  const opaque = i32x4.eq(b, i32x4.splat(OPAQUE_HI));
-  let t0 = v128.bitselect(i32x4.splat(TOK_HEAP), a, opaque);
-  t0 = v128.bitselect(i32x4.splat(TOK_LIST_PREV), t0, prev);
-  t0 = v128.bitselect(i32x4.splat(TOK_LIST_NEXT), t0, next);
+  const poison = i32x4.eq(b, K(K_POISON_HI));
+  const next = v128.and(poison, v128.or(i32x4.eq(a, K(K_N100)), i32x4.eq(a, K(K_N100100))));
+  const prev = v128.and(poison, v128.or(i32x4.eq(a, K(K_N122)), i32x4.eq(a, K(K_N200200))));
+  const opaque = i32x4.eq(b, K(K_OPAQUE_HI));
+  let t0 = v128.bitselect(K(K_TOK_HEAP), a, opaque);
+  t0 = v128.bitselect(K(K_TOK_LIST_PREV), t0, prev);
+  t0 = v128.bitselect(K(K_TOK_LIST_NEXT), t0, next);
   let t1 = v128.bitselect(classHi, b, v128.or(v128.or(next, prev), opaque));
-  const kern = i32x4.ge_u(b, i32x4.splat(KERNEL_HALF));
+  const kern = i32x4.ge_u(b, K(K_KERNEL_HALF));
   if (v128.any_true(kern)) {
     // Kernel half, in the order of the JS tests: heap (self / list / other), vmemmap, vmalloc,
     // kernel image (exact value when the word is 0xffffffff8.......), other kernel address.
     const zero = i32x4.splat(0);
-    const heap = heapOn ? v128.and(i32x4.ge_s(b, i32x4.splat(heapLo)), i32x4.le_s(b, i32x4.splat(heapHi))) : zero;
-    const vmem = vmemOn ? v128.and(i32x4.ge_s(b, i32x4.splat(vmemLo)), i32x4.le_s(b, i32x4.splat(vmemHi))) : zero;
-    const vm = vmOn ? v128.and(i32x4.ge_s(b, i32x4.splat(vmLo)), i32x4.le_s(b, i32x4.splat(vmHi))) : zero;
-    const exact = v128.and(i32x4.eq(b, i32x4.splat(-1)), i32x4.lt_s(a, zero));
+    const heap = heapOn ? v128.and(i32x4.ge_s(b, K(K_HEAPLO)), i32x4.le_s(b, K(K_HEAPHI))) : zero;
+    const vmem = vmemOn ? v128.and(i32x4.ge_s(b, K(K_VMEMLO)), i32x4.le_s(b, K(K_VMEMHI))) : zero;
+    const vm = vmOn ? v128.and(i32x4.ge_s(b, K(K_VMLO)), i32x4.le_s(b, K(K_VMHI))) : zero;
+    const exact = v128.and(i32x4.eq(b, K(K_ONES)), i32x4.lt_s(a, zero));
     const d = i32x4.sub(a, lo);
-    const self = v128.and(i32x4.eq(b, hi), i32x4.lt_u(d, i32x4.splat(stride)));
+    const self = v128.and(i32x4.eq(b, hi), i32x4.lt_u(d, K(K_STRIDE)));
     const here = i32x4.splat(p << 2);
-    let hs = v128.or(i32x4.splat(TOK_SELF), d);
-    hs = v128.bitselect(i32x4.splat(TOK_LIST_PREV), hs, i32x4.eq(i32x4.add(d, i32x4.splat(8)), here));
-    hs = v128.bitselect(i32x4.splat(TOK_LIST_NEXT), hs, i32x4.eq(d, here));
-    let k0 = v128.bitselect(a, i32x4.splat(TOK_KPTR), exact);
-    k0 = v128.bitselect(i32x4.splat(TOK_VMALLOC), k0, vm);
-    k0 = v128.bitselect(i32x4.splat(TOK_VMEMMAP), k0, vmem);
-    k0 = v128.bitselect(v128.bitselect(hs, i32x4.splat(TOK_HEAP), self), k0, heap);
+    let hs = v128.or(K(K_TOK_SELF), d);
+    hs = v128.bitselect(K(K_TOK_LIST_PREV), hs, i32x4.eq(i32x4.add(d, K(K_EIGHT)), here));
+    hs = v128.bitselect(K(K_TOK_LIST_NEXT), hs, i32x4.eq(d, here));
+    let k0 = v128.bitselect(a, K(K_TOK_KPTR), exact);
+    k0 = v128.bitselect(K(K_TOK_VMALLOC), k0, vm);
+    k0 = v128.bitselect(K(K_TOK_VMEMMAP), k0, vmem);
+    k0 = v128.bitselect(v128.bitselect(hs, K(K_TOK_HEAP), self), k0, heap);
     const k1 = v128.bitselect(b, classHi, v128.andnot(exact, v128.or(v128.or(heap, vmem), vm)));
     t0 = v128.bitselect(k0, t0, kern);
     t1 = v128.bitselect(k1, t1, kern);
