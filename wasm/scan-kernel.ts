@@ -478,8 +478,8 @@ let bulkHot: bool = false;
     acc0 = i32x4.add(acc0, i32x4.add(i32x4.mul(v0, v128.load(wp)), i32x4.mul(v1, v128.load(wp + wStep))));
     acc1 = i32x4.add(acc1, i32x4.add(i32x4.mul(v2, v128.load(wp + 2 * wStep)), i32x4.mul(v3, v128.load(wp + 3 * wStep))));
   }
-  bulkHot = true;
-  while (need != 0) {
+  bulkHot = hotOn;
+  while (hotOn && need != 0) {
     const w = <i32>ctz(need);
     need &= need - 1;
     const off = <usize>w << 3;
@@ -558,11 +558,15 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
     // Checksum lanes in the words' own layout: sx = [s1, s2] of objects 0 and 1, sy of objects 2 and 3.
     let sx = i32x4.splat(0);
     let sy = i32x4.splat(0);
-    if (counted4 && hotOn && bulk) {
-      const u = hotBulk(q0, lo, hi, words);
+    // Four counted objects of an even word count: the checksum from whole 16-byte loads (bulk), and
+    // the hot test on the way; when they are not hot, the key hash below skips the checksum.
+    let sums = i32x4.splat(0);
+    const summed = counted4 && bulk;
+    if (summed) {
+      sums = hotBulk(q0, lo, hi, words);
       if (bulkHot) {
-        c1 = c1 * pm1x4 + i32x4.extract_lane(u, 0) + i32x4.extract_lane(u, 2);
-        c2 = c2 * pm2x4 + i32x4.extract_lane(u, 1) + i32x4.extract_lane(u, 3);
+        c1 = c1 * pm1x4 + i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 2);
+        c2 = c2 * pm2x4 + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 3);
         objects += 4;
         const at = countPtr + (<usize>hotIdx << 2);
         store<i32>(at, load<i32>(at) + 4);
@@ -615,6 +619,16 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
         }
         v128.store(tp, wordTokens(x, y, cx, cy, lo, hi, w, tp + 16));
       }
+      if (summed) {
+        for (let w = w0; w < wEnd; w++) {
+          const tp = tokPtr + (<usize>(w - w0) << 5);
+          const t0 = v128.load(tp);
+          const t1 = v128.load(tp, 16);
+          h1 = v128.xor(i32x4.mul(v128.xor(rotl(h1, 13), t0), k1), t1);
+          h2 = v128.xor(i32x4.mul(v128.xor(rotl(h2, 5), t1), k2), t0);
+        }
+        continue;
+      }
       for (let w = w0; w < wEnd; w++) {
         const off = <usize>w << 3;
         const x = v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1);
@@ -642,10 +656,13 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
     h2 = v128.and(h2, i32x4.splat(0x1fffff));
     if (counted4) {
       // Four counted objects: the checksum in one step; four of the last template in one count.
-      const v = i32x4.add(i32x4.mul(sx, wX), i32x4.mul(sy, wY));
-      const u = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
-      c1 = c1 * pm1x4 + i32x4.extract_lane(u, 0);
-      c2 = c2 * pm2x4 + i32x4.extract_lane(u, 1);
+      if (!summed) {
+        const v = i32x4.add(i32x4.mul(sx, wX), i32x4.mul(sy, wY));
+        sums = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
+        sums = v128.and(sums, i32x4(-1, -1, 0, 0));
+      }
+      c1 = c1 * pm1x4 + i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 2);
+      c2 = c2 * pm2x4 + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 3);
       objects += 4;
       const kh = i32x4.extract_lane(h1, 0);
       const kl = i32x4.extract_lane(h2, 0);
