@@ -45,6 +45,12 @@ const hotSamePtr: usize = memory.data(SEG_WORDS * 4, 16);
 const BULK_WORDS = 64;
 const constPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 const hotPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
+// Per pair of words, for HOT_SELF words: the self pointer's offset added to an object's address as
+// i32 lanes [d, 0, d', 0] (a low half plus d without carry, the high half as is: the tokenizer's test),
+// which of the two words are HOT_SELF (i64 lanes -1/0), and whether any is (i32).
+const selfPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
+const selfMaskPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
+const pairSelfPtr: usize = memory.data(BULK_WORDS / 2 * 4, 16);
 const weightPtr: usize = memory.data(BULK_WORDS * 2 * 16, 16);
 // Per word of the hot template, i32 flags: HOT_RAW, its t1 is a plain high half (then four objects
 // holding that high half have it, and t0 is their low half's template value: no class tests);
@@ -452,9 +458,9 @@ export function getC2(): i32 { return c2; }
 /**
  * isHot for four consecutive objects of an even number of words (bulk): each object read in 16-byte
  * loads, which also feed the checksum (weights instead of a multiply chain per word). Words that are
- * not the hot template's constant in all four are then tested one by one. Returns the checksum sums
- * (lanes: c1 part of even words, c2 part, c1 part of odd words, c2 part) or, when not hot, all -1 in
- * `notHot`'s sense: the caller tests bulkHot first.
+ * not the hot template's constant (or, for HOT_SELF words, its self pointer) in all four are then
+ * tested one by one. Sets bulkHot; returns the checksum sums of the four objects (lanes: c1 part of
+ * even words, c2 part, c1 part of odd words, c2 part), hot or not.
  */
 let bulkHot: bool = false;
 // @ts-ignore: decorator
@@ -465,6 +471,11 @@ let bulkHot: bool = false;
   let acc0 = i32x4.splat(0);
   let acc1 = i32x4.splat(0);
   let need: u64 = 0;
+  // The objects' addresses as i64 lanes (twice), for the self pointer test.
+  const a0 = v128.shuffle<i32>(lo, hi, 0, 4, 0, 4);
+  const a1 = v128.shuffle<i32>(lo, hi, 1, 5, 1, 5);
+  const a2 = v128.shuffle<i32>(lo, hi, 2, 6, 2, 6);
+  const a3 = v128.shuffle<i32>(lo, hi, 3, 7, 3, 7);
   for (let i = 0; i < half; i++) {
     const o = <usize>i << 4;
     const c = v128.load(constPairPtr + o);
@@ -472,7 +483,19 @@ let bulkHot: bool = false;
     const v1 = v128.load(q0 + st + o);
     const v2 = v128.load(q0 + 2 * st + o);
     const v3 = v128.load(q0 + 3 * st + o);
-    const m = v128.and(v128.and(i64x2.eq(v0, c), i64x2.eq(v1, c)), v128.and(i64x2.eq(v2, c), i64x2.eq(v3, c)));
+    let m: v128;
+    if (load<i32>(pairSelfPtr + (<usize>i << 2)) != 0) {
+      // An object's word is also fine when it points into the object itself at the usual offset.
+      const d = v128.load(selfPairPtr + o);
+      const sm = v128.load(selfMaskPtr + o);
+      const m0 = v128.or(i64x2.eq(v0, c), v128.and(i64x2.eq(v0, i32x4.add(a0, d)), sm));
+      const m1 = v128.or(i64x2.eq(v1, c), v128.and(i64x2.eq(v1, i32x4.add(a1, d)), sm));
+      const m2 = v128.or(i64x2.eq(v2, c), v128.and(i64x2.eq(v2, i32x4.add(a2, d)), sm));
+      const m3 = v128.or(i64x2.eq(v3, c), v128.and(i64x2.eq(v3, i32x4.add(a3, d)), sm));
+      m = v128.and(v128.and(m0, m1), v128.and(m2, m3));
+    } else {
+      m = v128.and(v128.and(i64x2.eq(v0, c), i64x2.eq(v1, c)), v128.and(i64x2.eq(v2, c), i64x2.eq(v3, c)));
+    }
     need |= <u64>i64x2.bitmask(v128.not(v128.and(m, v128.load(hotPairPtr + o)))) << (<u64>i << 1);
     const wp = weightPtr + o;
     acc0 = i32x4.add(acc0, i32x4.add(i32x4.mul(v0, v128.load(wp)), i32x4.mul(v1, v128.load(wp + wStep))));
@@ -729,6 +752,11 @@ function setHot(words: i32): void {
     if (bulk) {
       store<i64>(constPairPtr + (<usize>w << 3), load<i64>(f));
       store<i64>(hotPairPtr + (<usize>w << 3), same ? -1 : 0);
+      store<i32>(selfPairPtr + (<usize>w << 3), selfSame ? load<i32>(f, 52) : 0);
+      store<i32>(selfPairPtr + (<usize>w << 3), 0, 4);
+      store<i64>(selfMaskPtr + (<usize>w << 3), selfSame ? -1 : 0);
+      const ps = pairSelfPtr + (<usize>(w >> 1) << 2);
+      store<i32>(ps, ((w & 1) != 0 ? load<i32>(ps) : 0) | (selfSame ? 1 : 0));
     }
   }
   hotOn = true;
