@@ -265,6 +265,9 @@ export function getC2(): i32 { return c2; }
  */
 // @ts-ignore: decorator
 @inline function varTok(t: v128): v128 {
+  // Below the lowest class prefix (0x1157....; CLASS_HI is above it too): counters, flags, small
+  // values, the common case of a word that is not heavy. Class 0 for all four.
+  if (i32x4.all_true(i32x4.lt_u(t, K(K_LIST_PREFIX)))) return K(K_TOK_VAR);
   const c = v128.and(t, K(K_PREFIX));
   let r = K(K_TOK_VAR);
   r = v128.or(r, v128.and(i32x4.eq(c, K(K_TOK_HEAP)), K(K_C1)));
