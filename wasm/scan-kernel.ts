@@ -51,7 +51,7 @@ const hotPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 const selfPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 const selfMaskPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 const pairSelfPtr: usize = memory.data(BULK_WORDS / 2 * 4, 16);
-const weightPtr: usize = memory.data(BULK_WORDS * 2 * 16, 16);
+const weightPtr: usize = memory.data(4 * 16, 16);
 // Per word of the hot template, i32 flags: HOT_RAW, its t1 is a plain high half (then four objects
 // holding that high half have it, and t0 is their low half's template value: no class tests);
 // HOT_SELF, the position's constant and its self pointer both have the hot tokens (an empty list_head
@@ -215,20 +215,20 @@ export function configure(
     pm1 *= P1;
     pm2 *= P2;
   }
-  // Checksum weights of the 4 * words words of four consecutive objects (word n: P^(4 * words - 1 - n)),
-  // laid out as the words are: object k's words 2i and 2i + 1 at ((k * words / 2 + i) << 4).
+  // Checksum weights of four objects' Horner sums (hotBulk): object k's lanes [even words' c1 part,
+  // c2 part, odd words' c1 part, c2 part] times [P1 * pm1^(3-k), P2 * pm2^(3-k), pm1^(3-k), pm2^(3-k)].
   const words = nU32 >> 1;
   bulk = words > 0 && (words & 1) == 0 && words <= BULK_WORDS;
-  if (bulk) {
-    let w1 = 1;
-    let w2 = 1;
-    for (let n = 4 * words - 1; n >= 0; n--) {
-      const at = weightPtr + (<usize>n << 3);
-      store<i32>(at, w1);
-      store<i32>(at, w2, 4);
-      w1 *= P1;
-      w2 *= P2;
-    }
+  let e1 = 1;
+  let e2 = 1;
+  for (let k = 3; k >= 0; k--) {
+    const at = weightPtr + (<usize>k << 4);
+    store<i32>(at, P1 * e1);
+    store<i32>(at, P2 * e2, 4);
+    store<i32>(at, e1, 8);
+    store<i32>(at, e2, 12);
+    e1 *= pm1;
+    e2 *= pm2;
   }
 }
 
@@ -470,9 +470,12 @@ let bulkHot: bool = false;
 @inline function hotBulk(q0: usize, lo: v128, hi: v128, words: i32): v128 {
   const half = words >> 1;
   const st = <usize>stride;
-  const wStep = <usize>half << 4;
+  // Horner per object over pairs of words (P^2 per step), weighted per object at the end.
+  const pp = i32x4(P1 * P1, P2 * P2, P1 * P1, P2 * P2);
   let acc0 = i32x4.splat(0);
   let acc1 = i32x4.splat(0);
+  let acc2 = i32x4.splat(0);
+  let acc3 = i32x4.splat(0);
   let need: u64 = 0;
   // The objects' addresses as i64 lanes (twice), for the self pointer test.
   const a0 = v128.shuffle<i32>(lo, hi, 0, 4, 0, 4);
@@ -500,9 +503,10 @@ let bulkHot: bool = false;
       m = v128.and(v128.and(i64x2.eq(v0, c), i64x2.eq(v1, c)), v128.and(i64x2.eq(v2, c), i64x2.eq(v3, c)));
     }
     need |= <u64>i64x2.bitmask(v128.not(v128.and(m, v128.load(hotPairPtr + o)))) << (<u64>i << 1);
-    const wp = weightPtr + o;
-    acc0 = i32x4.add(acc0, i32x4.add(i32x4.mul(v0, v128.load(wp)), i32x4.mul(v1, v128.load(wp + wStep))));
-    acc1 = i32x4.add(acc1, i32x4.add(i32x4.mul(v2, v128.load(wp + 2 * wStep)), i32x4.mul(v3, v128.load(wp + 3 * wStep))));
+    acc0 = i32x4.add(i32x4.mul(acc0, pp), v0);
+    acc1 = i32x4.add(i32x4.mul(acc1, pp), v1);
+    acc2 = i32x4.add(i32x4.mul(acc2, pp), v2);
+    acc3 = i32x4.add(i32x4.mul(acc3, pp), v3);
   }
   bulkHot = hotOn;
   while (hotOn && need != 0) {
@@ -517,7 +521,11 @@ let bulkHot: bool = false;
       break;
     }
   }
-  return i32x4.add(acc0, acc1);
+  const wp = weightPtr;
+  return i32x4.add(
+    i32x4.add(i32x4.mul(acc0, v128.load(wp)), i32x4.mul(acc1, v128.load(wp, 16))),
+    i32x4.add(i32x4.mul(acc2, v128.load(wp, 32)), i32x4.mul(acc3, v128.load(wp, 48))),
+  );
 }
 
 /**
