@@ -121,6 +121,8 @@ let vmLo: i32 = 0;
 let vmHi: i32 = 0;
 let pm1: i32 = 1; // P1 ^ (nU32 / 2)
 let pm2: i32 = 1;
+let pm1x4: i32 = 1; // pm1^4: four whole objects
+let pm2x4: i32 = 1;
 // Templates (reset per chunk).
 let tabPtr: usize = 0; // open-addressed table: template index + 1, 0 = empty
 let tabMask: i32 = 0;
@@ -215,6 +217,8 @@ export function configure(
     pm1 *= P1;
     pm2 *= P2;
   }
+  pm1x4 = pm1 * pm1 * pm1 * pm1;
+  pm2x4 = pm2 * pm2 * pm2 * pm2;
   // Checksum weights of four objects' Horner sums (hotBulk): object k's lanes [even words' c1 part,
   // c2 part, odd words' c1 part, c2 part] times [P1 * pm1^(3-k), P2 * pm2^(3-k), pm1^(3-k), pm2^(3-k)].
   const words = nU32 >> 1;
@@ -528,6 +532,19 @@ let bulkHot: bool = false;
   );
 }
 
+/** Counts four objects of the hot template, whose checksum sums (hotBulk's lanes) are `sums`. */
+// @ts-ignore: decorator
+@inline function countHot(sums: v128): void {
+  c1 = c1 * pm1x4 + i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 2);
+  c2 = c2 * pm2x4 + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 3);
+  objects += 4;
+  const at = countPtr + (<usize>hotIdx << 2);
+  store<i32>(at, load<i32>(at) + 4);
+  lastH = hotH;
+  lastL = hotL;
+  lastIdx = hotIdx;
+}
+
 /**
  * Scans nSlabs whole slabs at dataPtr (objects packed: object k at dataPtr + k * stride), whose first
  * object addresses are u32 pairs at slabPtr, with per-object states at statePtr (1 = count, 0 = skip;
@@ -543,8 +560,6 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
   // Checksum weights of four whole objects: c = c * pm^4 + s[0] * pm^3 + s[1] * pm^2 + s[2] * pm + s[3].
   const wX = i32x4(pm1 * pm1 * pm1, pm2 * pm2 * pm2, pm1 * pm1, pm2 * pm2);
   const wY = i32x4(pm1, pm2, 1, 1);
-  const pm1x4 = pm1 * pm1 * pm1 * pm1;
-  const pm2x4 = pm2 * pm2 * pm2 * pm2;
   // The next lane's object: slab s, index j in it.
   let s = 0;
   let j = 0;
@@ -593,47 +608,38 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
     let sx = i32x4.splat(0);
     let sy = i32x4.splat(0);
     // Four counted objects of an even word count: the checksum from whole 16-byte loads (bulk), and
-    // the hot test on the way; when they are not hot, the key hash below skips the checksum.
+    // the hot test on the way. Other groups: the checksum lanes in the words' own layout, then the
+    // hot test word by word.
     let sums = i32x4.splat(0);
-    const summed = counted4 && bulk;
-    if (summed) {
+    if (counted4 && bulk) {
       sums = hotBulk(q0, lo, hi, words);
       if (bulkHot) {
-        c1 = c1 * pm1x4 + i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 2);
-        c2 = c2 * pm2x4 + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 3);
-        objects += 4;
-        const at = countPtr + (<usize>hotIdx << 2);
-        store<i32>(at, load<i32>(at) + 4);
-        lastH = hotH;
-        lastL = hotL;
-        lastIdx = hotIdx;
+        countHot(sums);
         continue;
       }
-    } else if (counted4 && hotOn && isHot(q0, q1, q2, q3, lo, hi, words)) {
-      // Four objects of the hot template (the common case: leaked objects look alike): no key hash.
+    } else {
       for (let w = 0; w < words; w++) {
         const off = <usize>w << 3;
         sx = i32x4.add(i32x4.mul(sx, mulX), v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1));
         sy = i32x4.add(i32x4.mul(sy, mulX), v128.load_lane<i64>(q3 + off, v128.load64_zero(q2 + off), 1));
       }
-      const v = i32x4.add(i32x4.mul(sx, wX), i32x4.mul(sy, wY));
-      const u = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
-      c1 = c1 * pm1x4 + i32x4.extract_lane(u, 0);
-      c2 = c2 * pm2x4 + i32x4.extract_lane(u, 1);
-      objects += 4;
-      const at = countPtr + (<usize>hotIdx << 2);
-      store<i32>(at, load<i32>(at) + 4);
-      lastH = hotH;
-      lastL = hotL;
-      lastIdx = hotIdx;
-      continue;
+      if (counted4) {
+        // Four whole objects: c = c * pm^4 + s[0] * pm^3 + s[1] * pm^2 + s[2] * pm + s[3].
+        const v = i32x4.add(i32x4.mul(sx, wX), i32x4.mul(sy, wY));
+        sums = v128.and(i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1)), i32x4(-1, -1, 0, 0));
+        if (hotOn && isHot(q0, q1, q2, q3, lo, hi, words)) {
+          // Four objects of the hot template (the common case: leaked objects look alike): no key hash.
+          countHot(sums);
+          continue;
+        }
+      }
     }
     let h1 = i32x4.splat(0x9747b28c);
     let h2 = i32x4.splat(0x85ebca6b);
     // Two passes per segment of words: the first writes each word's template tokens to tokPtr (the
-    // constant-word test and, rarely, the class tests), the second runs the checksum and the key hash
-    // over them. Apart, the second loop has no slow path in it, so V8 keeps h1, h2, sx and sy in
-    // registers; fused, it spilled all four and every word waited on a store-forward in both chains.
+    // constant-word test and, rarely, the class tests), the second runs the key hash over them. Apart,
+    // the second loop has no slow path in it, so V8 keeps h1 and h2 in registers; fused, it spilled
+    // them and every word waited on a store-forward in both chains.
     for (let w0 = 0; w0 < words; w0 += SEG_WORDS) {
       const wEnd = min(words, w0 + SEG_WORDS);
       for (let w = w0; w < wEnd; w++) {
@@ -653,22 +659,7 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
         }
         v128.store(tp, wordTokens(x, y, cx, cy, lo, hi, w, tp + 16));
       }
-      if (summed) {
-        for (let w = w0; w < wEnd; w++) {
-          const tp = tokPtr + (<usize>(w - w0) << 5);
-          const t0 = v128.load(tp);
-          const t1 = v128.load(tp, 16);
-          h1 = v128.xor(i32x4.mul(v128.xor(rotl(h1, 13), t0), k1), t1);
-          h2 = v128.xor(i32x4.mul(v128.xor(rotl(h2, 5), t1), k2), t0);
-        }
-        continue;
-      }
       for (let w = w0; w < wEnd; w++) {
-        const off = <usize>w << 3;
-        const x = v128.load_lane<i64>(q1 + off, v128.load64_zero(q0 + off), 1);
-        const y = v128.load_lane<i64>(q3 + off, v128.load64_zero(q2 + off), 1);
-        sx = i32x4.add(i32x4.mul(sx, mulX), x);
-        sy = i32x4.add(i32x4.mul(sy, mulX), y);
         const tp = tokPtr + (<usize>(w - w0) << 5);
         const t0 = v128.load(tp);
         const t1 = v128.load(tp, 16);
@@ -690,11 +681,6 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
     h2 = v128.and(h2, i32x4.splat(0x1fffff));
     if (counted4) {
       // Four counted objects: the checksum in one step; four of the last template in one count.
-      if (!summed) {
-        const v = i32x4.add(i32x4.mul(sx, wX), i32x4.mul(sy, wY));
-        sums = i32x4.add(v, v128.shuffle<i32>(v, v, 2, 3, 0, 1));
-        sums = v128.and(sums, i32x4(-1, -1, 0, 0));
-      }
       c1 = c1 * pm1x4 + i32x4.extract_lane(sums, 0) + i32x4.extract_lane(sums, 2);
       c2 = c2 * pm2x4 + i32x4.extract_lane(sums, 1) + i32x4.extract_lane(sums, 3);
       objects += 4;
