@@ -29,7 +29,7 @@ describe('kallsyms', () => {
       'ffffffffc0001040 t __pfx_next\t[moda]',
       'ffffffffc0001050 t next\t[moda]',
       'ffffffff81000000 T _stext',
-    ].join('\n');
+    ].join('\n') + '\n';
     const k = Kallsyms.parse(t, 'x');
     expect(Kallsyms.format(k.lookup(0xffffffffc0001010n)!)).toBe('first+0x10/0x40 [moda]');
     expect(k.lookup(0xffffffffc0001050n)!.name).toBe('next');

@@ -220,6 +220,11 @@ export class Kallsyms {
       modules.push(m);
       n++;
     }
+    // The kernel ends every line with a newline: a last line without one was cut while being copied,
+    // and modules' symbols, listed last, are what a cut file loses (a leaking module's names).
+    if (len > 0 && text.charCodeAt(len - 1) !== 10) {
+      throw new MemleakError('E_FORMAT', `the file ends inside line ${lineNo} (no newline at its end): truncated; copy /proc/kallsyms again`, { file: source, line: lineNo });
+    }
     if (n === 0 && nonZero === 0 && lineNo === 0) {
       throw new MemleakError('E_KALLSYMS', 'kallsyms file is empty', { file: source });
     }
