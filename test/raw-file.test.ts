@@ -80,6 +80,21 @@ describe('--raw FILE: each chunk read by offset on the thread that scans it', ()
     expect(DEFAULT_SCAN.pipeWorkers).toBe(Math.max(0, DEFAULT_SCAN.workers - 1));
   });
 
+  it('a directory, a file shorter than a slab, a missing file: one line naming it (not EISDIR, "the input" or ENOENT)', () => {
+    const cut = join(dir, 'cut.bin');
+    writeFileSync(cut, pages.subarray(0, 1000));
+    const run = (raw: string) => spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), 'memleak', '-q', '--raw', raw, '--base', '0x' + BASE.toString(16), '--object-size', '64'], { encoding: 'utf8' });
+    for (const [raw, code, msg] of [
+      [dir, 3, `${dir}: cannot read raw dump: is a directory`],
+      [cut, 5, `${cut} at offset 1000 (0x3e8): raw dump of 1000 bytes holds no whole 4096-byte slab`],
+      [join(dir, 'none.bin'), 3, `${join(dir, 'none.bin')}: cannot open raw dump: no such file`],
+    ] as const) {
+      const r = run(raw);
+      expect(r.status).toBe(code);
+      expect(r.stderr).toBe(`sysak memleak: ${msg}\n`);
+    }
+  });
+
   it('names the offset where a file shrank under the scan, on the main thread and in a worker', async () => {
     for (const workers of [0, 1]) {
       const shrunk = (fd: number): StreamSource => ({ ...fdSource(fd, file), file: { fd, path: file, size: size + (4 << 20) } });

@@ -7,7 +7,7 @@ import { MemleakError } from '../errors.js';
 import { hex } from '../util/hex.js';
 import type { MemoryReader } from '../util/memory.js';
 import { PAGE_OFFSET_MASK } from '../util/page.js';
-import { preadFully } from '../util/read-file.js';
+import { preadFully, readFailure } from '../util/read-file.js';
 
 export class RawFileMemory implements MemoryReader {
   readonly description: string;
@@ -17,7 +17,7 @@ export class RawFileMemory implements MemoryReader {
     try {
       this.fd = openSync(file, 'r');
     } catch (e) {
-      throw new MemleakError('E_IO', `cannot open raw dump: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+      throw new MemleakError('E_IO', `cannot open raw dump: ${readFailure(e)}`, { file });
     }
     this.size = fstatSync(this.fd).size;
     if (this.size === 0) throw new MemleakError('E_NO_DATA', 'raw dump is empty', { file });

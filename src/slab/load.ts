@@ -25,6 +25,7 @@ import { resolveGeometry, resolveSymbolicWords, slabSetFromMemory } from './cras
 import { slabSetFromWalk } from './from-dump.js';
 import type { Phases } from '../phases.js';
 import { PAGE_OFFSET_MASK } from '../util/page.js';
+import { readFailure } from '../util/read-file.js';
 
 export interface Loaded {
   set: SlabSet;
@@ -110,9 +111,16 @@ async function streamRaw(req: AnalyzeRequest, geometry: CacheGeometry, kallsyms:
   try {
     fd = file === '-' ? 0 : openSync(file, 'r');
   } catch (e) {
-    throw new MemleakError('E_IO', `cannot open raw dump: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+    throw new MemleakError('E_IO', `cannot open raw dump: ${readFailure(e)}`, { file });
   }
   try {
+    // Said here, with the file's name: the stream would fail on a directory's first read (EISDIR) and
+    // call a short file "the input".
+    const st = fstatSync(fd);
+    if (st.isDirectory()) throw new MemleakError('E_IO', 'cannot read raw dump: is a directory', { file });
+    if (st.isFile() && st.size < geometry.slabSize) {
+      throw new MemleakError('E_NO_DATA', `raw dump of ${st.size} bytes holds no whole ${geometry.slabSize}-byte slab`, { file, offset: st.size });
+    }
     // The end of a stream is unknown up front: the direct map is bounded 4 TiB above the first slab.
     const space = estimateAddressSpace([base]);
     const r = await scanStream(fdSource(fd, file), { stride: geometry.stride, objsPerSlab: geometry.objsPerSlab, slabSize: geometry.slabSize, base }, space, { ...req.scan, phases });
