@@ -8,11 +8,12 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { ROOT, errorOf, sample, sampleText } from './helpers.js';
 import { MAX_WHOLE_FILE, readText } from '../src/util/read-file.js';
 import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { parseMeminfo } from '../src/check/proc.js';
+import { parseVmallocinfo } from '../src/check/vmallocinfo.js';
 
 const BIN = join(ROOT, 'dist/src/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'sysak-hostile-text-'));
@@ -127,5 +128,18 @@ describe('recording directories laid out by hand', () => {
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
     expect(r.out).toContain('demo_conn_add');
+  });
+});
+
+describe('/proc/vmallocinfo numbers are checked on their line', () => {
+  it('pages=99999999999999999999 in an area of 8192 bytes, a size of 20 digits', () => {
+    const text = gunzipSync(readFileSync(sample('vmleak-vmalloc/guest/vmallocinfo.after.gz'))).toString('utf8');
+    const row = text.split('\n')[4];
+    expect(row).toMatch(/ 8192 .* pages=1 /);
+    // Before: read, and the report said 930468750000047652864.0 MiB of pages.
+    expect(errorOf(() => parseVmallocinfo(text.replace(row, row.replace('pages=1 ', 'pages=99999999999999999999 ')), 'vmallocinfo')).where())
+      .toBe('vmallocinfo:5: pages=99999999999999999999 do not fit in an area of 8192 bytes: damaged line');
+    expect(errorOf(() => parseVmallocinfo(text.replace(row, row.replace(' 8192 ', ' 81920000000000000000 ')), 'vmallocinfo')).where())
+      .toBe('vmallocinfo:5: vmallocinfo size 81920000000000000000 is not a size');
   });
 });

@@ -40,6 +40,12 @@ export function parseVmallocinfo(text: string, file: string, ks: Kallsyms | null
       if (s) caller = Kallsyms.format(s);
     }
     const pages = /\bpages=(\d+)/.exec(line);
+    // Numbers a report multiplies and sums: at most 15 digits (exact in a double), and an area's pages
+    // fit in its size (which counts the guard page too).
+    if (m[3].length > 15) throw new MemleakError('E_FORMAT', `vmallocinfo size ${m[3].slice(0, 24)} is not a size`, { file, line: i + 1 });
+    if (pages && (pages[1].length > 15 || Number(pages[1]) * 4096 > Number(m[3]))) {
+      throw new MemleakError('E_FORMAT', `pages=${pages[1].slice(0, 24)} do not fit in an area of ${m[3]} bytes: damaged line`, { file, line: i + 1 });
+    }
     const kinds = ['vmalloc', 'vmap', 'ioremap', 'user', 'vpages', 'unpurged', 'vm_map_ram', 'dma-coherent'].filter((k) => new RegExp(`\\b${k}\\b`).test(rest + ' ' + (m[4] ?? '')));
     const start = /^[0-9a-f]+$/.test(m[1]) && !/^0+$/.test(m[1]) ? BigInt('0x' + m[1]) : null;
     out.push({ start, size: Number(m[3]), caller, pages: pages ? Number(pages[1]) : null, kind: kinds[0] ?? 'other' });
