@@ -60,6 +60,17 @@ describe('damaged or endless text inputs: one line naming the file, exit 4', () 
     oneLine(sysak('--vmcore', vmcore, '--trace', '/dev/zero'), /^sysak memleak: \/dev\/zero at offset 0 \(0x0\): binary file where text was expected/);
   });
 
+  it('a binary file where text belongs says what it is and what to give instead', () => {
+    // trace-cmd's trace.dat and perf.data headers (trace-cmd.dat(5), perf's PERF_MAGIC); a vmcore and BTF from samples.
+    const dat = join(dir, 'trace.dat');
+    writeFileSync(dat, Buffer.from('\x17\x08\x44tracing6\0\x00\x10\x00\x00', 'latin1'));
+    const perf = join(dir, 'perf.data');
+    writeFileSync(perf, Buffer.from('PERFILE2\x68\0\0\0\0\0\0\0', 'latin1'));
+    oneLine(sysak('--vmcore', vmcore, '--trace', dat), /trace\.dat at offset 11 \(0xb\): binary file where text was expected \(a NUL byte; this is trace-cmd's binary trace\.dat: give the text of `trace-cmd report`\)$/m);
+    expect(errorOf(() => readText(perf)).message).toBe('binary file where text was expected (a NUL byte; this is perf.data: give the text of `perf script`)');
+    expect(errorOf(() => readText(vmcore)).message).toMatch(/an ELF file: give a vmcore or an extract with --vmcore\)$/);
+  });
+
   it('a gzip trace cut short, and one with a damaged trailer, say which', () => {
     const gz = readFileSync(sample('demo-kmalloc64/guest/trace.txt.gz'));
     const cut = join(dir, 'cut.txt.gz');

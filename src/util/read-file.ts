@@ -127,6 +127,21 @@ export function readBinary(file: string): Buffer {
   return isGzip(buf) ? gunzipWhole(file, buf) : buf;
 }
 
+/** The binary files people give where text belongs, by their magic, and the text to give instead. */
+const BINARY_MAGIC: [string, string][] = [
+  ['\x17\x08\x44tracing', "this is trace-cmd's binary trace.dat: give the text of `trace-cmd report`"],
+  ['PERFILE2', 'this is perf.data: give the text of `perf script`'],
+  ['\x7fELF', 'an ELF file: give a vmcore or an extract with --vmcore'],
+  ['KDUMP   ', 'a kdump vmcore: give it with --vmcore'],
+  ['makedumpfile', 'a flattened kdump vmcore: give it with --vmcore'],
+  ['\x9f\xeb', 'BTF: give it with --btf'],
+];
+
+function binaryHint(head: Uint8Array): string {
+  const s = Buffer.from(head.subarray(0, 16)).toString('latin1');
+  return BINARY_MAGIC.find(([magic]) => s.startsWith(magic))?.[1] ?? 'use --raw or --vmcore for memory images';
+}
+
 /**
  * A whole text file (gunzipped if it is gzip data), CRLF line ends read as LF (a file copied through
  * Windows or a mail client): every parser then sees one kind of line end, and line numbers stay those
@@ -139,18 +154,18 @@ export function readText(file: string): string {
     const at = b.indexOf(0);
     return at < 0 ? -1 : offset + at;
   };
-  const refuse = (offset: number) =>
-    new MemleakError('E_FORMAT', 'binary file where text was expected (a NUL byte; use --raw or --vmcore for memory images)', { file, offset });
+  const refuse = (head: Uint8Array, offset: number) =>
+    new MemleakError('E_FORMAT', `binary file where text was expected (a NUL byte; ${binaryHint(head)})`, { file, offset });
   let buf = readWhole(file, (chunk, offset) => {
     if (offset === 0) gz = isGzip(chunk);
     if (gz) return;
     const at = nulIn(chunk, offset);
-    if (at >= 0) throw refuse(at);
+    if (at >= 0) throw refuse(offset === 0 ? chunk : new Uint8Array(0), at);
   });
   if (gz) {
     buf = gunzipWhole(file, buf);
     const at = nulIn(buf, 0);
-    if (at >= 0) throw refuse(at);
+    if (at >= 0) throw refuse(buf, at);
   }
   const text = buf.toString('utf8');
   return text.includes('\r\n') ? text.replace(/\r\n/g, '\n') : text;
