@@ -71,6 +71,12 @@ const align = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /** Objects sampled per chunk to pick each position's constant word. */
 const CONSTANT_SAMPLE = 64;
+/** The sample's words at one position, and which of them are pointers into their own object (reused). */
+const sampleX = new Int32Array(2 * CONSTANT_SAMPLE);
+const sampleY = new Int32Array(2 * CONSTANT_SAMPLE);
+const sampleD = new Int32Array(2 * CONSTANT_SAMPLE);
+/** fastPathTokens' four rows of nU32 words (reused: a typed array allocated per chunk deopted its caller). */
+let fastScratch = new Uint32Array(4 * 64);
 
 /**
  * The kernel's fast path: per 8-byte word position, the raw value that most objects of this chunk hold
@@ -82,69 +88,104 @@ const CONSTANT_SAMPLE = 64;
  * objects that each hold either skip the class tests too. That one needs every object of the chunk in
  * the direct map, where the tokenizer reads such a pointer as a self pointer. Which values are picked
  * changes speed, never results.
+ * It runs once per chunk in every worker, so it is written in plain typed-array loops: the Map-based
+ * version took TurboFan ~50 ms per compile, and deopts recompiled it up to seven times per process
+ * (~0.4 s of CPU on the compiler threads for a 1 GiB scan with two workers).
  * out: per position 16 i32: the pair twice, tok0 x 4, tok1 x 4, then self on, its offset, tok0, tok1.
  */
-function constantWords(words: Uint32Array, job: Pick<ChunkJob, 'stride' | 'objsPerSlab' | 'slabAddrs'>, heavy: HeavyTable, space: TokenSpace, out: Int32Array): void {
-  const { stride, objsPerSlab, slabAddrs } = job;
+function constantWords(words: Uint32Array, stride: number, objsPerSlab: number, slabAddrs: Uint32Array, heavy: HeavyTable, space: TokenSpace, out: Int32Array): void {
   const nU32 = stride >>> 2;
   const nObj = Math.floor(words.length / nU32);
   const step = Math.max(1, Math.floor(nObj / CONSTANT_SAMPLE));
-  const tok = new Uint32Array(nU32);
   let selfOn = space.heapLo <= space.heapHi && slabAddrs.length > 0;
   for (let i = 0; selfOn && i < slabAddrs.length; i += 2) {
     const hi = slabAddrs[i + 1];
     const hiEnd = slabAddrs[i] + objsPerSlab * stride - 1 > 0xffffffff ? (hi + 1) >>> 0 : hi;
     if (hi < 0xffff8000 || hi < space.heapLo || hiEnd > space.heapHi || hiEnd < hi) selfOn = false;
   }
-  const selfD = new Map<number, number>();
-  // Pairs by a hash of both halves: first pair seen and count. A collision only merges two candidates'
-  // votes (speed), the pair written is one that occurred.
-  const pairs = new Map<number, [number, number, number]>();
+  // Words as int32 (what the kernel compares): a uint32 above 2^31 is a double in JS, and the optimized
+  // code deopted ("lost precision") on the first kernel address it met.
+  const w32 = new Int32Array(words.buffer, words.byteOffset, words.length);
   for (let p = 0; p < nU32; p += 2) {
-    selfD.clear();
-    pairs.clear();
-    for (let o = 0; o < nObj; o += step) {
-      const x = words[o * nU32 + p];
-      const y = words[o * nU32 + p + 1];
+    // The sample: raw pairs, and self-pointer offsets (-1: not one; its value moves with the object).
+    let n = 0;
+    for (let o = 0; o < nObj && n < sampleX.length; o += step, n++) {
+      const x = w32[o * nU32 + p];
+      const y = w32[o * nU32 + p + 1];
       const s = Math.floor(o / objsPerSlab);
-      const lo = (slabAddrs[2 * s] + (o - s * objsPerSlab) * stride) >>> 0;
-      const hi = lo < slabAddrs[2 * s] ? (slabAddrs[2 * s + 1] + 1) >>> 0 : slabAddrs[2 * s + 1];
-      const d = (x - lo) >>> 0;
-      if (y === hi && d < stride) {
-        selfD.set(d, (selfD.get(d) ?? 0) + 1);
-        continue; // not a constant: its value moves with the object
-      }
-      const h = Math.imul(x, 0x9e3779b1) ^ y;
-      const c = pairs.get(h);
-      if (c) c[2]++;
-      else pairs.set(h, [x, y, 1]);
+      const addr = slabAddrs[2 * s] + (o - s * objsPerSlab) * stride; // may carry into the high half
+      const lo = addr | 0;
+      const hi = (slabAddrs[2 * s + 1] + (addr >= 0x100000000 ? 1 : 0)) | 0;
+      const d = (x - lo) | 0;
+      sampleX[n] = x;
+      sampleY[n] = y;
+      sampleD[n] = y === hi && d >= 0 && d < stride ? d : -1;
     }
-    // The most frequent (a plurality, not a majority: deleted and empty list_heads split a position).
+    // The most frequent pair (a plurality, not a majority: deleted and empty list_heads split a
+    // position), the first seen among equals; and the most frequent self offset, the lowest among equals.
     let a = 0;
     let b = 0;
     let votes = 0;
-    for (const [x, y, n] of pairs.values()) if (n > votes) [a, b, votes] = [x, y, n];
-    if (b >= 0xffff8000 && b >= space.heapLo && b <= space.heapHi) a = b = 0;
-    tokenizeObject(Uint32Array.of(a, b), 0, 2, 0, 0, 8, space, tok);
+    let d = -1;
+    let dVotes = 0;
+    for (let i = 0; i < n; i++) {
+      let c = 0;
+      const di = sampleD[i];
+      if (di < 0) {
+        const xi = sampleX[i];
+        const yi = sampleY[i];
+        for (let k = i; k < n; k++) if (sampleD[k] < 0 && sampleX[k] === xi && sampleY[k] === yi) c++;
+        if (c > votes) {
+          a = xi;
+          b = yi;
+          votes = c;
+        }
+      } else {
+        for (let k = i; k < n; k++) if (sampleD[k] === di) c++;
+        if (c > dVotes || (c === dVotes && di < d)) {
+          d = di;
+          dVotes = c;
+        }
+      }
+    }
+    // A direct-map pointer's tokens depend on the object's address: zero stands in.
+    if (b >>> 0 >= 0xffff8000 && b >>> 0 >= space.heapLo && b >>> 0 <= space.heapHi) a = b = 0;
     const e = p * 8;
     out[e] = out[e + 2] = a | 0;
     out[e + 1] = out[e + 3] = b | 0;
-    out.fill(templateToken(tok[0], p, heavy), e + 4, e + 8);
-    out.fill(templateToken(tok[1], p + 1, heavy), e + 8, e + 12);
-    let d = -1;
-    for (const [k, n] of selfD) if (d < 0 || n > selfD.get(d)! || (n === selfD.get(d)! && k < d)) d = k;
     out[e + 12] = selfOn && d >= 0 ? 1 : 0;
-    if (!out[e + 12]) continue;
-    // The self pointer's tokens at this position, by the reference tokenizer (an object in the direct map).
-    const lo = 0x1000;
-    const hi = slabAddrs[1];
-    const at = new Uint32Array(p + 2);
-    at[p] = lo + d;
-    at[p + 1] = hi;
-    tokenizeObject(at, 0, p + 2, lo, hi, stride, space, tok);
     out[e + 13] = d;
-    out[e + 14] = templateToken(tok[p], p, heavy);
-    out[e + 15] = templateToken(tok[p + 1], p + 1, heavy);
+  }
+  fastPathTokens(out, nU32, stride, slabAddrs[1], heavy, space);
+}
+
+/**
+ * The template tokens of constantWords' picks, by the reference tokenizer, one call per kind for all
+ * positions: the constant pairs as one object at address 0 (none of them is a direct-map pointer, so
+ * none depends on where it sits), and the self pointers as one object at 0x1000 in the direct map.
+ */
+function fastPathTokens(out: Int32Array, nU32: number, stride: number, slabHi: number, heavy: HeavyTable, space: TokenSpace): void {
+  if (fastScratch.length < 4 * nU32) fastScratch = new Uint32Array(4 * nU32);
+  const raw = fastScratch.subarray(0, nU32);
+  const self = fastScratch.subarray(nU32, 2 * nU32);
+  const tok = fastScratch.subarray(2 * nU32, 3 * nU32);
+  const selfTok = fastScratch.subarray(3 * nU32, 4 * nU32);
+  const lo = 0x1000;
+  for (let p = 0; p < nU32; p += 2) {
+    raw[p] = out[p * 8];
+    raw[p + 1] = out[p * 8 + 1];
+    self[p] = lo + out[p * 8 + 13];
+    self[p + 1] = slabHi;
+  }
+  tokenizeObject(raw, 0, nU32, 0, 0, stride, space, tok);
+  tokenizeObject(self, 0, nU32, lo, slabHi, stride, space, selfTok);
+  for (let p = 0; p < nU32; p += 2) {
+    const e = p * 8;
+    out.fill(templateToken(tok[p], p, heavy), e + 4, e + 8);
+    out.fill(templateToken(tok[p + 1], p + 1, heavy), e + 8, e + 12);
+    if (!out[e + 12]) continue;
+    out[e + 14] = templateToken(selfTok[p], p, heavy);
+    out[e + 15] = templateToken(selfTok[p + 1], p + 1, heavy);
   }
 }
 
@@ -221,7 +262,7 @@ export function runKernel(k: ScanKernel, job: Omit<ChunkJob, 'buffer' | 'byteOff
     packSlabs(u8.subarray(dataPtr, dataPtr + nSlabs * from.slabBytes), nSlabs, from.slabBytes, slabBytes);
   }
   const words = from ? new Uint32Array(mem, dataPtr, (nSlabs * slabBytes) >>> 2) : new Uint32Array(job.buffer!, job.byteOffset ?? 0, (nSlabs * slabBytes) >>> 2);
-  constantWords(words, job, heavy, space, i32.subarray(fastPtr >>> 2, (fastPtr >>> 2) + (nU32 >>> 1) * 16));
+  constantWords(words, stride, objsPerSlab, slabAddrs, heavy, space, i32.subarray(fastPtr >>> 2, (fastPtr >>> 2) + (nU32 >>> 1) * 16));
   i32.set(new Int32Array(heavy.vals.buffer, heavy.vals.byteOffset, heavy.vals.length), valsPtr >>> 2);
   if (layout !== k.layout) {
     u8.fill(0, tabPtr, tabPtr + tabSlots * 4);
