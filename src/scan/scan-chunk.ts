@@ -279,10 +279,13 @@ export function mergeChunkResults(into: Map<number, TemplateCount>, r: ChunkResu
  * hits and misses, new and cached templates), so V8 optimizes it with complete type feedback instead of
  * deoptimizing on the first heap pointer, vmemmap pointer or VAR class it meets mid-scan. Measured: the
  * first 256 MiB of a scan ran at half speed without it (bench, --trace-deopt: "insufficient type feedback").
- * The wasm kernel needs it too: V8 runs a wasm function's first calls in its baseline compiler and
- * optimizes it in the background; without the warm-up the first 4 MiB chunk took 25 ms instead of 1.5.
+ * Only the JS loop is warmed. With the wasm kernel, warming it (with few templates) cost ~65 ms of CPU
+ * per worker at start: the JIT compiled runKernel and constantWords for the warm-up's shapes, then again
+ * for the real jobs'. That is more than the first real chunk loses while V8 tiers the kernel up (tens of
+ * ms, once per worker), and on 2 cores the start-up of two workers is time the scan does not get.
  */
 export function warmUpScanChunk(): void {
+  if (scanKernel() !== null) return;
   const stride = 64;
   const perSlab = 64;
   const nSlabs = 16; // enough shapes that some collide in the 256-slot cache (the Map-hit path)
@@ -315,11 +318,7 @@ export function warmUpScanChunk(): void {
   }
   const state = new Uint8Array(perSlab * nSlabs).fill(1);
   state[3] = 0;
-  // With the kernel, the JS loop only runs for jobs the kernel cannot take (rare): the kernel alone is
-  // warmed, and with few templates, since materialising a thousand new templates per run in the not yet
-  // optimized JS around it cost 75 ms of CPU per worker, more than the tier-up it buys (~14 ms).
-  const wasm = scanKernel() !== null;
   for (let i = 0; i < 40; i++) {
-    scanChunk({ buffer: words.buffer, byteOffset: 0, stride, objsPerSlab: perSlab, slabAddrs, state: i & 1 ? state : null, heavy, space, maxTemplates: wasm || i & 2 ? 4 : 1 << 16 });
+    scanChunk({ buffer: words.buffer, byteOffset: 0, stride, objsPerSlab: perSlab, slabAddrs, state: i & 1 ? state : null, heavy, space, maxTemplates: i & 2 ? 4 : 1 << 16 });
   }
 }
