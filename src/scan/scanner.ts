@@ -15,17 +15,18 @@ import { xxh64 } from '../util/hash64.js';
 import { MemleakError, isPlainError, type PlainError } from '../errors.js';
 import type { HeavyTable } from './heavy.js';
 import { buildClusters, DEFAULT_CLUSTER, type Cluster, type ClusterOptions } from './clusters.js';
-import { mergeChunkResults, scanChunk, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
+import { mergeChunkResults, type ChunkJob, type ChunkResult, type TemplateCount } from './scan-chunk.js';
 import type { SlabSet } from './slab-set.js';
 import { tokenSpaceOf, type TokenSpace } from './tokens.js';
 import { embeddedWorkerFile } from '../ship/worker-files.js';
 import { PageDeferral } from '../dump/decompress.js';
 import { ReadPlan } from '../dump/read-plan.js';
-import { scanPlannedChunk, type PlannedChunkJob } from './planned-chunk.js';
+import type { PlannedChunkJob } from './planned-chunk.js';
 import { Phases } from '../phases.js';
 import { PAGE_SIZE } from '../util/page.js';
 import { learnHeavy } from './learn.js';
-import { unpackChunk, type PackedChunkJob, type UnpackedChunkResult } from './unpack-chunk.js';
+import { scanAnyChunk, type AnyChunkJob } from './any-chunk.js';
+import type { PackedChunkJob, UnpackedChunkResult } from './unpack-chunk.js';
 import type { FileChunkJob } from './file-chunk.js';
 
 export interface ScanOptions {
@@ -130,6 +131,55 @@ export class FirstFailure {
   keep = (e: unknown): void => {
     this.error ??= e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
   };
+}
+
+/**
+ * Chunks handed to the pool, at most two per worker in flight (bounded memory). When every worker has
+ * its two, this thread scans the next chunk itself instead of waiting, then lets finished chunks in:
+ * the workers take ~70 ms of CPU each to start (Node isolate, modules, JIT) and this thread would
+ * otherwise idle through that and through every wait.
+ */
+export class ChunkDispatch {
+  private readonly inFlight = new Set<Promise<void>>();
+  private readonly failure = new FirstFailure();
+  /** Chunks this thread scanned, of all submitted. */
+  here = 0;
+  chunks = 0;
+
+  constructor(
+    private readonly pool: Piscina,
+    private readonly workers: number,
+  ) {}
+
+  get error(): MemleakError | null {
+    return this.failure.error;
+  }
+
+  /** For --verbose and the JSON timings: how the chunks were shared. */
+  get note(): string | undefined {
+    return this.here ? `${this.here} of ${this.chunks} chunks scanned on the main thread, beside ${this.workers} worker${this.workers === 1 ? '' : 's'}` : undefined;
+  }
+
+  async submit<J extends AnyChunkJob>(job: J, scanHere: (job: J) => UnpackedChunkResult, absorb: (r: UnpackedChunkResult) => void): Promise<void> {
+    this.chunks++;
+    if (this.inFlight.size >= 2 * this.workers) {
+      this.here++;
+      absorb(scanHere(job));
+      await new Promise((r) => setImmediate(r));
+      return;
+    }
+    const p: Promise<void> = runChunk(this.pool, job)
+      .then(absorb)
+      .catch(this.failure.keep)
+      .finally(() => this.inFlight.delete(p));
+    this.inFlight.add(p);
+  }
+
+  /** Waits for every chunk in flight; the first failure among them is thrown. */
+  async drain(): Promise<void> {
+    await Promise.all(this.inFlight);
+    if (this.failure.error) throw this.failure.error;
+  }
 }
 
 /** The caller's options over DEFAULT_SCAN (cluster options merged one level down): both scanners start here. */
@@ -423,32 +473,27 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   if (!pool) {
     for (let s = 0; s < set.slabs.length; s += slabsPerChunk) {
       const { job } = prepare(s);
-      if ('plan' in job) {
-        absorb(scanPlannedChunk(job), chunkIndex++, job.slabAddrs.length / 2);
-        continue;
-      }
-      const bad = unpackChunk(job);
-      if (bad.corruptPages.length) set.memory.noteCorruptPages?.(bad.corruptPages);
-      unreadable += bad.unreadableObjects;
-      absorb(scanChunk(job), chunkIndex++, job.slabAddrs.length / 2);
-      spare.push(job.buffer as SharedArrayBuffer);
+      const index = chunkIndex++;
+      absorb(scanAnyChunk(job), index, job.slabAddrs.length / 2);
+      if (!('plan' in job)) spare.push(job.buffer as SharedArrayBuffer);
     }
   } else {
-    const failure = new FirstFailure();
-    const pending: Promise<void>[] = [];
-    for (let s = 0; s < set.slabs.length && failure.error === null; s += slabsPerChunk) {
-      const c = prepare(s);
-      const index = chunkIndex++;
-      const n = c.job.slabAddrs.length / 2;
-      pending.push(runChunk(pool, c.job).then((r) => {
-        absorb(r, index, n);
-        if (!('plan' in c.job)) spare.push(c.job.buffer as SharedArrayBuffer);
-      }).catch(failure.keep));
-      // Bounded memory: never more chunks in flight than twice the workers.
-      if (pending.length >= 2 * o.workers) await pending.shift();
+    // Chunks to the pool, and to this thread when every worker has two (ChunkDispatch).
+    const dispatch = new ChunkDispatch(pool, o.workers);
+    try {
+      for (let s = 0; s < set.slabs.length && dispatch.error === null; s += slabsPerChunk) {
+        const c = prepare(s);
+        const index = chunkIndex++;
+        const n = c.job.slabAddrs.length / 2;
+        await dispatch.submit(c.job, scanAnyChunk, (r) => {
+          absorb(r, index, n);
+          if (!('plan' in c.job)) spare.push(c.job.buffer as SharedArrayBuffer);
+        });
+      }
+    } finally {
+      await dispatch.drain();
     }
-    await Promise.all(pending);
-    if (failure.error) throw failure.error;
+    scan.note = dispatch.note;
   }
   scan.end();
   const rt = reads.end();
@@ -457,6 +502,6 @@ async function scanWith(set: SlabSet, o: ScanOptions, pool: Piscina | null, phas
   else if (defer && rt.bytes < totalBytes) rt.note = `main thread, overlaps scan; ${pool ? 'the scan workers decompress' : 'decompressed on this thread'}; bytes: as stored in the dump`;
   const mt = merge.end();
   mt.ms = Math.round(mergeMs * 10) / 10;
-  if (corruptPages) scan.note = `${corruptPages} corrupt pages`;
+  if (corruptPages) scan.note = [scan.note, `${corruptPages} corrupt pages`].filter(Boolean).join('; ');
   return tally.finish(pool ? o : { ...o, workers: 0 }, { heavy, space, slabs: set.slabs.length, sampled: learner.sampled, objectsFree: tally.skipped - unreadable, objectsUnreadable: unreadable, t0, phases });
 }

@@ -19,7 +19,7 @@ import { scanFileChunk, type FileChunkJob } from './file-chunk.js';
 import { packSlabs } from './chunk-job.js';
 import { preadFully } from '../util/read-file.js';
 import { NO_PHASES } from '../phases.js';
-import { DEFAULT_SCAN, FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
+import { ChunkDispatch, DEFAULT_SCAN, FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
 export const LEARN_BYTES = 64 << 20;
@@ -235,28 +235,22 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
   };
   /** A regular file: every chunk, the head too, is read by offset where it is scanned. */
   const runFile = async (file: { fd: number; path: string; size: number }) => {
-    const inFlight = new Set<Promise<void>>();
-    const failure = new FirstFailure();
-    for (let at = 0, index = 0; at < file.size && !failure.error; at += chunkBytes, index++) {
-      const n = Math.min(chunkBytes, file.size - at);
-      const slabs = Math.floor(n / slabSize);
-      trailing += n - slabs * slabSize;
-      offset += n;
-      if (slabs === 0) break;
-      const job: FileChunkJob = { ...unreadJob(at, slabs), fd: file.fd, file: file.path, offset: at, slabBytes: slabSize };
-      if (!pool) {
-        absorbFile(scanFileChunk(job), index, slabs);
-        continue;
+    const dispatch = pool ? new ChunkDispatch(pool, o.workers) : null;
+    try {
+      for (let at = 0, index = 0; at < file.size && !dispatch?.error; at += chunkBytes, index++) {
+        const n = Math.min(chunkBytes, file.size - at);
+        const slabs = Math.floor(n / slabSize);
+        trailing += n - slabs * slabSize;
+        offset += n;
+        if (slabs === 0) break;
+        const job: FileChunkJob = { ...unreadJob(at, slabs), fd: file.fd, file: file.path, offset: at, slabBytes: slabSize };
+        if (!dispatch) absorbFile(scanFileChunk(job), index, slabs);
+        else await dispatch.submit(job, scanFileChunk, (r) => absorbFile(r, index, slabs));
       }
-      while (inFlight.size >= 2 * o.workers) await Promise.race(inFlight);
-      const p: Promise<void> = runChunk(pool, job)
-        .then((r) => absorbFile(r, index, slabs))
-        .catch(failure.keep)
-        .finally(() => inFlight.delete(p));
-      inFlight.add(p);
+    } finally {
+      await dispatch?.drain();
     }
-    await Promise.all(inFlight);
-    if (failure.error) throw failure.error;
+    scanning.note = dispatch?.note;
   };
 
   const run = async () => {
