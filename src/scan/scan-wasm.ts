@@ -75,6 +75,7 @@ const CONSTANT_SAMPLE = 64;
 const sampleX = new Int32Array(2 * CONSTANT_SAMPLE);
 const sampleY = new Int32Array(2 * CONSTANT_SAMPLE);
 const sampleD = new Int32Array(2 * CONSTANT_SAMPLE);
+const sampleSeen = new Uint8Array(2 * CONSTANT_SAMPLE);
 /** fastPathTokens' four rows of nU32 words (reused: a typed array allocated per chunk deopted its caller). */
 let fastScratch = new Uint32Array(4 * 64);
 
@@ -128,20 +129,33 @@ function constantWords(words: Uint32Array, stride: number, objsPerSlab: number, 
     let votes = 0;
     let d = -1;
     let dVotes = 0;
+    // Each distinct value is counted once, at its first sample (a position holds a few distinct values).
+    sampleSeen.fill(0, 0, n);
     for (let i = 0; i < n; i++) {
+      if (sampleSeen[i]) continue;
       let c = 0;
       const di = sampleD[i];
       if (di < 0) {
         const xi = sampleX[i];
         const yi = sampleY[i];
-        for (let k = i; k < n; k++) if (sampleD[k] < 0 && sampleX[k] === xi && sampleY[k] === yi) c++;
+        for (let k = i; k < n; k++) {
+          if (sampleD[k] < 0 && sampleX[k] === xi && sampleY[k] === yi) {
+            c++;
+            sampleSeen[k] = 1;
+          }
+        }
         if (c > votes) {
           a = xi;
           b = yi;
           votes = c;
         }
       } else {
-        for (let k = i; k < n; k++) if (sampleD[k] === di) c++;
+        for (let k = i; k < n; k++) {
+          if (sampleD[k] === di) {
+            c++;
+            sampleSeen[k] = 1;
+          }
+        }
         if (c > dVotes || (c === dVotes && di < d)) {
           d = di;
           dVotes = c;
