@@ -9,6 +9,7 @@ import { estimateAddressSpace } from '../src/kernel/address-space.js';
 import { fdSource, LEARN_BYTES, scanStream, type StreamSource } from '../src/scan/stream-scan.js';
 import { MemleakError } from '../src/errors.js';
 import { DEFAULT_SCAN } from '../src/scan/scanner.js';
+import { Phases } from '../src/phases.js';
 import { ROOT, sampleText } from './helpers.js';
 
 // A raw dump larger than what the stream learns from (so both the learned head and the chunks after it
@@ -72,6 +73,23 @@ describe('--raw FILE: each chunk read by offset on the thread that scans it', ()
       for (const workers of [0, 1, 2]) expect(await scan('file', stride, workers)).toEqual(want);
     });
   }
+
+  it('shares a file between the main thread and the workers, which take chunks from one counter', async () => {
+    const fd = openSync(file, 'r');
+    try {
+      const phases = new Phases();
+      await scanStream(fdSource(fd, file), { stride: 64, objsPerSlab: 64, slabSize: 4096, base: BASE }, estimateAddressSpace([BASE]), { workers: 1, phases });
+      const chunks = Math.ceil(size / (4 << 20));
+      const note = phases.list.find((p) => p.phase === 'scan')?.note ?? '';
+      const m = /^(\d+) of (\d+) chunks scanned on the main thread, beside 1 worker$/.exec(note);
+      expect(m, note).not.toBeNull();
+      expect(Number(m![2])).toBe(chunks);
+      // This thread starts at once while the worker boots, so it always takes a share.
+      expect(Number(m![1])).toBeGreaterThan(0);
+    } finally {
+      closeSync(fd);
+    }
+  });
 
   it('by default scans a file on one worker per core (in this thread when small), a pipe on one less (this thread reads it)', async () => {
     expect(size).toBeGreaterThanOrEqual(DEFAULT_SCAN.poolMinBytes);

@@ -28,6 +28,7 @@ import { learnHeavy } from './learn.js';
 import { scanAnyChunk, type AnyChunkJob } from './any-chunk.js';
 import type { PackedChunkJob, UnpackedChunkResult } from './unpack-chunk.js';
 import type { FileChunkJob } from './file-chunk.js';
+import type { FileRangeJob, FileRangeResult } from './file-range.js';
 
 export interface ScanOptions {
   /** 0: scan in this thread; N: N piscina workers. */
@@ -108,12 +109,12 @@ export function workerPath(name: string): string {
  * worker's own queue, so it starts as soon as the previous one ends; with one, each chunk waited for a
  * round trip through the main thread's event loop, and the workers of a --raw FILE scan idled 25-45%.
  */
-export function scanPool(workers: number): Piscina {
-  return new Piscina({ filename: workerPath('scan-worker'), minThreads: workers, maxThreads: workers, concurrentTasksPerWorker: 2 });
+export function scanPool(workers: number, tasksPerWorker = 2): Piscina {
+  return new Piscina({ filename: workerPath('scan-worker'), minThreads: workers, maxThreads: workers, concurrentTasksPerWorker: tasksPerWorker });
 }
 
 /** One chunk on the pool; the worker's errors (plain {code, message, context}, or a crash) come back as MemleakError. */
-export async function runChunk(pool: Piscina, job: ChunkJob | PackedChunkJob | FileChunkJob | PlannedChunkJob): Promise<UnpackedChunkResult> {
+export async function runChunk(pool: Piscina, job: ChunkJob | PackedChunkJob | FileChunkJob | PlannedChunkJob | FileRangeJob): Promise<UnpackedChunkResult> {
   let r: unknown;
   try {
     r = await pool.run(job);
@@ -123,6 +124,11 @@ export async function runChunk(pool: Piscina, job: ChunkJob | PackedChunkJob | F
   const res = r as UnpackedChunkResult | { error: PlainError };
   if ('error' in res) throw MemleakError.fromPlain(res.error);
   return res;
+}
+
+/** One worker's share of a raw file (file-range.ts), its errors as runChunk's. */
+export async function runFileRange(pool: Piscina, job: FileRangeJob): Promise<FileRangeResult> {
+  return (await runChunk(pool, job)) as FileRangeResult;
 }
 
 /** The first failure among chunks in flight, rethrown once every chunk has settled (no unhandled rejections). */
@@ -205,6 +211,14 @@ export class ScanTally {
   /** One chunk's result; `index` is the chunk's place in slab order (the memory digest follows that order). */
   absorb(r: ChunkResult, index: number): void {
     this.digests[index] = r.digest;
+    this.objects += r.objects;
+    this.skipped += r.skipped;
+    this.overflow += mergeChunkResults(this.merged, r, this.mergeCap);
+  }
+
+  /** One thread's share of a raw file: its merged templates, and the checksums of the chunks it took. */
+  absorbRange(r: FileRangeResult): void {
+    for (let i = 0; i < r.chunkDigests.length; i += 3) this.digests[r.chunkDigests[i]] = [r.chunkDigests[i + 1], r.chunkDigests[i + 2]];
     this.objects += r.objects;
     this.skipped += r.skipped;
     this.overflow += mergeChunkResults(this.merged, r, this.mergeCap);

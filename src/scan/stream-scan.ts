@@ -15,11 +15,11 @@ import type { AddressSpace } from '../kernel/address-space.js';
 import { tokenSpaceOf } from './tokens.js';
 import { HeavyLearner } from './heavy.js';
 import { scanChunk, type ChunkJob, type ChunkResult, type UnreadChunkJob } from './scan-chunk.js';
-import { scanFileChunk, type FileChunkJob } from './file-chunk.js';
+import { FileRangeScanner, fileRangeChunks, fileRangeCounters, fileRangeDone, stopFileRange, type FileRangeJob } from './file-range.js';
 import { packSlabs } from './chunk-job.js';
 import { preadFully } from '../util/read-file.js';
 import { NO_PHASES } from '../phases.js';
-import { ChunkDispatch, DEFAULT_SCAN, FirstFailure, runChunk, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
+import { DEFAULT_SCAN, FirstFailure, runChunk, runFileRange, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
 export const LEARN_BYTES = 64 << 20;
@@ -96,7 +96,8 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
   const o = scanOptions({ ...opts, workers: opts.workers ?? (small ? 0 : src.file ? DEFAULT_SCAN.workers : DEFAULT_SCAN.pipeWorkers) });
   const t0 = performance.now();
   // Workers start (and warm up) while this thread reads the head and learns the heavy tokens.
-  const pool = o.workers > 0 ? scanPool(o.workers) : null;
+  // A file's workers each take one task, their whole share (file-range.ts); a pipe's get chunk after chunk.
+  const pool = o.workers > 0 ? scanPool(o.workers, src.file ? 1 : 2) : null;
   try {
     return await scanStreamWith(src, g, space, o, pool, t0);
   } finally {
@@ -229,28 +230,49 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
     }
   };
 
-  const absorbFile = (r: ChunkResult, index: number, slabs: number) => {
-    tally.absorb(r, index);
-    scanning.add(slabs * slabSize, r.objects);
-  };
-  /** A regular file: every chunk, the head too, is read by offset where it is scanned. */
+  /**
+   * A regular file: every thread of the scan, this one included, takes chunks from one shared counter
+   * and reads each by offset where it scans it (file-range.ts). This thread yields between its chunks
+   * so that the pool can hand the workers their share as they come up.
+   */
   const runFile = async (file: { fd: number; path: string; size: number }) => {
-    const dispatch = pool ? new ChunkDispatch(pool, o.workers) : null;
+    const scanned = Math.floor(file.size / slabSize) * slabSize;
+    trailing = file.size - scanned;
+    offset = file.size;
+    const job: FileRangeJob = {
+      fd: file.fd, file: file.path, size: scanned, chunkBytes, slabSize, baseLo, baseHi,
+      stride, objsPerSlab, heavy, space: tokSpace, maxTemplates: o.maxTemplates, counters: fileRangeCounters(),
+    };
+    const failure = new FirstFailure();
+    const shares = pool ? Array.from({ length: o.workers }, () => runFileRange(pool, job).catch((e) => {
+      stopFileRange(job);
+      failure.keep(e);
+      return null;
+    })) : [];
+    const here = new FileRangeScanner(job);
+    let reported = 0;
+    let mine = 0;
     try {
-      for (let at = 0, index = 0; at < file.size && !dispatch?.error; at += chunkBytes, index++) {
-        const n = Math.min(chunkBytes, file.size - at);
-        const slabs = Math.floor(n / slabSize);
-        trailing += n - slabs * slabSize;
-        offset += n;
-        if (slabs === 0) break;
-        const job: FileChunkJob = { ...unreadJob(at, slabs), fd: file.fd, file: file.path, offset: at, slabBytes: slabSize };
-        if (!dispatch) absorbFile(scanFileChunk(job), index, slabs);
-        else await dispatch.submit(job, scanFileChunk, (r) => absorbFile(r, index, slabs));
+      while (here.next()) {
+        mine++;
+        const done = Math.min(fileRangeDone(job.counters) * chunkBytes, scanned);
+        scanning.add(done - reported);
+        reported = done;
+        if (pool) await new Promise((r) => setImmediate(r));
       }
-    } finally {
-      await dispatch?.drain();
+    } catch (e) {
+      failure.keep(e);
     }
-    scanning.note = dispatch?.note;
+    const results = [here.result(), ...(await Promise.all(shares))];
+    if (failure.error) throw failure.error;
+    scanning.add(scanned - reported);
+    for (const r of results) {
+      if (!r) continue;
+      tally.absorbRange(r);
+      scanning.add(0, r.objects);
+    }
+    const chunks = fileRangeChunks(job);
+    if (pool) scanning.note = `${mine} of ${chunks} chunks scanned on the main thread, beside ${o.workers} worker${o.workers === 1 ? '' : 's'}`;
   };
 
   const run = async () => {
