@@ -65,7 +65,7 @@ export const DEFAULTS = {
    * identity words: a freed object loses at most its free pointer and rcu_head to the allocator.
    */
   churn: { balancedShare: 0.8, freedMatch: 0.75, minIdentityWords: 2, minSample: 5 } as Readonly<ChurnRules>,
-  /** --workers: the scan engine's own default (one per core, at most 8)... */
+  /** --workers: the scan engine's own default (one less than the cores, at most 7: the main thread scans or reads too)... */
   workers: DEFAULT_SCAN.workers,
   /** ...when not given: for caches of this much slab memory or more (smaller ones scan in the main thread). */
   poolMinBytes: DEFAULT_SCAN.poolMinBytes,
@@ -77,8 +77,6 @@ export const DEFAULTS = {
   type: 'auto' as const,
   /** --format */
   format: 'text' as const,
-  /** --workers when the scan reads a pipe (--raw -): one core less than the scan engine's default. */
-  pipeWorkers: DEFAULT_SCAN.pipeWorkers,
 };
 
 export interface AnalyzeRequest {

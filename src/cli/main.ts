@@ -152,7 +152,7 @@ export function buildProgram(): Command {
     .option('-r, --free-only <pct>', 'percent of the trace window at its end in which allocations are not counted', int('--free-only', 0, 99), DEFAULTS.freeOnlyPct)
     .option('--strict-free-only', 'drop allocations of the free-only window, as the original (default: keep those that match a hot cluster)')
     .option('--threshold <0..1>', 'similarity to a hot cluster at which an unfreed object is marked', fraction('--threshold'), DEFAULTS.mark.threshold)
-    .option('--workers <n>', `scan worker threads (0: scan in the main thread; default: ${DEFAULTS.workers}, one per core, at most 8, for caches of ${DEFAULTS.poolMinBytes >> 20} MiB or more, the main thread below; reading a pipe, --raw -: ${DEFAULTS.pipeWorkers}, as the main thread reads and the writer needs a core)`, int('--workers', 0, 64))
+    .option('--workers <n>', `scan worker threads beside the main thread, which scans too or reads a pipe (0: the main thread alone; default: ${DEFAULTS.workers}, one less than the cores, at most 7, for caches of ${DEFAULTS.poolMinBytes >> 20} MiB or more, the main thread alone below)`, int('--workers', 0, 64))
     .option('--top <n>', 'clusters to report', int('--top', 1, 1000), DEFAULTS.top)
     .option('-i, --duration <seconds>', `live mode: trace this long on the running kernel (default ${DEFAULTS.duration}, as the original)`, int('--duration', 1, 86400))
     .addOption(new Option('-t, --type <type>', 'leak type: auto decides from /proc snapshots (live, or --from with before/after files)').choices(['auto', 'slab', 'page', 'vmalloc']).default(DEFAULTS.type))

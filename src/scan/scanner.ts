@@ -31,7 +31,11 @@ import type { FileChunkJob } from './file-chunk.js';
 import type { FileRangeJob, FileRangeResult } from './file-range.js';
 
 export interface ScanOptions {
-  /** 0: scan in this thread; N: N piscina workers. */
+  /**
+   * 0: scan in this thread; N: N piscina workers beside it. The default leaves one core to this thread,
+   * which scans too (a file, a dump) or reads (a pipe, where the writer also wants a core): on 2 cores
+   * the seed's case (13.4 GB piped) took 19.0 s with 0 workers, 11.5 s with 1 and 14.4 s with 2.
+   */
   workers: number;
   /**
    * When `workers` is not asked for, a cache with less slab memory than this is scanned in this
@@ -48,22 +52,15 @@ export interface ScanOptions {
   cluster: ClusterOptions;
   /** Where the scan's phases (learn, slab reads, scan, merge, cluster) and progress are recorded. */
   phases?: Phases;
-  /**
-   * `workers` when a pipe is scanned (--raw -) and none were asked for: one less than the cores. The
-   * main thread is busy reading the pipe and the process writing it needs a core too: on 2 cores the
-   * seed's case (13.4 GB piped) took 19.0 s with 0 workers, 11.5 s with 1 and 14.4 s with 2.
-   */
-  pipeWorkers: number;
 }
 
 export const DEFAULT_SCAN: ScanOptions = {
-  workers: Math.max(1, Math.min(availableParallelism(), 8)),
+  workers: Math.max(0, Math.min(availableParallelism(), 8) - 1),
   poolMinBytes: 64 << 20,
   sampleObjects: 1 << 16,
   chunkBytes: 4 << 20,
   maxTemplates: 1 << 16,
   cluster: DEFAULT_CLUSTER,
-  pipeWorkers: Math.max(0, Math.min(availableParallelism(), 8) - 1),
 };
 
 export interface ScanStats {

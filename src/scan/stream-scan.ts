@@ -93,7 +93,7 @@ export async function scanStream(src: StreamSource, g: StreamGeometry, space: Ad
   // Not asked: a file is scanned where it is read (one worker per core; in this thread below
   // poolMinBytes, where starting workers costs more than they save); a pipe is read by this thread.
   const small = src.file !== undefined && src.file.size < (opts.poolMinBytes ?? DEFAULT_SCAN.poolMinBytes);
-  const o = scanOptions({ ...opts, workers: opts.workers ?? (small ? 0 : src.file ? DEFAULT_SCAN.workers : DEFAULT_SCAN.pipeWorkers) });
+  const o = scanOptions({ ...opts, workers: opts.workers ?? (small ? 0 : DEFAULT_SCAN.workers) });
   const t0 = performance.now();
   // Workers start (and warm up) while this thread reads the head and learns the heavy tokens.
   // A file's workers each take one task, their whole share (file-range.ts); a pipe's get chunk after chunk.
