@@ -59,6 +59,11 @@ const weightPtr: usize = memory.data(4 * 16, 16);
 const hotKindPtr: usize = memory.data(SEG_WORDS * 4, 16);
 const HOT_RAW = 1;
 const HOT_SELF = 2;
+// HOT_RAW with t0 VAR (class 0): a counter beside a fixed high half. Its gap: the run of values
+// around the hot object's own low half that holds no heavy value at the position and stays below
+// the lowest class prefix (splatted [first, last] per word), so a low half in it is VAR there.
+const HOT_GAP = 4;
+const hotGapPtr: usize = memory.data(SEG_WORDS * 32, 16);
 
 // Splatted constants (configure()), loaded in one instruction where V8 would build each from an
 // immediate in three (mov, movq, punpcklqdq) at every use in the class tests.
@@ -432,7 +437,13 @@ export function getC2(): i32 { return c2; }
     // outside the kernel half, and their t0 is their low half, templated.
     const b = v128.shuffle<i32>(x, y, 1, 3, 5, 7);
     if (i32x4.all_true(i32x4.eq(b, h1))) {
-      return i32x4.all_true(i32x4.eq(heavyTok(v128.shuffle<i32>(x, y, 0, 2, 4, 6), w << 1), h0));
+      const a = v128.shuffle<i32>(x, y, 0, 2, 4, 6);
+      if (kind & HOT_GAP) {
+        // Low halves in the hot object's gap between heavy values, below every class prefix: VAR.
+        const g = hotGapPtr + (<usize>w << 5);
+        if (i32x4.all_true(v128.and(i32x4.ge_u(a, v128.load(g)), i32x4.le_u(a, v128.load(g, 16))))) return true;
+      }
+      return i32x4.all_true(i32x4.eq(heavyTok(a, w << 1), h0));
     }
   }
   const t0 = wordTokens(x, y, cx, cy, lo, hi, w, tokPtr + 16);
@@ -698,7 +709,7 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
           count(kh, kl, firstObj + g + 2);
           count(kh, kl, firstObj + g + 3);
         }
-        if (words <= SEG_WORDS && kh == lastH && kl == lastL && (!hotOn || kh != hotH || kl != hotL)) setHot(words);
+        if (words <= SEG_WORDS && kh == lastH && kl == lastL && (!hotOn || kh != hotH || kl != hotL)) setHot(words, q0);
         continue;
       }
       count(kh, kl, firstObj + g);
@@ -727,7 +738,7 @@ export function scanBlock(dataPtr: usize, nSlabs: i32, slabPtr: usize, statePtr:
  * Makes the template of the last four objects (lane 0 of tokPtr, key lastH/lastL at lastIdx) the hot
  * one: its tokens splatted per word, and per word whether the position's constant has them.
  */
-function setHot(words: i32): void {
+function setHot(words: i32, q0: usize): void {
   for (let w = 0; w < words; w++) {
     const tp = tokPtr + (<usize>w << 5);
     const t0 = v128.load(tp);
@@ -745,7 +756,7 @@ function setHot(words: i32): void {
     const t = i32x4.extract_lane(t1, 0);
     const raw = <u32>t < <u32>KERNEL_HALF && t != POISON_HI && t != OPAQUE_HI && t != CLASS_HI && (t & ~7) != TOK_VAR;
     const selfSame = same && load<i32>(f, 48) != 0 && load<i32>(f, 56) == i32x4.extract_lane(t0, 0) && load<i32>(f, 60) == t;
-    store<i32>(hotKindPtr + (<usize>w << 2), (raw ? HOT_RAW : 0) | (selfSame ? HOT_SELF : 0));
+    store<i32>(hotKindPtr + (<usize>w << 2), (raw ? HOT_RAW : 0) | (selfSame ? HOT_SELF : 0) | (raw && i32x4.extract_lane(t0, 0) == TOK_VAR && setGap(w, q0) ? HOT_GAP : 0));
     if (bulk) {
       store<i64>(constPairPtr + (<usize>w << 3), load<i64>(f));
       store<i64>(hotPairPtr + (<usize>w << 3), same ? -1 : 0);
@@ -760,6 +771,26 @@ function setHot(words: i32): void {
   hotH = lastH;
   hotL = lastL;
   hotIdx = lastIdx;
+}
+
+/** HOT_GAP's gap for word w of the hot object at q0 (object 0 of the group): false when there is none. */
+function setGap(w: i32, q0: usize): bool {
+  const a = load<u32>(q0 + (<usize>w << 3));
+  let first: u32 = 0;
+  let last: u32 = <u32>0x11570000 - 1;
+  if (a > last) return false;
+  const e = posPtr + (<usize>(w << 1) << 4);
+  const end = load<i32>(e, 12);
+  for (let i = load<i32>(e, 8); i < end; i++) {
+    const v = load<u32>(valsPtr + (<usize>i << 2));
+    if (v == a) return false;
+    if (v < a && v >= first) first = v + 1;
+    if (v > a && v <= last) last = v - 1;
+  }
+  const g = hotGapPtr + (<usize>w << 5);
+  v128.store(g, i32x4.splat(first));
+  v128.store(g, i32x4.splat(last), 16);
+  return true;
 }
 
 // @ts-ignore: decorator
