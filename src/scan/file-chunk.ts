@@ -5,7 +5,7 @@
  * the main thread or copied between threads: the second core scans instead of waiting for hand-offs.
  */
 import { preadFully } from '../util/read-file.js';
-import { scanUnreadChunk, type UnreadChunkJob } from './scan-chunk.js';
+import { scanUnreadChunk, type KnownTemplates, type UnreadChunkJob } from './scan-chunk.js';
 import type { ChunkResult } from './chunk-job.js';
 
 export interface FileChunkJob extends UnreadChunkJob {
@@ -18,7 +18,7 @@ export interface FileChunkJob extends UnreadChunkJob {
   slabBytes: number;
 }
 
-export function scanFileChunk(job: FileChunkJob): ChunkResult {
+export function scanFileChunk(job: FileChunkJob, known?: KnownTemplates): ChunkResult {
   const bytes = (job.slabAddrs.length >>> 1) * job.slabBytes;
-  return scanUnreadChunk(job, { slabBytes: job.slabBytes, fill: (into) => preadFully(job.fd, into.subarray(0, bytes), job.offset, job.file) });
+  return scanUnreadChunk(job, { slabBytes: job.slabBytes, fill: (into) => preadFully(job.fd, into.subarray(0, bytes), job.offset, job.file) }, known);
 }

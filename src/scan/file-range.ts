@@ -72,6 +72,9 @@ export class FileRangeScanner {
   private skipped = 0;
   private overflow = 0;
 
+  /** Templates this thread holds: their tokens are not materialised again (KnownTemplates). */
+  private readonly known = (key: number): boolean => this.merged.has(key);
+
   constructor(private readonly job: FileRangeJob) {
     this.counters = new Int32Array(job.counters);
     this.nChunks = fileRangeChunks(job);
@@ -98,7 +101,7 @@ export class FileRangeScanner {
       };
       let r: ChunkResult;
       try {
-        r = scanFileChunk(chunk);
+        r = scanFileChunk(chunk, this.known);
       } catch (e) {
         stopFileRange(job);
         throw e;

@@ -72,11 +72,20 @@ let fallbackBuffer: ArrayBuffer | null = null;
  * wasm kernel's memory and scanned there, so no thread copies them; where the kernel cannot take the
  * job, into a buffer of this thread for the JS loop. The same result as scanChunk on the same bytes.
  */
-export function scanUnreadChunk(job: UnreadChunkJob, from: ChunkFill): ChunkResult {
+export function scanUnreadChunk(job: UnreadChunkJob, from: ChunkFill, known?: KnownTemplates): ChunkResult {
   checkAscending(job.slabAddrs);
   const k = scanKernel();
-  return (k && scanChunkWasm(k, job, from)) || scanUnreadChunkJs(job, from);
+  return (k && scanChunkWasm(k, job, from, known)) || scanUnreadChunkJs(job, from);
 }
+
+/**
+ * Keys whose tokens the caller already holds (a thread folding chunk after chunk into its own tally):
+ * their templates come back with no tokens. Materialising ~40 templates' tokens per chunk that the
+ * tally already had made tokenizeObject and templateInPlace hot enough to be compiled again in
+ * every worker.
+ */
+export type KnownTemplates = (key: number) => boolean;
+const NO_TOKENS: number[] = [];
 
 /** scanUnreadChunk on the JS loop: the bytes are read into a buffer this thread keeps. */
 export function scanUnreadChunkJs(job: UnreadChunkJob, from: ChunkFill): ChunkResult {
@@ -91,7 +100,7 @@ export function scanUnreadChunkJs(job: UnreadChunkJob, from: ChunkFill): ChunkRe
 }
 
 /** scanChunk on the wasm kernel; null when the job does not fit its memory. */
-export function scanChunkWasm(k: ScanKernel, job: ChunkJob | UnreadChunkJob, from?: ChunkFill): ChunkResult | null {
+export function scanChunkWasm(k: ScanKernel, job: ChunkJob | UnreadChunkJob, from?: ChunkFill, known?: KnownTemplates): ChunkResult | null {
   const r = runKernel(k, job, from);
   if (!r) return null;
   const { stride, objsPerSlab, slabAddrs, heavy, space } = job;
@@ -105,6 +114,10 @@ export function scanChunkWasm(k: ScanKernel, job: ChunkJob | UnreadChunkJob, fro
     const baseLo = slabAddrs[2 * s];
     const ulo = (baseLo + (o - s * objsPerSlab) * stride) >>> 0;
     const uhi = ulo < baseLo ? (slabAddrs[2 * s + 1] + 1) >>> 0 : slabAddrs[2 * s + 1];
+    if (known?.(r.keys[i])) {
+      templates.push({ key: r.keys[i], count: r.counts[i], tokens: NO_TOKENS, repLo: ulo, repHi: uhi });
+      continue;
+    }
     const tok = new Uint32Array(nU32);
     tokenizeObject(uwords, o * nU32, nU32, ulo, uhi, stride, space, tok);
     templateInPlace(tok, heavy);
