@@ -16,6 +16,7 @@ import { openDump, openDumpSource } from '../src/dump/open-dump.js';
 import { BufferSource } from '../src/dump/byte-source.js';
 import { writeElfCore } from '../src/dump/elf-writer.js';
 import { parseVmcoreinfo } from '../src/kernel/vmcoreinfo.js';
+import { Kallsyms } from '../src/kernel/kallsyms.js';
 import { buildKdump, elfPages, flatten } from './dump-builders.js';
 import { errorOf, sample } from './helpers.js';
 
@@ -211,6 +212,27 @@ describe('inconsistent dumps name what is broken', () => {
     const e = await analyzeError(p);
     expect(e.code).toBe('E_FORMAT');
     expect(e.message).toMatch(/kallsyms tables (decode to garbage|decode \d+ names but none is _stext)/);
+  });
+});
+
+describe('counts read from dumped memory', () => {
+  /** The extract with the u32 of a kernel variable (address from the same boot's kallsyms) set to v. */
+  function withU32(name: string, v: number): string {
+    const info = parseVmcoreinfo(INFO, 'x');
+    const va = Kallsyms.parse(gunzipSync(readFileSync(sample('demo-kmalloc64/guest/kallsyms.txt.gz'))).toString('utf8'), 'k').addressOf(name)!;
+    const paddr = Number(va - 0xffffffff80000000n + info.numbers.get('phys_base')!);
+    const patched = pages.map((p) => ({ pfn: p.pfn, data: p.data.slice() }));
+    const page = patched.find((p) => p.pfn === Math.floor(paddr / 4096))!;
+    new DataView(page.data.buffer).setUint32(paddr % 4096, v, true);
+    return fileOf(`${name}-${v}.core`, writeElfCore(patched, 4096, INFO, { cache: 'kmalloc-64', from: 'test' }));
+  }
+
+  it('nr_cpu_ids of 0 or 2^32-1 is refused, not an internal error (a 32 GiB __per_cpu_offset read) or no per-CPU freelists', async () => {
+    for (const v of [0xffffffff, 0]) {
+      const p = withU32('nr_cpu_ids', v);
+      const e = await analyzeError(p);
+      expect(e.where()).toBe(`${p}: nr_cpu_ids in the dump is ${v}: not 1..8192 as on any x86_64 kernel (damaged memory or wrong symbols)`);
+    }
   });
 });
 

@@ -298,12 +298,19 @@ export interface CpuSlab {
   partial: bigint;
 }
 
+const MAX_NR_CPUS = 8192;
+
 /** Per-CPU kmem_cache_cpu of a cache: this_cpu_ptr(s->cpu_slab) for every possible CPU. */
 export function cpuSlabs(ctx: SlubContext, c: KmemCache): CpuSlab[] {
   if (c.cpuSlab === null) return [];
   const cpuSlab = c.cpuSlab;
   const { prog, types } = ctx;
   const nr = prog.u32(sym(ctx, 'nr_cpu_ids'), 'nr_cpu_ids');
+  // A count read from the dump sizes the next read: x86_64's NR_CPUS is at most 8192 (CONFIG_MAXSMP),
+  // and a booted kernel has a CPU.
+  if (nr < 1 || nr > MAX_NR_CPUS) {
+    throw new MemleakError('E_FORMAT', `nr_cpu_ids in the dump is ${nr}: not 1..${MAX_NR_CPUS} as on any x86_64 kernel (damaged memory or wrong symbols)`, { file: prog.dump.path });
+  }
   const offsets = prog.mustRead(sym(ctx, '__per_cpu_offset'), nr * 8, '__per_cpu_offset');
   const ov = dv(offsets);
   const offFree = types.offsetOf('kmem_cache_cpu', 'freelist');
