@@ -236,6 +236,32 @@ describe('counts read from dumped memory', () => {
   });
 });
 
+describe('struct kmem_cache of the analysed cache, damaged', () => {
+  // kmalloc-64's kmem_cache (0xffff8eadc1042500 in the direct map: physical 0x1042500); on 6.1 size
+  // is at +24 and oo (order << 16 | objects) at +52.
+  const KC = 0x1042500;
+  function withKmemCache(name: string, edits: [number, number][]): string {
+    const patched = pages.map((p) => ({ pfn: p.pfn, data: p.data.slice() }));
+    const page = patched.find((p) => p.pfn === Math.floor(KC / 4096))!;
+    const v = new DataView(page.data.buffer);
+    expect([v.getUint32((KC % 4096) + 24, true), v.getUint32((KC % 4096) + 52, true)]).toEqual([64, 64]);
+    for (const [off, val] of edits) v.setUint32((KC % 4096) + off, val, true);
+    return fileOf(name, writeElfCore(patched, 4096, INFO, { cache: 'kmalloc-64', from: 'test' }));
+  }
+
+  it('65535 objects, 0 objects, order 30, size 8: one line naming the cache, not a hang, a RangeError or a report', async () => {
+    // Before: a hang, "Invalid array buffer length", "Offset is outside the bounds of the DataView", and exit 0.
+    for (const [what, edits] of [['objects65535', [[52, 65535]]], ['objects0', [[52, 0]]], ['order30', [[52, (30 << 16) | 64]]], ['size8', [[24, 8]]]] as const) {
+      const p = withKmemCache(`${what}.core`, edits as unknown as [number, number][]);
+      const t = performance.now();
+      const e = await analyzeError(p);
+      expect(performance.now() - t).toBeLessThan(10_000);
+      expect(e.code).toBe('E_FORMAT');
+      expect(e.where()).toMatch(new RegExp(`^${p}: struct kmem_cache at 0xffff8eadc1042500 \\("kmalloc-64"\\) says size \\d+, object_size 64, free pointer at 32, \\d+ objects in an order-\\d+ slab: not a SLUB geometry \\(damaged memory\\)$`));
+    }
+  });
+});
+
 describe('32-bit dumps', () => {
   it('an ELF32 core and an i686 kdump say 32-bit kernels are not supported', () => {
     const elf = ELF.slice(0, 4096);

@@ -80,6 +80,34 @@ const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength)
 
 
 export function readKmemCache(ctx: SlubContext, addr: bigint): KmemCache {
+  const c = readKmemCacheFields(ctx, addr);
+  checkKmemCache(c, ctx.prog);
+  return c;
+}
+
+/** Slabs of at most 2^10 pages (MAX_ORDER; SLUB caps its own order lower). */
+const MAX_SLAB_ORDER = 10;
+
+/**
+ * The geometry every walk of a cache trusts, as SLUB sets it (calculate_sizes): an aligned object
+ * size, the free pointer inside the object, and oo's objects = order_objects() = slab bytes / size
+ * (before 4.18 less a few reserved bytes). Damaged memory here was a hang (65535 objects of a 64-byte
+ * slab walked one by one), a DataView out of bounds, or a silent report of the wrong objects.
+ */
+function checkKmemCache(c: KmemCache, prog: KernelProgram): void {
+  const slab = prog.pageSize * 2 ** c.order;
+  const ok = c.order <= MAX_SLAB_ORDER && c.size >= 8 && c.size % 8 === 0 && c.size <= slab && c.objectSize <= c.size &&
+    c.offset + 8 <= c.size && c.objects >= 1 && c.objects <= Math.floor(slab / c.size) && c.objects >= Math.floor((slab - 256) / c.size);
+  if (!ok) {
+    throw new MemleakError(
+      'E_FORMAT',
+      `struct kmem_cache at ${hex(c.addr)} (${JSON.stringify(c.name.slice(0, 40))}) says size ${c.size}, object_size ${c.objectSize}, free pointer at ${c.offset}, ${c.objects} objects in an order-${c.order} slab: not a SLUB geometry (damaged memory)`,
+      { file: prog.dump.path },
+    );
+  }
+}
+
+function readKmemCacheFields(ctx: SlubContext, addr: bigint): KmemCache {
   const { prog, types } = ctx;
   const size = types.sizeOf('kmem_cache');
   const b = dv(prog.mustRead(addr, size, 'struct kmem_cache'));
