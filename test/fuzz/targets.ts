@@ -158,6 +158,16 @@ const btfSeed = once(async (): Promise<Uint8Array> => {
   return out;
 });
 
+/**
+ * What a reader that returns must have checked: every number it hands on is a safe, non-negative
+ * integer (a count of 99999999999999999999 read as 1e20 is a silent wrong result, not a refusal), and
+ * the geometry it gives is one a slab can have. A violation is a plain Error: the verdict's failure.
+ */
+function invariant(ok: boolean, what: string): void {
+  if (!ok) throw new Error(`invariant: ${what}`);
+}
+const count = (v: number | null | undefined) => v === null || v === undefined || (Number.isSafeInteger(v) && v >= 0);
+
 export const TARGETS: Target[] = [
   {
     name: 'crash-rd',
@@ -169,7 +179,13 @@ export const TARGETS: Target[] = [
     name: 'crash-kmem',
     kind: 'text',
     seed: () => enc(lines(sampleText('demo-kmalloc64/crash/kmem_S_kmalloc-64.txt'), 0, 400)),
-    run: (b) => void parseCrashKmem(dec(b), 'kmem.txt'),
+    run: (b) => {
+      const k = parseCrashKmem(dec(b), 'kmem.txt');
+      for (const c of k.caches) {
+        invariant([c.objectSize, c.allocated, c.total, c.slabs, c.slabSize].every(count), `kmem row numbers ${JSON.stringify([c.objectSize, c.allocated, c.total, c.slabs, c.slabSize])}`);
+        invariant(c.objectSize >= 1 && c.objectSize <= c.slabSize && c.slabSize >= 4096 && (c.slabSize & (c.slabSize - 1)) === 0, `kmem geometry ${c.objectSize}/${c.slabSize}`);
+      }
+    },
   },
   {
     name: 'kallsyms',
@@ -191,13 +207,22 @@ export const TARGETS: Target[] = [
     name: 'slabinfo',
     kind: 'text',
     seed: () => sampleBytes('demo-kmalloc64/guest/slabinfo.after'),
-    run: (b) => void parseSlabinfo(dec(b), 'slabinfo'),
+    run: (b) => {
+      for (const r of parseSlabinfo(dec(b), 'slabinfo').values()) {
+        invariant([r.activeObjs, r.numObjs, r.objectSize, r.objsPerSlab, r.pagesPerSlab, r.activeSlabs, r.numSlabs].every(count), `slabinfo numbers of ${r.name}`);
+        invariant(r.objectSize >= 8 && r.objsPerSlab >= 1 && r.objsPerSlab * r.objectSize <= r.pagesPerSlab * 4096, `slabinfo geometry of ${r.name}`);
+      }
+    },
   },
   {
     name: 'meminfo',
     kind: 'text',
     seed: () => sampleBytes('demo-kmalloc64/guest/meminfo.after'),
-    run: (b) => void parseMeminfo(dec(b), 'meminfo'),
+    run: (b) => {
+      const m = parseMeminfo(dec(b), 'meminfo');
+      invariant([...m.values()].every(count), 'meminfo values');
+      for (const k of ['MemTotal', 'MemFree', 'Active', 'Inactive', 'Slab', 'SUnreclaim']) invariant(m.has(k), `meminfo without ${k} was accepted`);
+    },
   },
   {
     name: 'vmallocinfo',
@@ -205,6 +230,7 @@ export const TARGETS: Target[] = [
     seed: () => enc(lines(sampleText('vmleak-vmalloc/guest/vmallocinfo.after.gz'), 0, 400)),
     run: (b) => {
       const areas = parseVmallocinfo(dec(b), 'vmallocinfo', null);
+      for (const a of areas) invariant(count(a.size) && count(a.pages) && (a.pages ?? 0) * 4096 <= a.size, `vmallocinfo area ${a.size} bytes, pages=${a.pages}`);
       vmallocByCaller(areas, areas.slice(0, areas.length >> 1));
     },
   },
@@ -218,6 +244,7 @@ export const TARGETS: Target[] = [
     ),
     run: (b) => {
       const t = parseFtrace(dec(b), 'trace.txt', null);
+      for (const e of t.events) invariant(count(e.bytesAlloc) && count(e.bytesReq) && count(e.pfn) && Number.isFinite(e.ts), `trace event of line ${e.line}: bytes ${e.bytesReq}/${e.bytesAlloc}, pfn ${e.pfn}, ts ${e.ts}`);
       outstandingSlab(t, { freeOnlyPct: 20, bytesAlloc: 64 });
       outstandingPages(t, { freeOnlyPct: 20, memory: null, pageOffsetBase: null });
     },
