@@ -147,7 +147,8 @@ describe('the WebAssembly SIMD scan kernel equals the JS loop', () => {
     const rnd = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     const ri = (n: number) => Math.floor(rnd() * n);
     const special = [...EDGES.map((v) => [Number(v & 0xffffffffn), Number(v >> 32n)]), [7, 0xdead0000], [0x7a7a7a00, 0xc0de],
-      [0x7a7a7a03, 0xc0de], [0x4ea90001, 0xc0de], [0x5e1f0040, 0xc0de], [0x11570000, 0xc0de], [0xc1a55eed, 0xc0de], [0, 0x7a7a7a00], [0, 0xc1a55eed], [1, 0], [0, 0]];
+      [0x7a7a7a03, 0xc0de], [0x4ea90001, 0xc0de], [0x5e1f0040, 0xc0de], [0x11570000, 0xc0de], [0xc1a55eed, 0xc0de], [0, 0x7a7a7a00], [0, 0xc1a55eed], [1, 0], [0, 0],
+      [12345, 0], [77, 0xc0dd], [88, 0xc0df]];
     for (let run = 0; run < 1500; run++) {
       const stride = [8, 16, 24, 32, 48, 64, 96, 128, 256, 512][ri(10)];
       const perSlab = Math.floor(4096 / stride);
@@ -177,7 +178,10 @@ describe('the WebAssembly SIMD scan kernel equals the JS loop', () => {
           const { kind, v } = shape[w];
           let a = v[0];
           let b = v[1];
-          if (kind === 1) a = counter++ % (rnd() < 0.5 ? 3 : 100000);
+          if (kind === 1) {
+            a = counter++ % (rnd() < 0.5 ? 3 : 100000);
+            if (rnd() < 0.02) b = [0, b - 1, b + 1][ri(3)] >>> 0; // the high half beside the counter differs
+          }
           else if (kind === 2) [a, b] = rnd() < 0.5 ? [(olo + v[0]) >>> 0, ohi] : rnd() < 0.7 ? [0x100, 0xdead0000] : [0x122, 0xdead0000];
           else if (kind === 3) [a, b] = [ri(2 ** 32), ri(2 ** 32)];
           if (rnd() < rate) [a, b] = rnd() < 0.5 ? special[ri(special.length)] : [(olo + [0, w * 8, w * 8 - 8, ri(stride), ri(stride / 8) * 8][ri(5)]) >>> 0, ohi];

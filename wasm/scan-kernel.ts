@@ -50,7 +50,15 @@ const hotPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 // which of the two words are HOT_SELF (i64 lanes -1/0), and whether any is (i32).
 const selfPairPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 const selfMaskPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
-const pairSelfPtr: usize = memory.data(BULK_WORDS / 2 * 4, 16);
+// Per pair: PAIR_SELF | PAIR_GAP when one of its words is HOT_SELF or HOT_GAP (i32), and for
+// HOT_GAP words the gap as i32 lanes [first, hot high half] and [last, hot high half] (other
+// words: [0, 0] and [-1, -1]) and which of the two are HOT_GAP (i64 lanes -1/0).
+const pairKindPtr: usize = memory.data(BULK_WORDS / 2 * 4, 16);
+const PAIR_SELF = 1;
+const PAIR_GAP = 2;
+const gapLoPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
+const gapHiPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
+const gapMaskPtr: usize = memory.data(BULK_WORDS / 2 * 16, 16);
 const weightPtr: usize = memory.data(4 * 16, 16);
 // Per word of the hot template, i32 flags: HOT_RAW, its t1 is a plain high half (then four objects
 // holding that high half have it, and t0 is their low half's template value: no class tests);
@@ -504,20 +512,40 @@ let bulkHot: bool = false;
     const v1 = v128.load(q0 + st + o);
     const v2 = v128.load(q0 + 2 * st + o);
     const v3 = v128.load(q0 + 3 * st + o);
-    let m: v128;
-    if (load<i32>(pairSelfPtr + (<usize>i << 2)) != 0) {
-      // An object's word is also fine when it points into the object itself at the usual offset.
-      const d = v128.load(selfPairPtr + o);
-      const sm = v128.load(selfMaskPtr + o);
-      const m0 = v128.or(i64x2.eq(v0, c), v128.and(i64x2.eq(v0, i32x4.add(a0, d)), sm));
-      const m1 = v128.or(i64x2.eq(v1, c), v128.and(i64x2.eq(v1, i32x4.add(a1, d)), sm));
-      const m2 = v128.or(i64x2.eq(v2, c), v128.and(i64x2.eq(v2, i32x4.add(a2, d)), sm));
-      const m3 = v128.or(i64x2.eq(v3, c), v128.and(i64x2.eq(v3, i32x4.add(a3, d)), sm));
+    let m = v128.and(v128.and(i64x2.eq(v0, c), i64x2.eq(v1, c)), v128.and(i64x2.eq(v2, c), i64x2.eq(v3, c)));
+    const kind = load<i32>(pairKindPtr + (<usize>i << 2));
+    if (kind != 0) {
+      // A word of an object is also fine when it points into the object itself at the usual offset
+      // (PAIR_SELF), or when it is a counter in the hot gap beside the hot high half (PAIR_GAP).
+      const same = v128.load(hotPairPtr + o);
+      let m0 = v128.and(i64x2.eq(v0, c), same);
+      let m1 = v128.and(i64x2.eq(v1, c), same);
+      let m2 = v128.and(i64x2.eq(v2, c), same);
+      let m3 = v128.and(i64x2.eq(v3, c), same);
+      if (kind & PAIR_SELF) {
+        const d = v128.load(selfPairPtr + o);
+        const sm = v128.load(selfMaskPtr + o);
+        m0 = v128.or(m0, v128.and(i64x2.eq(v0, i32x4.add(a0, d)), sm));
+        m1 = v128.or(m1, v128.and(i64x2.eq(v1, i32x4.add(a1, d)), sm));
+        m2 = v128.or(m2, v128.and(i64x2.eq(v2, i32x4.add(a2, d)), sm));
+        m3 = v128.or(m3, v128.and(i64x2.eq(v3, i32x4.add(a3, d)), sm));
+      }
+      if (kind & PAIR_GAP) {
+        // Both halves in range: the low half in the gap, the high half equal to the hot one.
+        const gl = v128.load(gapLoPtr + o);
+        const gh = v128.load(gapHiPtr + o);
+        const gm = v128.load(gapMaskPtr + o);
+        const ones = i64x2.splat(-1);
+        m0 = v128.or(m0, v128.and(i64x2.eq(v128.and(i32x4.ge_u(v0, gl), i32x4.le_u(v0, gh)), ones), gm));
+        m1 = v128.or(m1, v128.and(i64x2.eq(v128.and(i32x4.ge_u(v1, gl), i32x4.le_u(v1, gh)), ones), gm));
+        m2 = v128.or(m2, v128.and(i64x2.eq(v128.and(i32x4.ge_u(v2, gl), i32x4.le_u(v2, gh)), ones), gm));
+        m3 = v128.or(m3, v128.and(i64x2.eq(v128.and(i32x4.ge_u(v3, gl), i32x4.le_u(v3, gh)), ones), gm));
+      }
       m = v128.and(v128.and(m0, m1), v128.and(m2, m3));
     } else {
-      m = v128.and(v128.and(i64x2.eq(v0, c), i64x2.eq(v1, c)), v128.and(i64x2.eq(v2, c), i64x2.eq(v3, c)));
+      m = v128.and(m, v128.load(hotPairPtr + o));
     }
-    need |= <u64>i64x2.bitmask(v128.not(v128.and(m, v128.load(hotPairPtr + o)))) << (<u64>i << 1);
+    need |= <u64>i64x2.bitmask(v128.not(m)) << (<u64>i << 1);
     acc0 = i32x4.add(i32x4.mul(acc0, pp), v0);
     acc1 = i32x4.add(i32x4.mul(acc1, pp), v1);
     acc2 = i32x4.add(i32x4.mul(acc2, pp), v2);
@@ -756,15 +784,22 @@ function setHot(words: i32, q0: usize): void {
     const t = i32x4.extract_lane(t1, 0);
     const raw = <u32>t < <u32>KERNEL_HALF && t != POISON_HI && t != OPAQUE_HI && t != CLASS_HI && (t & ~7) != TOK_VAR;
     const selfSame = same && load<i32>(f, 48) != 0 && load<i32>(f, 56) == i32x4.extract_lane(t0, 0) && load<i32>(f, 60) == t;
-    store<i32>(hotKindPtr + (<usize>w << 2), (raw ? HOT_RAW : 0) | (selfSame ? HOT_SELF : 0) | (raw && i32x4.extract_lane(t0, 0) == TOK_VAR && setGap(w, q0) ? HOT_GAP : 0));
+    const gap = raw && i32x4.extract_lane(t0, 0) == TOK_VAR && setGap(w, q0);
+    store<i32>(hotKindPtr + (<usize>w << 2), (raw ? HOT_RAW : 0) | (selfSame ? HOT_SELF : 0) | (gap ? HOT_GAP : 0));
     if (bulk) {
       store<i64>(constPairPtr + (<usize>w << 3), load<i64>(f));
       store<i64>(hotPairPtr + (<usize>w << 3), same ? -1 : 0);
       store<i32>(selfPairPtr + (<usize>w << 3), selfSame ? load<i32>(f, 52) : 0);
       store<i32>(selfPairPtr + (<usize>w << 3), 0, 4);
       store<i64>(selfMaskPtr + (<usize>w << 3), selfSame ? -1 : 0);
-      const ps = pairSelfPtr + (<usize>(w >> 1) << 2);
-      store<i32>(ps, ((w & 1) != 0 ? load<i32>(ps) : 0) | (selfSame ? 1 : 0));
+      const g = hotGapPtr + (<usize>w << 5);
+      store<i32>(gapLoPtr + (<usize>w << 3), gap ? load<i32>(g) : 0);
+      store<i32>(gapLoPtr + (<usize>w << 3), gap ? t : 0, 4);
+      store<i32>(gapHiPtr + (<usize>w << 3), gap ? load<i32>(g, 16) : -1);
+      store<i32>(gapHiPtr + (<usize>w << 3), gap ? t : -1, 4);
+      store<i64>(gapMaskPtr + (<usize>w << 3), gap ? -1 : 0);
+      const pk = pairKindPtr + (<usize>(w >> 1) << 2);
+      store<i32>(pk, ((w & 1) != 0 ? load<i32>(pk) : 0) | (selfSame ? PAIR_SELF : 0) | (gap ? PAIR_GAP : 0));
     }
   }
   hotOn = true;
