@@ -119,6 +119,18 @@ describe('hostile headers: refused fast, naming file and offset', () => {
     expect(errorOf(() => openDump(p)).where()).toBe(`${p} at offset 0 (0x0): corrupt gzip data: it ends early (truncated)`);
   });
 
+  it('a flattened stream or ELF cut inside its header says truncated, not "no known magic"', () => {
+    const flat = flatten(buildKdump(pages.slice(0, 4), INFO).bytes);
+    const p = fileOf('cut.flat', flat.subarray(0, 100));
+    expect(errorOf(() => openDump(p)).where()).toBe(`${p} at offset 100 (0x64): makedumpfile flattened stream of 100 bytes: shorter than its 4096-byte header, truncated`);
+    const damaged = flat.slice();
+    damaged[12] = 0x41;
+    const d = fileOf('damaged.flat', damaged);
+    expect(errorOf(() => openDump(d)).where()).toBe(`${d} at offset 12 (0xc): makedumpfile flattened signature with damaged header bytes (the signature is 12 characters and 4 NULs): corrupt header`);
+    const e = fileOf('cut.core', ELF.subarray(0, 40));
+    expect(errorOf(() => openDump(e)).where()).toBe(`${e} at offset 40 (0x28): ELF file of 40 bytes: shorter than its 64-byte header, truncated`);
+  });
+
   it('VMCOREINFO numbers that are zero, huge or not integers are refused at their line', () => {
     const cases: [string, string, RegExp][] = [
       ['PAGESIZE=4096', 'PAGESIZE=0000', /PAGESIZE must be a power of two/],

@@ -21,6 +21,16 @@ export function openDumpSource(src: ByteSource, opts: { kcore?: boolean } = {}):
   }
   if (isKdump(src)) return openKdump(src, '');
   if (isElf(src)) return openElfCore(src, { kcore: opts.kcore ?? false });
+  // A known magic whose header is cut or damaged is that format's damage, not "no known magic".
+  const sig = new TextDecoder('latin1').decode(src.read(0, Math.min(16, src.size)));
+  if (sig.startsWith('makedumpfile')) {
+    throw new MemleakError('E_FORMAT', src.size < 4096
+      ? `makedumpfile flattened stream of ${src.size} bytes: shorter than its 4096-byte header, truncated`
+      : 'makedumpfile flattened signature with damaged header bytes (the signature is 12 characters and 4 NULs): corrupt header', { file: src.path, offset: src.size < 4096 ? src.size : 12 });
+  }
+  if (sig.startsWith('\x7fELF')) {
+    throw new MemleakError('E_FORMAT', `ELF file of ${src.size} bytes: shorter than its 64-byte header, truncated`, { file: src.path, offset: src.size });
+  }
   const head = src.read(0, Math.min(8, src.size));
   const shown = [...head].map((b) => b.toString(16).padStart(2, '0')).join(' ');
   throw new MemleakError(
