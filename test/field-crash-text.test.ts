@@ -7,9 +7,10 @@ import { readFileSync } from 'node:fs';
 import { parseCrashKmem } from '../src/input/crash-kmem.js';
 import { parseCrashRd } from '../src/input/crash-rd.js';
 import { parseSlabinfo } from '../src/input/slabinfo.js';
+import { sniffText } from '../src/input/files.js';
 import { SparseMemory } from '../src/util/memory.js';
 import { join } from 'node:path';
-import { ROOT, errorOf, sample } from './helpers.js';
+import { ROOT, errorOf, sample, sampleText } from './helpers.js';
 
 const KMEM = readFileSync(sample('demo-kmalloc64/crash/kmem_S_kmalloc-64.txt'), 'utf8');
 
@@ -97,6 +98,21 @@ describe('crash kmem -S', () => {
 });
 
 describe('crash rd', () => {
+  it('crash\'s own errors between rd lines (a page it could not read) are skipped and counted, the other pages read', () => {
+    const rd = sampleText('demo-kmalloc64/crash/rd64_pages.txt.gz').split('\n');
+    const excluded = (a: string) => `rd: page excluded: kernel virtual address: ${a}  type: "64-bit KVADDR"`;
+    const lines = [excluded('ffff8eadc3350000'), ...rd.slice(0, 1000), excluded('ffff8eadc3d01000'), ...rd.slice(1000)];
+    const mem = new SparseMemory('x');
+    // Before: "not a format sysak memleak reads" (the first line), or "not a crash rd line" at line 1002.
+    const st = parseCrashRd(lines.join('\n'), 'rd.txt', mem);
+    const clean = new SparseMemory('y');
+    const want = parseCrashRd(rd.join('\n'), 'clean.txt', clean);
+    expect(st.crashErrors).toEqual({ count: 2, first: excluded('ffff8eadc3350000'), firstLine: 1 });
+    expect([st.lines, st.words]).toEqual([want.lines, want.words]);
+    expect(mem.pageAddresses()).toEqual(clean.pageAddresses());
+    expect(sniffText(lines.join('\n'))).toBe('rd');
+  });
+
   it('32-bit rd output says 32-bit kernels are not supported', () => {
     const e = errorOf(() => parseCrashRd('c147dd20:  00000000 c1234567 f3d2b040 00000001   ....gE#.@.......\n', 'i386-rd.txt', new SparseMemory('x')));
     expect(e.message).toMatch(/32-bit kernels are not supported/);

@@ -77,6 +77,17 @@ describe('warnings that reach the report', () => {
     expect(w.some((x) => /kmem-corrupt\.txt: 1 lines of crash's own warnings about corrupted slabs were skipped \(first, line 8: .*invalid freepointer/.test(x))).toBe(true);
   });
 
+  it('crash rd with crash\'s own errors for pages it could not read: counted and named in the warnings', () => {
+    const rd = gunzipSync(readFileSync(join(S, 'crash/rd64_pages.txt.gz'))).toString().split('\n');
+    rd.splice(1000, 0, 'rd: page excluded: kernel virtual address: ffff8eadc3d01000  type: "64-bit KVADDR"');
+    const f = join(tmp, 'rd-excluded.txt');
+    writeFileSync(f, rd.join('\n'));
+    const r = sysak('--rd', f, '--kmem', join(S, 'crash/kmem_S_kmalloc-64.txt'), '--kallsyms', join(S, 'guest/kallsyms.txt.gz'), '--json');
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).warnings).toContain(`${f}: 1 lines of crash's own errors were skipped (first, line 1001: "rd: page excluded: kernel virtual address: ffff8eadc3d01000  type: \\"64-bit KVADDR\\""): the memory they name is not in the file`);
+  });
+
   it('an unreadable mm_page_alloc line is named in the page report\'s warnings', () => {
     const trace = gunzipSync(readFileSync(sample('vmleak-page/guest/trace.txt.gz'))).toString().split('\n');
     const at = trace.findIndex((l) => l.includes('mm_page_alloc:'));

@@ -15,12 +15,16 @@ export interface RdParseStats {
   words: number;
   symbolicWords: number;
   slabPointerWords: number;
+  /** crash's own errors between the lines (`rd: page excluded: kernel virtual address: ...`), skipped. */
+  crashErrors: { count: number; first: string | null; firstLine: number | null };
 }
 
 const HEX16 = /^[0-9a-f]{16}$/;
 const LINE = /^\s*([0-9a-f]{1,16}):\s(.*)$/;
 const SYMBOL_WORD = /^[A-Za-z_.$][A-Za-z0-9_.$]*(\+\d+)?$/;
 const SLAB_WORD = /^\[[^\]\s]+\]$/;
+/** crash's error(INFO, ...) lines: an rd over many pages prints one for each page it cannot read. */
+const CRASH_MESSAGE = /^(rd: |crash: |WARNING: )/;
 
 function otherWidth(tok: string): number | null {
   if (/^[0-9a-f]{8}$/.test(tok)) return 32;
@@ -32,14 +36,14 @@ function otherWidth(tok: string): number | null {
 /** True when the text looks like crash rd output (first meaningful line). */
 export function looksLikeRd(text: string): boolean {
   for (const line of text.split('\n', 20)) {
-    if (line.trim() === '' || line.startsWith('crash>')) continue;
+    if (line.trim() === '' || line.startsWith('crash>') || CRASH_MESSAGE.test(line)) continue;
     return LINE.test(line);
   }
   return false;
 }
 
 export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdParseStats {
-  const stats: RdParseStats = { lines: 0, words: 0, symbolicWords: 0, slabPointerWords: 0 };
+  const stats: RdParseStats = { lines: 0, words: 0, symbolicWords: 0, slabPointerWords: 0, crashErrors: { count: 0, first: null, firstLine: null } };
   const opaqueIds = new Map<string, number>();
   const opaque = (hi: number, text: string): bigint => {
     let id = opaqueIds.get(text);
@@ -58,6 +62,14 @@ export function parseCrashRd(text: string, file: string, mem: SparseMemory): RdP
     pos = end + 1;
     lineNo++;
     if (line.trim() === '' || line.startsWith('crash>')) continue;
+    if (CRASH_MESSAGE.test(line)) {
+      // The page it names is absent from the file, as it is from the dump; the caller warns.
+      if (stats.crashErrors.count++ === 0) {
+        stats.crashErrors.first = line.trim().slice(0, 120);
+        stats.crashErrors.firstLine = lineNo;
+      }
+      continue;
+    }
     const m = LINE.exec(line);
     if (!m) throw new MemleakError('E_FORMAT', `not a crash rd line: ${JSON.stringify(line.slice(0, 60))}`, { file, line: lineNo });
     // crash pads addresses to the word size: 8 digits is a 32-bit kernel (x86_64 prints 16).

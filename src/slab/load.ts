@@ -94,7 +94,10 @@ export async function loadMemory(req: AnalyzeRequest, warnings: string[], phases
   }
   if (req.rd.length === 0) throw new MemleakError('E_USAGE', 'no memory source: give --rd FILE (crash rd -64 text), --raw FILE --base ADDR, or --from DIR');
   const mem = new SparseMemory(`crash rd text (${req.rd.join(', ')})`);
-  for (const f of req.rd) parseCrashRd(readAs(f, 'rd'), f, mem);
+  for (const f of req.rd) {
+    const { crashErrors: ce } = parseCrashRd(readAs(f, 'rd'), f, mem);
+    if (ce.count) warnings.push(`${f}: ${ce.count} lines of crash's own errors were skipped (first, line ${ce.firstLine}: ${JSON.stringify(ce.first)}): the memory they name is not in the file`);
+  }
   const sym = resolveSymbolicWords(mem, kallsyms);
   if (sym.unresolved) warnings.push(`${sym.unresolved} rd -S symbol words did not resolve${kallsyms ? ' in kallsyms' : ': give --kallsyms'}`);
   return { set: slabSetFromMemory(mem, geometry, kmem), kallsyms, vmcore: null };
