@@ -4,7 +4,7 @@
  *   of 5, with the default --workers, and its phases: the fixed costs (symbols, BTF, trace) that dominate
  *   small dumps.
  * - The big recordings in BENCH_BIG (default ../rec-big next to the project; bench/README.md says how
- *   to record them): `--vmcore` on vmcore.elf and vmcore.kdump, and `--from DIR`, to verdict, with the
+ *   to record them): `--vmcore` on vmcore.elf and vmcore.kdump, and `--from DIR`, to verdict (default --workers), with the
  *   GB/s of the cache's slab memory end to end, peak RSS, every phase; then drgn's walk of the same
  *   cache where drgn and the kernel's debug vmlinux exist (bench/drgn-walk.py), side by side.
  */
@@ -33,7 +33,7 @@ interface Run {
   peakRssMiB: number;
   report: {
     elapsedMs: number;
-    scan: { slabs: number; objectsScanned: number; memoryDigest: string };
+    scan: { slabs: number; objectsScanned: number; memoryDigest: string; workers: number };
     cache: { name: string; slabSize: number };
     clusters: { count: number }[];
     verdict: { function: string } | null;
@@ -69,7 +69,7 @@ function summary(label: string, r: Run): void {
   const rep = r.report;
   const slabBytes = rep.scan.slabs * rep.cache.slabSize;
   console.log(
-    `${label}: ${r.wallS.toFixed(2)} s wall, ${(slabBytes / (r.wallS * 1e9)).toFixed(2)} GB/s of the cache's slab memory (${(slabBytes / GiB).toFixed(2)} GiB, ${rep.scan.objectsScanned} objects counted), peak RSS ${r.peakRssMiB.toFixed(0)} MiB; verdict ${rep.verdict?.function ?? 'none'}, top cluster ${rep.clusters[0]?.count}, digest ${rep.scan.memoryDigest}`,
+    `${label}: ${r.wallS.toFixed(2)} s wall, ${(slabBytes / (r.wallS * 1e9)).toFixed(2)} GB/s of the cache's slab memory (${(slabBytes / GiB).toFixed(2)} GiB, ${rep.scan.objectsScanned} objects counted), peak RSS ${r.peakRssMiB.toFixed(0)} MiB, ${rep.scan.workers} workers; verdict ${rep.verdict?.function ?? 'none'}, top cluster ${rep.clusters[0]?.count}, digest ${rep.scan.memoryDigest}`,
   );
   console.log(phaseTable(rep.timings?.phases));
 }
@@ -133,7 +133,8 @@ export function benchBigRecordings(): void {
     for (const f of ['vmcore.elf', 'vmcore.kdump']) {
       const p = join(dir, f);
       if (!existsSync(p)) continue;
-      const args = ['--vmcore', p, '--cache', cache, ...(existsSync(trace) ? ['--trace', trace] : []), '--workers', '2'];
+      // The default worker count (cores - 1, the main thread scanning beside them): what a user runs.
+      const args = ['--vmcore', p, '--cache', cache, ...(existsSync(trace) ? ['--trace', trace] : [])];
       // BENCH_COLD=1 (root): the same run with the page cache dropped first (what a first run on a fresh
       // dump costs: disk reads), before the warm run.
       if (process.env.BENCH_COLD === '1') {
@@ -145,7 +146,7 @@ export function benchBigRecordings(): void {
       osrelease = (r.report as unknown as { source: { dump: { osrelease: string } } }).source.dump?.osrelease ?? osrelease;
       summary(`--vmcore ${f} (${(statSync(p).size / GiB).toFixed(2)} GiB file)`, r);
     }
-    summary(`--from ${dir}`, runSysak(['--from', dir, '--workers', '2']));
+    summary(`--from ${dir}`, runSysak(['--from', dir]));
     if (existsSync(join(dir, 'vmcore.elf')) && process.env.BENCH_DRGN !== '0') console.log(drgnWalk(join(dir, 'vmcore.elf'), osrelease || manifest.kernel?.release, cache));
   }
 }
