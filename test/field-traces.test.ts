@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { looksLikeTrace, parseFtrace, traceWarnings } from '../src/trace/ftrace.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { errorOf, ROOT } from './helpers.js';
 
 const fixture = (name: string) => readFileSync(join(ROOT, 'test/fixtures/field-formats', name), 'utf8');
@@ -101,6 +102,16 @@ describe('real trace formats', () => {
 });
 
 describe('no silent results from a trace', () => {
+  it('trace_clock counter or x86-tsc (timestamps without a decimal point): the hint says which clocks print seconds', () => {
+    const text = gunzipSync(readFileSync(join(ROOT, 'samples/demo-kmalloc64/guest/trace.txt.gz'))).toString('utf8').split('\n').slice(0, 400).join('\n');
+    const tsc = text.replace(/ (\d+)\.(\d{6}):/g, ' $1$2123:');
+    expect(tsc).not.toBe(text);
+    const e = errorOf(() => parseFtrace(tsc, 'trace.txt'));
+    expect(e.message).toMatch(/^no kmem trace events; first unreadable line: ".*" \(its timestamp has no decimal point: trace_clock was counter or x86-tsc; trace again with trace_clock local, global or mono, which print seconds\)\. Read are/);
+    expect(errorOf(() => parseFtrace(text.replace(/\[(\d+)\]/g, '{$1}'), 'other.txt')).message).not.toMatch(/decimal point/);
+  });
+
+
   it('an empty or comment-only trace holds no events: an error', () => {
     for (const text of ['', '# tracer: nop\n#\n# entries-in-buffer/entries-written: 0/0   #P:2\n#\n', '\n\n']) {
       const e = errorOf(() => parseFtrace(text, 'empty.txt'));

@@ -357,10 +357,13 @@ function noEvents(stats: TraceStats, file: string): MemleakError {
   const enable = 'enable kmem:kmalloc, kmem:kfree, kmem:kmem_cache_alloc and kmem:kmem_cache_free (or mm_page_alloc/mm_page_free for pages)';
   if (stats.badLines > 0) {
     const perf = /^\s*\S+\s+\d+\s+\[\d+\]\s+\d+\.\d+:/.test(stats.firstBadText ?? '');
+    // An ftrace line whose timestamp has no decimal point: trace_clock counter or x86-tsc (cycles, not seconds).
+    const counter = /^\s*.*?-\d+\s+(?:\(\s*[\d-]+\)\s+)?\[\d+\]\s+(?:\S{4,5}\s+)?\d+:\s+\w+:/.test(stats.firstBadText ?? '');
     return new MemleakError(
       'E_FORMAT',
       `no kmem trace events; first unreadable line: ${JSON.stringify(stats.firstBadText)}` +
         (perf ? ' (perf script output is read for kmem:* tracepoints: `perf record -e kmem:kmalloc -e kmem:kfree ...` then `perf script`)' : '') +
+        (counter ? ' (its timestamp has no decimal point: trace_clock was counter or x86-tsc; trace again with trace_clock local, global or mono, which print seconds)' : '') +
         '. Read are ftrace text (trace, trace_pipe, options/fields), trace-cmd report and perf script output',
       { file, line: stats.firstBadLine ?? undefined },
     );
