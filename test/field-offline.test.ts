@@ -88,6 +88,22 @@ describe('warnings that reach the report', () => {
     expect(JSON.parse(r.out).warnings).toContain(`${f}: 1 lines of crash's own errors were skipped (first, line 1001: "rd: page excluded: kernel virtual address: ffff8eadc3d01000  type: \\"64-bit KVADDR\\""): the memory they name is not in the file`);
   });
 
+  it('kmem text without the cache to analyse: kmem -s of many caches wants -n, a missing cache is named with its file', () => {
+    const kmemS = join(S, 'crash/kmem_S_kmalloc-64.txt');
+    const rd = ['--rd', join(S, 'crash/rd64_pages.txt.gz')];
+    // Before: "object size of kmalloc-128 unknown: give --kmem (crash kmem -S), ..." with --kmem given.
+    let r = sysak(...rd, '--kmem', kmemS, '-n', 'kmalloc-128');
+    expect([r.code, r.err]).toEqual([4, `sysak memleak: ${kmemS}: no cache kmalloc-128 in its 1 cache (kmalloc-64): give the kmem -S of kmalloc-128, or --object-size\n`]);
+    // kmem -s: the table of every cache (here three rows of the real one).
+    const table = readFileSync(kmemS, 'utf8').split('\n').slice(0, 2);
+    const f = join(tmp, 'kmem_s.txt');
+    writeFileSync(f, [...table, table[1].replace('kmalloc-64', 'dentry').replace(/^ffff8eadc1042500/, 'ffff8eadc1042600'), table[1].replace(' 64 ', ' 32 ').replace('kmalloc-64', 'kmalloc-32').replace(/^ffff8eadc1042500/, 'ffff8eadc1042700'), ''].join('\n'));
+    r = sysak(...rd, '--kmem', f);
+    expect([r.code, r.err]).toEqual([2, `sysak memleak: ${f}: lists 3 caches (kmem -s): name the one to analyse with -n (the most bytes: kmalloc-64, dentry, kmalloc-32)\n`]);
+    r = sysak(...rd, '--kmem', f, '-n', 'kmalloc-64', '--json');
+    expect(r.code).toBe(0);
+  });
+
   it('an unreadable mm_page_alloc line is named in the page report\'s warnings', () => {
     const trace = gunzipSync(readFileSync(sample('vmleak-page/guest/trace.txt.gz'))).toString().split('\n');
     const at = trace.findIndex((l) => l.includes('mm_page_alloc:'));

@@ -61,6 +61,22 @@ function loadVmcore(req: AnalyzeRequest, warnings: string[], phases: Phases): Lo
   }
 }
 
+/**
+ * kmem text that does not hold the cache to analyse, said with its file: `kmem -s` lists every cache
+ * (one must be named), and a named cache may be missing (another cache's kmem -S, a typo).
+ */
+function expectKmemCache(file: string, kmem: KmemReport, name: string | null, slabinfo: Map<string, SlabinfoRow> | null): void {
+  const names = kmem.caches.map((c) => c.name);
+  if (name === null && names.length > 1) {
+    const big = [...kmem.caches].sort((a, b) => b.total * b.objectSize - a.total * a.objectSize).slice(0, 3).map((c) => c.name);
+    throw new MemleakError('E_USAGE', `lists ${names.length} caches (kmem -s): name the one to analyse with -n (the most bytes: ${big.join(', ')})`, { file });
+  }
+  if (name !== null && !names.includes(name) && !slabinfo?.has(name)) {
+    const near = names.filter((n) => n.includes(name.replace(/-\d+$/, ''))).slice(0, 5);
+    throw new MemleakError('E_GEOMETRY', `no cache ${name} in its ${names.length} cache${names.length === 1 ? '' : 's'} (${(near.length ? near : names.slice(0, 5)).join(', ')}${names.length > 5 && !near.length ? ', ...' : ''}): give the kmem -S of ${name}, or --object-size`, { file });
+  }
+}
+
 export async function loadMemory(req: AnalyzeRequest, warnings: string[], phases: Phases): Promise<Loaded> {
   if (req.recordingWithoutMemory) {
     throw new MemleakError('E_NO_DATA', 'no slab memory in this directory: expected a vmcore, crash/rd64_pages.txt or crash/rdS_pages.txt (or give --vmcore / --rd / --raw)', { file: req.recordingWithoutMemory });
@@ -74,6 +90,7 @@ export async function loadMemory(req: AnalyzeRequest, warnings: string[], phases
   if (cw?.count) warnings.push(`${req.kmem}: ${cw.count} lines of crash's own warnings about corrupted slabs were skipped (first, line ${cw.firstLine}: ${JSON.stringify(cw.first)}): those slabs' free objects may be incomplete`);
   let slabinfo: Map<string, SlabinfoRow> | null = null;
   if (req.slabinfo) slabinfo = parseSlabinfo(readAs(req.slabinfo, 'slabinfo'), req.slabinfo);
+  if (kmem && req.geometry.objectSize === undefined) expectKmemCache(req.kmem!, kmem, req.geometry.cache ?? null, slabinfo);
   const geometry = resolveGeometry(req.geometry, kmem, slabinfo);
   if (req.raw) {
     if (req.rd.length) throw new MemleakError('E_USAGE', '--raw and --rd are different memory sources: give one');
