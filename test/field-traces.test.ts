@@ -102,6 +102,15 @@ describe('real trace formats', () => {
 });
 
 describe('no silent results from a trace', () => {
+  it('two traces joined out of order: warned with the line where time goes back, never silently a wrong window', () => {
+    const lines = gunzipSync(readFileSync(join(ROOT, 'samples/demo-kmalloc64/guest/trace.txt.gz'))).toString('utf8').split('\n');
+    const joined = [...lines.slice(3000), ...lines.slice(0, 3000)].join('\n');
+    const t = parseFtrace(joined, 'joined.txt');
+    const back = lines.length - 3000 + 1;
+    expect(traceWarnings(t)).toContain(`joined.txt: 1 lines have a timestamp over a second before the line above (first: line ${back}): traces joined or edited? The window is taken from the first line (${t.stats.firstTs}) to the last (${t.stats.lastTs})`);
+    expect(parseFtrace(lines.join('\n'), 'whole.txt').stats.backwardTs).toBe(0);
+  });
+
   it('trace_clock counter or x86-tsc (timestamps without a decimal point): the hint says which clocks print seconds', () => {
     const text = gunzipSync(readFileSync(join(ROOT, 'samples/demo-kmalloc64/guest/trace.txt.gz'))).toString('utf8').split('\n').slice(0, 400).join('\n');
     const tsc = text.replace(/ (\d+)\.(\d{6}):/g, ' $1$2123:');

@@ -64,6 +64,9 @@ export interface TraceStats {
   orphanStacks: number;
   firstTs: number | null;
   lastTs: number | null;
+  /** Lines whose timestamp is over a second before the line above (files concatenated, edited, or another clock). */
+  backwardTs: number;
+  firstBackwardLine: number | null;
   callSiteFormat: 'symbolic' | 'hex' | 'mixed' | 'none';
   markers: { text: string; ts: number }[];
 }
@@ -131,7 +134,7 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
   const stats: TraceStats = {
     lines: 0, events: 0, byEvent: {}, lostEvents: 0, lostMarkers: 0, badLines: 0, firstBadLine: null, firstBadText: null,
     nullFrees: 0, nullAllocs: 0, producer: 'ftrace',
-    stacks: 0, orphanStacks: 0, firstTs: null, lastTs: null, callSiteFormat: 'none', markers: [],
+    stacks: 0, orphanStacks: 0, firstTs: null, lastTs: null, backwardTs: 0, firstBackwardLine: null, callSiteFormat: 'none', markers: [],
   };
   const lastByCpu = new Map<number, TraceEvent>();
   let pendingStack: { cpu: number; pid: number; target: TraceEvent | null; frames: string[] } | null = null;
@@ -240,6 +243,9 @@ export function parseFtrace(text: string, file: string, ks: Kallsyms | null = nu
       continue;
     }
     if (stats.firstTs === null) stats.firstTs = ts;
+    // ftrace, trace-cmd and perf print events in time order: the window runs from the first line to
+    // the last, which a trace put together from two runs (or a damaged timestamp) would make wrong.
+    if (stats.lastTs !== null && ts < stats.lastTs - 1 && stats.backwardTs++ === 0) stats.firstBackwardLine = lineNo;
     stats.lastTs = ts;
     if (ev === '<user stack trace>') continue;
     if (ev === '<stack trace>') {
@@ -384,6 +390,7 @@ export function traceWarnings(t: ParsedTrace): string[] {
   if (s.badLines) w.push(`${t.file}: ${s.badLines} lines could not be read and were skipped (first: line ${s.firstBadLine}: ${JSON.stringify(s.firstBadText)})`);
   if (s.lostEvents || s.lostMarkers) w.push(`${t.file}: the kernel lost ${s.lostEvents} events (${s.lostMarkers} [LOST] markers): unfreed counts may include allocations whose free was lost`);
   if (s.nullAllocs) w.push(`${t.file}: ${s.nullAllocs} allocations returned NULL (failed) and were skipped`);
+  if (s.backwardTs) w.push(`${t.file}: ${s.backwardTs} lines have a timestamp over a second before the line above (first: line ${s.firstBackwardLine}): traces joined or edited? The window is taken from the first line (${s.firstTs}) to the last (${s.lastTs})`);
   return w;
 }
 
