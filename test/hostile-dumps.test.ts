@@ -261,6 +261,24 @@ describe('struct kmem_cache of the analysed cache, damaged', () => {
     return fileOf(name, writeElfCore(patched, 4096, INFO, { cache: 'kmalloc-64', from: 'test' }));
   }
 
+  it('--btf of another kernel (5.10 for a 6.1 dump): the kmem_cache that makes no sense names the --btf file as a cause', async () => {
+    const { Program } = await import('../src/kernel/program.js');
+    const { kernelSymbolsFromDump } = await import('../src/kernel/dump-symbols.js');
+    const d = openDump(sample('k5.10-demo-kmalloc64/vmcore.extract.gz'));
+    const prog = new Program(d);
+    const ks = Kallsyms.fromRows(kernelSymbolsFromDump(prog), 'dump');
+    const start = ks.addressOf('__start_BTF')!;
+    const btf = fileOf('btf-5.10.bin', prog.mustRead(start, Number(ks.addressOf('__stop_BTF')! - start), '.BTF'));
+    d.close();
+    try {
+      await analyze({ ...defaultRequest(), vmcore: EXTRACT, btf, geometry: { cache: 'kmalloc-64' }, scan: { workers: 0 } });
+      throw new Error('expected a MemleakError');
+    } catch (e) {
+      expect(e).toBeInstanceOf(MemleakError);
+      expect((e as MemleakError).where()).toMatch(new RegExp(`^${EXTRACT}: struct kmem_cache at 0x[0-9a-f]+ \\(".*"\\) says .*: not a SLUB geometry \\(damaged memory, or ${btf} is another kernel's BTF\\)$`));
+    }
+  });
+
   it('65535 objects, 0 objects, order 30, size 8: one line naming the cache, not a hang, a RangeError or a report', async () => {
     // Before: a hang, "Invalid array buffer length", "Offset is outside the bounds of the DataView", and exit 0.
     for (const [what, edits] of [['objects65535', [[52, 65535]]], ['objects0', [[52, 0]]], ['order30', [[52, (30 << 16) | 64]]], ['size8', [[24, 8]]]] as const) {

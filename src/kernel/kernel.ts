@@ -99,7 +99,7 @@ export function openVmcore(inp: VmcoreInputs, phases: Phases = new Phases()): Ke
       modPhase.add(0, mods.rows.length);
     }
     modPhase.end();
-    return { dump, prog, syms, types, symbolsSource, typesSource, warnings, close: () => dump.close() };
+    return { dump, prog, syms, types, symbolsSource, typesSource, btfFile: inp.btf ?? null, warnings, close: () => dump.close() };
   } catch (e) {
     dump.close();
     throw e;

@@ -68,6 +68,8 @@ export interface SlubContext {
   prog: KernelProgram;
   syms: Kallsyms;
   types: KernelTypes;
+  /** --btf FILE, when the types did not come from the dump: named when struct contents make no sense. */
+  btfFile?: string | null;
 }
 
 function sym(ctx: SlubContext, name: string): bigint {
@@ -81,7 +83,7 @@ const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset, b.byteLength)
 
 export function readKmemCache(ctx: SlubContext, addr: bigint): KmemCache {
   const c = readKmemCacheFields(ctx, addr);
-  checkKmemCache(c, ctx.prog);
+  checkKmemCache(c, ctx.prog, ctx.btfFile ?? null);
   return c;
 }
 
@@ -94,14 +96,14 @@ const MAX_SLAB_ORDER = 10;
  * (before 4.18 less a few reserved bytes). Damaged memory here was a hang (65535 objects of a 64-byte
  * slab walked one by one), a DataView out of bounds, or a silent report of the wrong objects.
  */
-function checkKmemCache(c: KmemCache, prog: KernelProgram): void {
+function checkKmemCache(c: KmemCache, prog: KernelProgram, btfFile: string | null): void {
   const slab = prog.pageSize * 2 ** c.order;
   const ok = c.order <= MAX_SLAB_ORDER && c.size >= 8 && c.size % 8 === 0 && c.size <= slab && c.objectSize <= c.size &&
     c.offset + 8 <= c.size && c.objects >= 1 && c.objects <= Math.floor(slab / c.size) && c.objects >= Math.floor((slab - 256) / c.size);
   if (!ok) {
     throw new MemleakError(
       'E_FORMAT',
-      `struct kmem_cache at ${hex(c.addr)} (${JSON.stringify(c.name.slice(0, 40))}) says size ${c.size}, object_size ${c.objectSize}, free pointer at ${c.offset}, ${c.objects} objects in an order-${c.order} slab: not a SLUB geometry (damaged memory)`,
+      `struct kmem_cache at ${hex(c.addr)} (${JSON.stringify(c.name.slice(0, 40))}) says size ${c.size}, object_size ${c.objectSize}, free pointer at ${c.offset}, ${c.objects} objects in an order-${c.order} slab: not a SLUB geometry (damaged memory${btfFile ? `, or ${btfFile} is another kernel's BTF` : ''})`,
       { file: prog.dump.path },
     );
   }
