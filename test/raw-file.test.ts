@@ -37,7 +37,7 @@ const size = (() => {
 
 /** The same file as a pipe would give it: read in order, no size, no offsets. */
 function pipeLike(fd: number): StreamSource {
-  return { description: 'pipe', read: (into) => {
+  return { description: 'pipe', name: 'pipe', read: (into) => {
     let done = 0;
     while (done < into.length) {
       const n = readSync(fd, into, done, into.length - done, null);
@@ -119,6 +119,15 @@ describe('--raw FILE: each chunk read by offset on the thread that scans it', ()
       const e = await scan('file', 64, workers, shrunk).then(() => null, (x: unknown) => x);
       expect(e).toBeInstanceOf(MemleakError);
       expect(e).toMatchObject({ code: 'E_IO', context: { file, offset: size } });
+    }
+  });
+
+  it('names stdin, or the device given, when the stream holds no whole slab', () => {
+    const cli = `"${process.execPath}" "${join(ROOT, 'dist/src/cli/main.js')}" memleak --base ${BASE.toString(16)} --object-size 64 --raw`;
+    for (const [cmd, want] of [[`printf 'abc' | ${cli} -`, 'stdin at offset 3 (0x3): raw dump of 3 bytes'], [`${cli} /dev/null`, '/dev/null at offset 0 (0x0): raw dump of 0 bytes']]) {
+      const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
+      expect(r.status, cmd).toBe(5);
+      expect(r.stderr, cmd).toBe(`sysak memleak: ${want} holds no whole 4096-byte slab\n`);
     }
   });
 

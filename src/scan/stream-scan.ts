@@ -26,6 +26,8 @@ export const LEARN_BYTES = 64 << 20;
 
 export interface StreamSource {
   readonly description: string;
+  /** For error messages: the file, device or pipe given, or "stdin". */
+  readonly name: string;
   /** Fills `into` as far as the source goes; returns the bytes read (< length only at the end). */
   read(into: Uint8Array): number;
   /**
@@ -42,6 +44,7 @@ export function fdSource(fd: number, path: string): StreamSource {
   return {
     file: st?.isFile() ? { fd, path, size: st.size } : undefined,
     description: path === '-' ? 'raw slab pages from stdin' : `raw slab pages streamed from ${path}`,
+    name: path === '-' ? 'stdin' : path,
     read(into: Uint8Array): number {
       let done = 0;
       while (done < into.length) {
@@ -183,7 +186,11 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
     step = Math.max(1, Math.floor(headObjects / o.sampleObjects));
     for (const s of head) learnChunk(new Uint32Array(s.buffer), s.offset, s.slabs);
   }
-  if (headObjects === 0) throw new MemleakError('E_NO_DATA', `the input holds no whole ${slabSize}-byte slab`);
+  if (headObjects === 0) {
+    // Named like a regular file's (slab/load.ts): stdin or the device or pipe given, and how much came.
+    const got = src.file ? src.file.size : trailing; // a stream's bytes that made no whole slab
+    throw new MemleakError('E_NO_DATA', `raw dump of ${got} bytes holds no whole ${slabSize}-byte slab`, { file: src.file?.path ?? src.name, offset: got });
+  }
   const heavy = learner.finish();
   learning.end();
   const scanning = phases.start('scan', 'bytes', src.file ? src.file.size : null);
