@@ -43,6 +43,21 @@ export interface FileRangeResult extends ChunkResult {
   chunkDigests: number[];
 }
 
+/**
+ * The addresses of `slabs` slabs at byte `at` of a raw dump whose first byte is at (baseHi:baseLo), as
+ * the u32 pairs a chunk job carries: base + offset in u32 halves, no bigint per slab (offsets stay
+ * below 2^53).
+ */
+export function rawSlabAddrs(baseLo: number, baseHi: number, at: number, slabs: number, slabSize: number): Uint32Array {
+  const slabAddrs = new Uint32Array(2 * slabs);
+  for (let i = 0; i < slabs; i++) {
+    const sum = baseLo + at + i * slabSize;
+    slabAddrs[2 * i] = sum >>> 0;
+    slabAddrs[2 * i + 1] = (baseHi + Math.floor(sum / 0x100000000)) >>> 0;
+  }
+  return slabAddrs;
+}
+
 /** The shared counters for a new scan. */
 export function fileRangeCounters(): SharedArrayBuffer {
   return new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
@@ -88,13 +103,7 @@ export class FileRangeScanner {
     const at = index * job.chunkBytes;
     const slabs = Math.floor(Math.min(job.chunkBytes, job.size - at) / job.slabSize);
     if (slabs > 0) {
-      const slabAddrs = new Uint32Array(2 * slabs);
-      for (let i = 0; i < slabs; i++) {
-        // base + offset in u32 halves (no bigint per slab); offsets stay below 2^53.
-        const sum = job.baseLo + at + i * job.slabSize;
-        slabAddrs[2 * i] = sum >>> 0;
-        slabAddrs[2 * i + 1] = (job.baseHi + Math.floor(sum / 0x100000000)) >>> 0;
-      }
+      const slabAddrs = rawSlabAddrs(job.baseLo, job.baseHi, at, slabs, job.slabSize);
       const chunk: FileChunkJob = {
         stride: job.stride, objsPerSlab: job.objsPerSlab, slabAddrs, state: null, heavy: job.heavy, space: job.space, maxTemplates: job.maxTemplates,
         fd: job.fd, file: job.file, offset: at, slabBytes: job.slabSize,

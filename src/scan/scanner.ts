@@ -132,8 +132,17 @@ export async function runFileRange(pool: Piscina, job: FileRangeJob): Promise<Fi
 export class FirstFailure {
   error: MemleakError | null = null;
   keep = (e: unknown): void => {
-    this.error ??= e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
+    this.error ??= asScanError(e);
   };
+}
+
+function asScanError(e: unknown): MemleakError {
+  return e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
+}
+
+/** The scan phase's note when the main thread scanned beside the workers (both scanners). */
+export function mainThreadShare(here: number, chunks: number, workers: number): string {
+  return `${here} of ${chunks} chunks scanned on the main thread, beside ${workers} worker${workers === 1 ? '' : 's'}`;
 }
 
 /**
@@ -160,7 +169,7 @@ export class ChunkDispatch {
 
   /** For --verbose and the JSON timings: how the chunks were shared. */
   get note(): string | undefined {
-    return this.here ? `${this.here} of ${this.chunks} chunks scanned on the main thread, beside ${this.workers} worker${this.workers === 1 ? '' : 's'}` : undefined;
+    return this.here ? mainThreadShare(this.here, this.chunks, this.workers) : undefined;
   }
 
   async submit<J extends AnyChunkJob>(job: J, scanHere: (job: J) => UnpackedChunkResult, absorb: (r: UnpackedChunkResult) => void): Promise<void> {
@@ -208,14 +217,17 @@ export class ScanTally {
   /** One chunk's result; `index` is the chunk's place in slab order (the memory digest follows that order). */
   absorb(r: ChunkResult, index: number): void {
     this.digests[index] = r.digest;
-    this.objects += r.objects;
-    this.skipped += r.skipped;
-    this.overflow += mergeChunkResults(this.merged, r, this.mergeCap);
+    this.fold(r);
   }
 
   /** One thread's share of a raw file: its merged templates, and the checksums of the chunks it took. */
   absorbRange(r: FileRangeResult): void {
     for (let i = 0; i < r.chunkDigests.length; i += 3) this.digests[r.chunkDigests[i]] = [r.chunkDigests[i + 1], r.chunkDigests[i + 2]];
+    this.fold(r);
+  }
+
+  /** Counts and templates of one chunk, or of one thread's share. */
+  private fold(r: ChunkResult): void {
     this.objects += r.objects;
     this.skipped += r.skipped;
     this.overflow += mergeChunkResults(this.merged, r, this.mergeCap);

@@ -15,11 +15,11 @@ import type { AddressSpace } from '../kernel/address-space.js';
 import { tokenSpaceOf } from './tokens.js';
 import { HeavyLearner } from './heavy.js';
 import { scanChunk, type ChunkJob, type ChunkResult, type UnreadChunkJob } from './scan-chunk.js';
-import { FileRangeScanner, fileRangeChunks, fileRangeCounters, fileRangeDone, stopFileRange, type FileRangeJob } from './file-range.js';
+import { FileRangeScanner, fileRangeChunks, fileRangeCounters, fileRangeDone, rawSlabAddrs, stopFileRange, type FileRangeJob } from './file-range.js';
 import { packSlabs } from './chunk-job.js';
 import { preadFully } from '../util/read-file.js';
 import { NO_PHASES } from '../phases.js';
-import { DEFAULT_SCAN, FirstFailure, runChunk, runFileRange, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
+import { DEFAULT_SCAN, FirstFailure, mainThreadShare, runChunk, runFileRange, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
 export const LEARN_BYTES = 64 << 20;
@@ -200,13 +200,7 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
   const repBytes = new Map<number, Uint8Array>();
   /** The job of `slabs` slabs at stream offset `at`, without its bytes. */
   const unreadJob = (at: number, slabs: number): UnreadChunkJob => {
-    const slabAddrs = new Uint32Array(2 * slabs);
-    for (let i = 0; i < slabs; i++) {
-      // base + offset in u32 halves (no bigint per slab); offsets stay below 2^53.
-      const sum = baseLo + at + i * slabSize;
-      slabAddrs[2 * i] = sum >>> 0;
-      slabAddrs[2 * i + 1] = (baseHi + Math.floor(sum / 0x100000000)) >>> 0;
-    }
+    const slabAddrs = rawSlabAddrs(baseLo, baseHi, at, slabs, slabSize);
     return { stride, objsPerSlab, slabAddrs, state: null, heavy, space: tokSpace, maxTemplates: o.maxTemplates };
   };
   const jobOf = (s: Slot): ChunkJob => {
@@ -278,8 +272,7 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
       tally.absorbRange(r);
       scanning.add(0, r.objects);
     }
-    const chunks = fileRangeChunks(job);
-    if (pool) scanning.note = `${mine} of ${chunks} chunks scanned on the main thread, beside ${o.workers} worker${o.workers === 1 ? '' : 's'}`;
+    if (pool) scanning.note = mainThreadShare(mine, fileRangeChunks(job), o.workers);
   };
 
   const run = async () => {
