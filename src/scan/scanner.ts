@@ -136,6 +136,20 @@ export class FirstFailure {
   };
 }
 
+/**
+ * Of several threads' failures, the one nearest the file's start (by context.offset; one without an
+ * offset counts as last). Threads that take a raw file's chunks in file order (file-range.ts) all read
+ * the chunk where a shrunk file ends, but one past it may fail first: the report still names where
+ * the file ends, whichever thread got there.
+ */
+export class EarliestFailure {
+  error: MemleakError | null = null;
+  keep = (e: unknown): void => {
+    const m = asScanError(e);
+    if (!this.error || (m.context.offset ?? Infinity) < (this.error.context.offset ?? Infinity)) this.error = m;
+  };
+}
+
 function asScanError(e: unknown): MemleakError {
   return e instanceof MemleakError ? e : new MemleakError('E_WORKER', String(e));
 }

@@ -19,7 +19,7 @@ import { FileRangeScanner, fileRangeChunks, fileRangeCounters, fileRangeDone, ra
 import { packSlabs } from './chunk-job.js';
 import { preadFully } from '../util/read-file.js';
 import { NO_PHASES } from '../phases.js';
-import { DEFAULT_SCAN, FirstFailure, mainThreadShare, runChunk, runFileRange, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
+import { DEFAULT_SCAN, EarliestFailure, FirstFailure, mainThreadShare, runChunk, runFileRange, ScanTally, scanOptions, scanPool, type ScanOptions, type ScanResult } from './scanner.js';
 
 /** Bytes read before the heavy tokens are fixed: 16 chunks of 4 MiB. */
 export const LEARN_BYTES = 64 << 20;
@@ -244,7 +244,7 @@ async function scanStreamWith(src: StreamSource, g: StreamGeometry, space: Addre
       fd: file.fd, file: file.path, size: scanned, chunkBytes, slabSize, baseLo, baseHi,
       stride, objsPerSlab, heavy, space: tokSpace, maxTemplates: o.maxTemplates, counters: fileRangeCounters(),
     };
-    const failure = new FirstFailure();
+    const failure = new EarliestFailure();
     const shares = pool ? Array.from({ length: o.workers }, () => runFileRange(pool, job).catch((e) => {
       stopFileRange(job);
       failure.keep(e);
